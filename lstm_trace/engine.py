@@ -1,0 +1,430 @@
+"""The NumPy step engine: replays canonical cells over sequences and records every gate.
+
+Structure follows Keras: a *cell* knows one step (``_lstm_steps``, ``_gru_steps``,
+``_simple_rnn_steps`` hold the step loop of each kind), :func:`run_direction` owns
+time, direction and masks, :func:`run_layer` composes one or two directions into a
+layer (Bidirectional merge), and :func:`run` walks a :class:`~lstm_trace.network.Network`.
+
+For speed the input projection ``x W + b`` is one matmul over ``batch * steps``; the
+step loop only does ``h U`` and the elementwise gate math, writing into preallocated
+``(batch, steps, units)`` arrays. Every recorded array is indexed by *input position*:
+for a reversed direction the value at ``t`` is the state right after consuming ``x[t]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from .activations import get_activation
+from .layers import LayerReplayError, UpstreamLayer
+from .network import QUANTITIES, Cell, Direction, Network, RecurrentLayer
+from .trace import Trace, TracedLayer
+
+MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+
+
+class TraceError(ValueError):
+    """The input or options do not fit the network (shape, layer name, initial state)."""
+
+
+@dataclass
+class DirectionResult:
+    """Recorded quantities of one direction (input-position order) and its final states."""
+
+    arrays: dict[str, np.ndarray]
+    final_hidden: np.ndarray
+    final_cell: np.ndarray | None
+
+
+def _steps(reverse: bool, steps: int) -> Iterable[int]:
+    return range(steps - 1, -1, -1) if reverse else range(steps)
+
+
+def _lstm_steps(
+    cell: Cell, xw: np.ndarray, mask: np.ndarray | None, h: np.ndarray, c: np.ndarray,
+    reverse: bool, out: dict[str, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """The LSTM step loop (equations in :class:`~lstm_trace.network.Cell`)."""
+    u = cell.units
+    sigma = get_activation(cell.recurrent_activation)
+    phi = get_activation(cell.activation)
+    U = cell.recurrent_kernel
+    peep = cell.peepholes or {}
+    p_i, p_f, p_o = (peep.get(k) for k in ("input_gate", "forget_gate", "output_gate"))
+    P = cell.projection
+    z = np.empty((xw.shape[0], 4 * u), dtype=xw.dtype)
+    gi, gf, gc, go = out["input_gate"], out["forget_gate"], out["candidate"], out["output_gate"]
+    cs, hs = out["cell"], out["hidden"]
+    for t in _steps(reverse, xw.shape[1]):
+        np.matmul(h, U, out=z)
+        z += xw[:, t]
+        if p_i is not None:
+            z[:, :u] += p_i * c
+        if p_f is not None:
+            z[:, u:2 * u] += p_f * c
+        i = sigma(z[:, :u])
+        f = sigma(z[:, u:2 * u])
+        g = phi(z[:, 2 * u:3 * u])
+        c_new = f * c + i * g
+        if cell.cell_clip is not None:
+            np.clip(c_new, -cell.cell_clip, cell.cell_clip, out=c_new)
+        if p_o is not None:
+            z[:, 3 * u:] += p_o * c_new
+        o = sigma(z[:, 3 * u:])
+        h_new = o * phi(c_new)
+        if P is not None:
+            h_new = h_new @ P
+            if cell.proj_clip is not None:
+                np.clip(h_new, -cell.proj_clip, cell.proj_clip, out=h_new)
+        if mask is not None:
+            keep = mask[:, t, None]
+            c_new = np.where(keep, c_new, c)
+            h_new = np.where(keep, h_new, h)
+        gi[:, t], gf[:, t], gc[:, t], go[:, t] = i, f, g, o
+        cs[:, t] = c = c_new
+        hs[:, t] = h = h_new
+    return h, c
+
+
+def _gru_steps(
+    cell: Cell, xw: np.ndarray, mask: np.ndarray | None, h: np.ndarray,
+    reverse: bool, out: dict[str, np.ndarray],
+) -> np.ndarray:
+    """The GRU step loop, both reset_after variants (equations in :class:`~lstm_trace.network.Cell`)."""
+    u = cell.units
+    sigma = get_activation(cell.recurrent_activation)
+    phi = get_activation(cell.activation)
+    U = cell.recurrent_kernel
+    U_zr, U_h = U[:, :2 * u], U[:, 2 * u:]
+    rb = cell.recurrent_bias
+    gz, gr, gc, hs = out["update_gate"], out["reset_gate"], out["candidate"], out["hidden"]
+    for t in _steps(reverse, xw.shape[1]):
+        xt = xw[:, t]
+        if cell.reset_after:
+            hu = h @ U
+            if rb is not None:
+                hu += rb
+            z = sigma(xt[:, :u] + hu[:, :u])
+            r = sigma(xt[:, u:2 * u] + hu[:, u:2 * u])
+            g = phi(xt[:, 2 * u:] + r * hu[:, 2 * u:])
+        else:
+            hu = h @ U_zr
+            if rb is not None:
+                hu += rb[:2 * u]
+            z = sigma(xt[:, :u] + hu[:, :u])
+            r = sigma(xt[:, u:2 * u] + hu[:, u:])
+            hh = (r * h) @ U_h
+            if rb is not None:
+                hh += rb[2 * u:]
+            g = phi(xt[:, 2 * u:] + hh)
+        h_new = z * h + (1 - z) * g
+        if mask is not None:
+            h_new = np.where(mask[:, t, None], h_new, h)
+        gz[:, t], gr[:, t], gc[:, t] = z, r, g
+        hs[:, t] = h = h_new
+    return h
+
+
+def _simple_rnn_steps(
+    cell: Cell, xw: np.ndarray, mask: np.ndarray | None, h: np.ndarray,
+    reverse: bool, out: dict[str, np.ndarray],
+) -> np.ndarray:
+    """The SimpleRNN step loop: ``h' = φ(x W + h U + b)``."""
+    phi = get_activation(cell.activation)
+    U = cell.recurrent_kernel
+    hs = out["hidden"]
+    for t in _steps(reverse, xw.shape[1]):
+        h_new = phi(xw[:, t] + h @ U)
+        if mask is not None:
+            h_new = np.where(mask[:, t, None], h_new, h)
+        hs[:, t] = h = h_new
+    return h
+
+
+def _input_projection(cell: Cell, x: np.ndarray) -> np.ndarray:
+    """``x W + b`` for all steps at once, with any run-time forget bias folded in."""
+    batch, steps, features = x.shape
+    xw = (x.reshape(batch * steps, features) @ cell.kernel).reshape(batch, steps, -1)
+    if cell.bias is not None:
+        xw += cell.bias
+    if cell.kind == "lstm" and cell.forget_bias:
+        u = cell.units
+        xw[:, :, u:2 * u] += xw.dtype.type(cell.forget_bias)
+    return xw
+
+
+def run_direction(
+    cell: Cell,
+    x: np.ndarray,
+    *,
+    reverse: bool = False,
+    mask: np.ndarray | None = None,
+    initial_hidden: np.ndarray | None = None,
+    initial_cell: np.ndarray | None = None,
+) -> DirectionResult:
+    """Replay one cell over ``x`` ``(batch, steps, features)``; ``cell`` and ``x`` share a dtype.
+
+    On a masked step (``mask[b, t]`` false) the states carry over unchanged, as in Keras;
+    the gates recorded there are 0.
+    """
+    batch, steps, _ = x.shape
+    dtype = x.dtype
+    units = cell.units
+    out = {
+        q: np.empty((batch, steps, cell.state_size if q == "hidden" else units), dtype=dtype)
+        for q in QUANTITIES[cell.kind]
+    }
+    h = _initial(initial_hidden, batch, cell.state_size, dtype)
+    xw = _input_projection(cell, x)
+    c_final = None
+    if cell.kind == "lstm":
+        c = _initial(initial_cell, batch, units, dtype)
+        h, c_final = _lstm_steps(cell, xw, mask, h, c, reverse, out)
+    elif cell.kind == "gru":
+        h = _gru_steps(cell, xw, mask, h, reverse, out)
+    else:
+        h = _simple_rnn_steps(cell, xw, mask, h, reverse, out)
+    if mask is not None:
+        keep = mask[:, :, None]
+        for q in out:
+            if q not in ("hidden", "cell"):
+                out[q] *= keep
+        out["mask"] = mask.copy()
+    return DirectionResult(out, h, c_final)
+
+
+def _initial(value: np.ndarray | None, batch: int, size: int, dtype: np.dtype) -> np.ndarray:
+    if value is None:
+        return np.zeros((batch, size), dtype=dtype)
+    return np.ascontiguousarray(np.broadcast_to(value, (batch, size)), dtype=dtype)
+
+
+@dataclass
+class LayerResult:
+    """What a recurrent layer hands to the next layer, and what it recorded."""
+
+    output: np.ndarray | tuple[np.ndarray, np.ndarray]
+    mask: np.ndarray | None
+    directions: dict[str, DirectionResult]
+
+
+def run_layer(
+    layer: RecurrentLayer,
+    x: np.ndarray,
+    *,
+    mask: np.ndarray | None = None,
+    initial_state: Mapping[str, np.ndarray] | None = None,
+) -> LayerResult:
+    """Run every direction of ``layer`` and merge their outputs as Keras does.
+
+    A reversed direction's returned sequence is in processing order (Keras
+    ``go_backwards``); ``Bidirectional`` flips its backward sequence back to input
+    positions, zeroes masked steps, then merges with ``merge_mode``.
+    """
+    initial_state = initial_state or {}
+    results: dict[str, DirectionResult] = {}
+    returned: list[np.ndarray] = []
+    for prefix, direction in layer.trace_prefixes():
+        cell = direction.cell
+        if x.ndim != 3 or x.shape[-1] != cell.input_size:
+            raise TraceError(
+                f"layer {layer.name!r} expects input (batch, steps, {cell.input_size}), "
+                f"got {tuple(x.shape)}"
+            )
+        res = run_direction(
+            cell, x, reverse=direction.reverse, mask=mask,
+            initial_hidden=initial_state.get(f"{prefix}/hidden"),
+            initial_cell=initial_state.get(f"{prefix}/cell"),
+        )
+        results[direction.name] = res
+        returned.append(_returned_output(layer, direction, res, mask))
+    if not layer.bidirectional:
+        output: np.ndarray | tuple[np.ndarray, np.ndarray] = returned[0]
+    else:
+        output = merge(returned[0], returned[1], layer.merge_mode)
+    out_mask = mask if layer.return_sequences else None
+    return LayerResult(output, out_mask, results)
+
+
+def _returned_output(
+    layer: RecurrentLayer, direction: Direction, res: DirectionResult, mask: np.ndarray | None
+) -> np.ndarray:
+    if not layer.return_sequences:
+        return res.final_hidden
+    seq = res.arrays["hidden"]
+    if layer.bidirectional:
+        # Keras makes both inner layers output zeros on masked steps, and flips the
+        # backward one back to input positions before merging.
+        if mask is not None:
+            seq = seq * mask[:, :, None]
+        if direction.name == "backward":
+            return seq if direction.reverse else seq[:, ::-1]
+    return seq[:, ::-1] if direction.reverse else seq
+
+
+def merge(
+    a: np.ndarray, b: np.ndarray, mode: str | None
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Combine the two directions' outputs like Keras ``Bidirectional(merge_mode=...)``."""
+    if mode == "concat":
+        return np.concatenate([a, b], axis=-1)
+    if mode == "sum":
+        return a + b
+    if mode == "mul":
+        return a * b
+    if mode == "ave":
+        return (a + b) / a.dtype.type(2)
+    if mode is None:
+        return a, b
+    raise ValueError(f"unknown merge_mode {mode!r} (expected one of {MERGE_MODES})")
+
+
+def run(
+    network: Network,
+    x: np.ndarray,
+    *,
+    layers: Iterable[str] | None = None,
+    layer_input: bool = False,
+    initial_state: Mapping[str, np.ndarray] | None = None,
+    dtype: str | np.dtype = "float32",
+) -> Trace:
+    """Replay ``x`` through ``network`` and record the selected recurrent layers.
+
+    ``x`` is ``(batch, steps, features)`` (or ``(steps, features)``, batch 1), or integer
+    token ids ``(batch, steps)`` for a model that starts with an Embedding. ``layers``
+    names the recurrent layers to record (default: all). Layers after the last recorded
+    one are not run. With ``layer_input`` ``x`` is the first recorded layer's own input.
+    ``initial_state`` maps ``<layer>[/<direction>]/hidden`` (and ``/cell``) to
+    ``(batch, units)`` or ``(units,)`` arrays.
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise TraceError(f"--dtype must be a float type, got {dtype}")
+    recurrent = network.recurrent_layers
+    if not recurrent:
+        raise TraceError("the model has no recurrent layer to trace")
+    wanted = _select(network, layers)
+    positions = [i for i, layer in enumerate(network.layers) if layer.name in wanted]
+    start = positions[0] if layer_input else 0
+    stop = positions[-1]
+    initial_state = dict(initial_state or {})
+    _check_initial_state(network, initial_state)
+
+    x = np.asarray(x)
+    integer_input = x.dtype.kind in "iu"
+    if not integer_input:
+        x = x.astype(dtype, copy=False)
+    if x.ndim == 2 and not integer_input or x.ndim == 1 and integer_input:
+        x = x[None]
+    # Outputs by layer name ("" is the model input), each with its mask.
+    values: dict[str, tuple[np.ndarray | tuple, np.ndarray | None]] = {}
+    if layer_input:
+        for source in network.sources(start) or ("",):
+            values[source] = (x, None)
+    else:
+        values[""] = (x, None)
+    arrays: dict[str, np.ndarray] = {}
+    traced: list[TracedLayer] = []
+    for index in range(start, stop + 1):
+        layer = network.layers[index]
+        sources = network.sources(index) or ("",)
+        if any(source not in values for source in sources):
+            continue  # on a branch the given input does not reach
+        inputs = [values[source] for source in sources]
+        if isinstance(layer, UpstreamLayer):
+            values[layer.name] = _apply_upstream(layer, inputs, dtype)
+            continue
+        if len(inputs) != 1:
+            raise TraceError(f"recurrent layer {layer.name!r} has {len(inputs)} inputs")
+        lx, mask = inputs[0]
+        if isinstance(lx, tuple):
+            raise TraceError(
+                f"layer {layer.name!r} follows a Bidirectional layer with merge_mode=None "
+                "(two outputs); trace it with --layer-input"
+            )
+        if lx.dtype.kind != "f":
+            raise TraceError(
+                f"layer {layer.name!r} needs float features but the input holds integers; "
+                "integer token ids need a model that starts with an Embedding"
+            )
+        run_copy = RecurrentLayer(
+            name=layer.name,
+            directions=[Direction(d.name, d.cell.astype(dtype), d.reverse) for d in layer.directions],
+            bidirectional=layer.bidirectional,
+            merge_mode=layer.merge_mode,
+            return_sequences=layer.return_sequences,
+        )
+        result = run_layer(run_copy, lx, mask=mask, initial_state=initial_state)
+        if layer.name in wanted:
+            for prefix, direction in layer.trace_prefixes():
+                for q, arr in result.directions[direction.name].arrays.items():
+                    arrays[f"{prefix}/{q}"] = arr
+            traced.append(TracedLayer.from_layer(layer, masked=mask is not None))
+        values[layer.name] = (result.output, result.mask)
+    missing = [name for name in wanted if name not in {t.name for t in traced}]
+    if missing:
+        raise TraceError(
+            f"layer {', '.join(map(repr, missing))} is not reached from the given input; "
+            "trace it on its own with --layer NAME --layer-input"
+        )
+    order = {layer.name: i for i, layer in enumerate(network.layers)}
+    traced.sort(key=lambda t: order[t.name])
+    return Trace(arrays, traced)
+
+
+def _apply_upstream(
+    layer: UpstreamLayer, inputs: list[tuple], dtype: np.dtype
+) -> tuple[np.ndarray | tuple, np.ndarray | None]:
+    try:
+        if len(inputs) == 1:
+            if isinstance(inputs[0][0], tuple):
+                raise ValueError("its input is the two outputs of a merge_mode=None Bidirectional")
+            x, mask = layer.apply(*inputs[0])
+        else:
+            x, mask = layer.apply_many([v for v, _ in inputs], [m for _, m in inputs])
+    except LayerReplayError:
+        raise
+    except ValueError as err:
+        raise TraceError(f"layer {layer.name!r} ({layer.class_name}): {err}") from None
+    if x.dtype.kind == "f" and x.dtype != dtype:
+        x = x.astype(dtype)
+    return x, mask
+
+
+def _select(network: Network, layers: Iterable[str] | None) -> set[str]:
+    names = [layer.name for layer in network.recurrent_layers]
+    if layers is None:
+        return set(names)
+    wanted = set(layers)
+    if not wanted:
+        return set(names)
+    unknown = sorted(wanted - set(names))
+    if unknown:
+        raise TraceError(
+            f"no recurrent layer named {', '.join(map(repr, unknown))}; "
+            f"the model's recurrent layers are: {', '.join(names)}"
+        )
+    return wanted
+
+
+def _check_initial_state(network: Network, state: Mapping[str, np.ndarray]) -> None:
+    sizes: dict[str, int] = {}
+    for layer in network.recurrent_layers:
+        for prefix, direction in layer.trace_prefixes():
+            sizes[f"{prefix}/hidden"] = direction.cell.state_size
+            if direction.cell.kind == "lstm":
+                sizes[f"{prefix}/cell"] = direction.cell.units
+    for key, value in state.items():
+        if key not in sizes:
+            raise TraceError(
+                f"initial state key {key!r} matches no layer state; expected keys like "
+                f"{', '.join(sorted(sizes)[:4])}"
+            )
+        if np.shape(value)[-1:] != (sizes[key],) or np.ndim(value) > 2:
+            raise TraceError(
+                f"initial state {key!r} must be (batch, {sizes[key]}) or ({sizes[key]},), "
+                f"got {np.shape(value)}"
+            )

@@ -1,0 +1,448 @@
+"""Keras model configs (JSON) plus per-layer weight lists -> canonical :class:`Network`.
+
+Shared by every loader that has a Keras config: ``.keras`` archives, full-model
+``.h5`` files (Keras 2 and 3), tf_keras SavedModels, and config-less files given
+``--config model.json``. Only JSON is read; no class named in the config is imported
+or executed. Layers lstm-trace does not know become :class:`~lstm_trace.layers.Unsupported`
+nodes, which only matter if a traced layer needs their output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from ..activations import keras_activation_name
+from ..gates import reorder_gates
+from ..layers import Identity, Unsupported, UpstreamLayer
+from ..network import Cell, Direction, Network, RecurrentLayer
+from .errors import LoadError
+from .options import LoadOptions
+
+#: Keras recurrent layer classes and the cell kind they hold.
+RECURRENT_CLASSES = {
+    "LSTM": "lstm", "GRU": "gru", "SimpleRNN": "simple_rnn",
+    "CuDNNLSTM": "lstm", "CuDNNGRU": "gru",
+    "LSTMV1": "lstm", "GRUV1": "gru",
+}
+CELL_CLASSES = {
+    "LSTMCell": "lstm", "GRUCell": "gru", "SimpleRNNCell": "simple_rnn",
+    "LSTMCellV1": "lstm", "GRUCellV1": "gru",
+}
+
+#: Layers that are the identity at inference time.
+IDENTITY_CLASSES = frozenset({
+    "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+    "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization",
+    "InputLayer",
+})
+
+#: Layers that only compute a mask for the layers after them (Keras 3 functional configs).
+MASK_OP_CLASSES = frozenset({"NotEqual", "Any"})
+
+
+@dataclass
+class LayerSpec:
+    """One layer of a Keras config: its class, config and data inputs (layer names)."""
+
+    name: str
+    class_name: str
+    config: dict
+    inbound: list[str] = field(default_factory=list)
+    #: Position among the model's layers (weights of a ``.keras`` file are found by it).
+    index: int = 0
+
+
+class WeightSource(Protocol):
+    """Gives a layer's weights as a list in Keras ``layer.get_weights()`` order."""
+
+    def layer_weights(self, spec: LayerSpec) -> list[np.ndarray]: ...
+
+
+@dataclass
+class KerasContext:
+    keras_major: int
+    options: LoadOptions
+    notes: list[str]
+    source: str
+
+
+# --------------------------------------------------------------------------- model config
+
+
+def parse_model_config(model_config: dict) -> tuple[list[LayerSpec], tuple | None, str]:
+    """Layers of a Sequential or Functional config, with their data inputs resolved.
+
+    Returns ``(layers, input_shape_without_batch, input_dtype)``.
+    """
+    if not isinstance(model_config, dict) or "class_name" not in model_config:
+        raise LoadError("the model config is not a Keras model config (no class_name)")
+    class_name = model_config["class_name"]
+    config = model_config.get("config")
+    if class_name == "Sequential":
+        raw = config["layers"] if isinstance(config, dict) else config
+        return _sequential_specs(raw, config if isinstance(config, dict) else {})
+    if class_name in ("Functional", "Model") or (
+        isinstance(config, dict) and "input_layers" in config and "layers" in config
+    ):
+        return _functional_specs(config)
+    raise LoadError(
+        f"model class {class_name!r} is not a Sequential or Functional Keras model; "
+        "subclassed models keep no layer graph in the file"
+    )
+
+
+def _sequential_specs(raw: Sequence[dict], config: dict) -> tuple[list[LayerSpec], tuple | None, str]:
+    specs: list[LayerSpec] = []
+    previous: list[str] = []
+    input_shape = None
+    input_dtype = "float32"
+    build = config.get("build_input_shape")
+    if isinstance(build, list) and len(build) > 1:
+        input_shape = tuple(build[1:])
+    for index, layer in enumerate(raw):
+        cfg = layer.get("config", {})
+        name = cfg.get("name", f"layer_{index}")
+        shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
+        if shape and input_shape is None:
+            input_shape = tuple(shape[1:])
+        if index == 0 and isinstance(cfg.get("dtype"), str):
+            input_dtype = cfg["dtype"]
+        specs.append(LayerSpec(name, layer["class_name"], cfg, list(previous), index))
+        previous = [name]
+    return specs, input_shape, input_dtype
+
+
+def _functional_specs(config: dict) -> tuple[list[LayerSpec], tuple | None, str]:
+    specs: list[LayerSpec] = []
+    input_shape = None
+    input_dtype = "float32"
+    inputs = config.get("input_layers") or []
+    # Keras 3 writes a single input as ["name", 0, 0]; Keras 2 as [["name", 0, 0]].
+    if inputs and isinstance(inputs[0], str):
+        inputs = [inputs]
+    first_input = inputs[0][0] if inputs else None
+    for index, layer in enumerate(config.get("layers", [])):
+        cfg = layer.get("config", {})
+        name = layer.get("name") or cfg.get("name", f"layer_{index}")
+        class_name = layer["class_name"]
+        if class_name == "InputLayer" and name == first_input:
+            shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
+            if shape:
+                input_shape = tuple(shape[1:])
+            if isinstance(cfg.get("dtype"), str):
+                input_dtype = cfg["dtype"]
+        inbound = _data_inputs(layer.get("inbound_nodes") or [])
+        specs.append(LayerSpec(name, class_name, cfg, inbound, index))
+    return specs, input_shape, input_dtype
+
+
+def _data_inputs(nodes: list) -> list[str]:
+    """Names of the layers feeding a layer's data input (masks passed as kwargs excluded)."""
+    if not nodes:
+        return []
+    node = nodes[0]
+    names: list[str] = []
+    if isinstance(node, dict):  # Keras 3: {"args": [...], "kwargs": {...}}
+        _collect_history(node.get("args", []), names)
+    else:  # Keras 2: [["name", node_index, tensor_index, kwargs], ...]
+        for entry in node:
+            if isinstance(entry, list) and entry and isinstance(entry[0], str):
+                names.append(entry[0])
+    return names
+
+
+def _collect_history(value: object, names: list[str]) -> None:
+    if isinstance(value, dict):
+        if value.get("class_name") == "__keras_tensor__":
+            history = value.get("config", {}).get("keras_history")
+            if history:
+                names.append(history[0])
+            return
+        for v in value.values():
+            _collect_history(v, names)
+    elif isinstance(value, list):
+        for v in value:
+            _collect_history(v, names)
+
+
+# --------------------------------------------------------------------------- layers
+
+
+def weight_count(class_name: str, config: dict) -> int:
+    """How many weight arrays a recurrent layer (or cell) config owns, in get_weights() order."""
+    if class_name in RECURRENT_CLASSES or class_name in CELL_CLASSES:
+        return 3 if config.get("use_bias", True) else 2
+    if class_name == "Bidirectional":
+        forward = config["layer"]
+        backward = config.get("backward_layer") or forward
+        return weight_count(forward["class_name"], forward["config"]) + weight_count(
+            backward["class_name"], backward["config"]
+        )
+    if class_name == "RNN":
+        return weight_count(config["cell"]["class_name"], config["cell"]["config"])
+    if class_name == "StackedRNNCells":
+        return sum(weight_count(c["class_name"], c["config"]) for c in config["cells"])
+    raise LoadError(f"no weight layout known for {class_name}")
+
+
+def make_cell(
+    kind: str, class_name: str, config: dict, weights: Sequence[np.ndarray], ctx: KerasContext,
+    where: str,
+) -> Cell:
+    """A canonical cell from a Keras LSTM/GRU/SimpleRNN (layer or cell) config and weights."""
+    units = int(config["units"])
+    use_bias = config.get("use_bias", True)
+    expected = 3 if use_bias else 2
+    if len(weights) != expected:
+        raise LoadError(
+            f"{where}: {class_name} with use_bias={use_bias} should have {expected} weight arrays, "
+            f"found {len(weights)}"
+        )
+    kernel, recurrent = (np.asarray(w) for w in weights[:2])
+    bias = np.asarray(weights[2]) if use_bias else None
+    cudnn = class_name.startswith("CuDNN")
+    activation = _activation(config, "activation", "tanh", ctx, cudnn)
+    recurrent_activation = _activation(
+        config, "recurrent_activation", "sigmoid", ctx, cudnn
+    ) if kind != "simple_rnn" else "sigmoid"
+    order = {"lstm": "keras_lstm", "gru": "keras_gru", "simple_rnn": "simple_rnn"}[kind]
+    recurrent_bias = None
+    reset_after = True
+    if kind == "gru":
+        reset_after = bool(config.get("reset_after", ctx.keras_major >= 3)) or cudnn
+        if ctx.options.reset_after is not None:
+            reset_after = ctx.options.reset_after
+    if bias is not None:
+        width = {"lstm": 4, "gru": 3, "simple_rnn": 1}[kind] * units
+        if bias.ndim == 2 and bias.shape == (2, width):
+            bias, recurrent_bias = bias[0], bias[1]
+        elif bias.shape == (2 * width,) and cudnn:
+            bias, recurrent_bias = bias[:width], bias[width:]
+        if kind == "lstm" and recurrent_bias is not None:
+            # An LSTM adds both biases to the same pre-activation.
+            bias, recurrent_bias = bias + recurrent_bias, None
+        if bias.shape != (width,):
+            raise LoadError(
+                f"{where}: {class_name} bias has shape {bias.shape}, expected ({width},)"
+            )
+    try:
+        return Cell(
+            kind=kind,
+            units=units,
+            kernel=reorder_gates(kernel, order, kind),
+            recurrent_kernel=reorder_gates(recurrent, order, kind),
+            bias=None if bias is None else reorder_gates(bias, order, kind),
+            recurrent_bias=None if recurrent_bias is None else reorder_gates(recurrent_bias, order, kind),
+            activation=activation,
+            recurrent_activation=recurrent_activation,
+            reset_after=reset_after,
+        )
+    except ValueError as err:
+        raise LoadError(f"{where}: {err}") from None
+
+
+def _activation(config: dict, key: str, default: str, ctx: KerasContext, cudnn: bool) -> str:
+    override = getattr(ctx.options, key)
+    if override is not None:
+        return keras_activation_name(override, ctx.keras_major)
+    if cudnn:
+        return default  # CuDNN kernels are fixed to tanh / sigmoid
+    try:
+        return keras_activation_name(config.get(key, default), ctx.keras_major)
+    except ValueError as err:
+        raise LoadError(
+            f"layer {config.get('name')!r}: {err}; override it with --{key.replace('_', '-')}"
+        ) from None
+
+
+def _recurrent_layer(
+    name: str, class_name: str, config: dict, weights: Sequence[np.ndarray], ctx: KerasContext
+) -> list[RecurrentLayer]:
+    """One Keras recurrent layer (LSTM/GRU/SimpleRNN/CuDNN*/RNN) as canonical layers.
+
+    ``RNN(StackedRNNCells([...]))`` becomes one layer per cell, named ``<name>/cell_<k>``.
+    """
+    reverse = bool(config.get("go_backwards", False))
+    return_sequences = bool(config.get("return_sequences", False))
+    options = {k: config[k] for k in ("stateful", "unroll", "return_state") if k in config}
+    if class_name == "RNN":
+        cell_cfg = config["cell"]
+        cell_class = cell_cfg["class_name"]
+        if cell_class == "StackedRNNCells":
+            layers = []
+            offset = 0
+            cells = cell_cfg["config"]["cells"]
+            for k, sub in enumerate(cells):
+                count = weight_count(sub["class_name"], sub["config"])
+                kind = CELL_CLASSES.get(sub["class_name"])
+                if kind is None:
+                    raise LoadError(
+                        f"layer {name!r}: cell {k} is a {sub['class_name']}, which lstm-trace "
+                        "does not know (supported: LSTMCell, GRUCell, SimpleRNNCell)"
+                    )
+                cell = make_cell(kind, sub["class_name"], sub["config"],
+                                 weights[offset:offset + count], ctx, f"layer {name!r} cell {k}")
+                offset += count
+                last = k == len(cells) - 1
+                layers.append(RecurrentLayer(
+                    name=f"{name}/cell_{k}", directions=[Direction("forward", cell, reverse)],
+                    return_sequences=return_sequences or not last, class_name="RNN",
+                    options=options,
+                ))
+            return layers
+        kind = CELL_CLASSES.get(cell_class)
+        if kind is None:
+            raise LoadError(
+                f"layer {name!r}: RNN cell {cell_class!r} is not supported "
+                "(supported: LSTMCell, GRUCell, SimpleRNNCell, StackedRNNCells)"
+            )
+        cell = make_cell(kind, cell_class, cell_cfg["config"], weights, ctx, f"layer {name!r}")
+    else:
+        kind = RECURRENT_CLASSES[class_name]
+        cell = make_cell(kind, class_name, config, weights, ctx, f"layer {name!r}")
+    return [RecurrentLayer(
+        name=name, directions=[Direction("forward", cell, reverse)],
+        return_sequences=return_sequences, class_name=class_name, options=options,
+    )]
+
+
+def _bidirectional(
+    name: str, config: dict, weights: Sequence[np.ndarray], ctx: KerasContext
+) -> RecurrentLayer:
+    forward_cfg = config["layer"]
+    backward_cfg = config.get("backward_layer")
+    n_forward = weight_count(forward_cfg["class_name"], forward_cfg["config"])
+    if backward_cfg is None:
+        backward_cfg = {
+            "class_name": forward_cfg["class_name"],
+            "config": {**forward_cfg["config"],
+                       "go_backwards": not forward_cfg["config"].get("go_backwards", False)},
+        }
+    directions = []
+    for label, cfg, ws in (
+        ("forward", forward_cfg, weights[:n_forward]),
+        ("backward", backward_cfg, weights[n_forward:]),
+    ):
+        if cfg["class_name"] not in RECURRENT_CLASSES and cfg["class_name"] != "RNN":
+            raise LoadError(
+                f"layer {name!r}: Bidirectional around {cfg['class_name']} is not supported"
+            )
+        inner = _recurrent_layer(f"{name}/{label}", cfg["class_name"], cfg["config"], ws, ctx)
+        if len(inner) != 1:
+            raise LoadError(
+                f"layer {name!r}: Bidirectional around StackedRNNCells is not supported"
+            )
+        directions.append(Direction(label, inner[0].directions[0].cell,
+                                    inner[0].directions[0].reverse))
+    merge_mode = config.get("merge_mode", "concat")
+    return RecurrentLayer(
+        name=name, directions=directions, bidirectional=True, merge_mode=merge_mode,
+        return_sequences=bool(forward_cfg["config"].get("return_sequences", False)),
+        class_name="Bidirectional",
+    )
+
+
+#: Converters for non-recurrent layers: ``(spec, weights, ctx) -> UpstreamLayer``.
+UpstreamConverter = Callable[[LayerSpec, list[np.ndarray], KerasContext], UpstreamLayer]
+UPSTREAM_CONVERTERS: dict[str, UpstreamConverter] = {}
+
+
+def register_upstream(*class_names: str) -> Callable[[UpstreamConverter], UpstreamConverter]:
+    """Decorator: register a converter from a Keras layer config to a replayable layer."""
+    def decorate(fn: UpstreamConverter) -> UpstreamConverter:
+        for class_name in class_names:
+            UPSTREAM_CONVERTERS[class_name] = fn
+        return fn
+    return decorate
+
+
+def _upstream(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
+    if spec.class_name in IDENTITY_CLASSES:
+        return Identity(spec.name, spec.class_name)
+    converter = UPSTREAM_CONVERTERS.get(spec.class_name)
+    if converter is not None:
+        return converter(spec, weights, ctx)
+    if spec.class_name == "Lambda":
+        reason = "a Lambda layer holds code, and lstm-trace never runs code from a model file"
+    else:
+        reason = "lstm-trace does not replay this layer class"
+    return Unsupported(spec.name, spec.class_name, reason=reason)
+
+
+def is_recurrent(class_name: str) -> bool:
+    return class_name in RECURRENT_CLASSES or class_name in ("RNN", "Bidirectional")
+
+
+def build_network(
+    specs: list[LayerSpec],
+    weights: WeightSource,
+    ctx: KerasContext,
+    *,
+    input_shape: tuple | None = None,
+    input_dtype: str = "float32",
+    keras_version: str | None = None,
+) -> Network:
+    """Convert parsed layer specs into a Network: recurrent layers and the layers feeding them."""
+    needed = _layers_feeding_recurrent(specs)
+    layers: list[RecurrentLayer | UpstreamLayer] = []
+    inbound: dict[str, tuple[str, ...]] = {}
+    for spec in specs:
+        if spec.name not in needed or spec.class_name in MASK_OP_CLASSES:
+            continue
+        if spec.class_name == "InputLayer":
+            continue
+        sources = tuple(s for s in spec.inbound if _class_of(specs, s) != "InputLayer")
+        if is_recurrent(spec.class_name):
+            ws = weights.layer_weights(spec)
+            if spec.class_name == "Bidirectional":
+                converted: list = [_bidirectional(spec.name, spec.config, ws, ctx)]
+            else:
+                converted = _recurrent_layer(spec.name, spec.class_name, spec.config, ws, ctx)
+        else:
+            try:
+                ws = weights.layer_weights(spec)
+            except LoadError:
+                ws = []
+            converted = [_upstream(spec, ws, ctx)]
+        for k, layer in enumerate(converted):
+            inbound[layer.name] = sources if k == 0 else (converted[k - 1].name,)
+            layers.append(layer)
+        # Later layers name the Keras layer, which is the last of a stacked expansion.
+        if len(converted) > 1:
+            alias = converted[-1].name
+            for other in specs:
+                other.inbound = [alias if s == spec.name else s for s in other.inbound]
+    return Network(
+        layers=layers,
+        source=ctx.source,
+        keras_version=keras_version,
+        input_shape=input_shape,
+        input_dtype=input_dtype,
+        notes=ctx.notes,
+        inbound=inbound,
+    )
+
+
+def _class_of(specs: list[LayerSpec], name: str) -> str | None:
+    for spec in specs:
+        if spec.name == name:
+            return spec.class_name
+    return None
+
+
+def _layers_feeding_recurrent(specs: list[LayerSpec]) -> set[str]:
+    """Names of recurrent layers and every layer on a data path into one of them."""
+    by_name = {s.name: s for s in specs}
+    needed: set[str] = set()
+    stack = [s.name for s in specs if is_recurrent(s.class_name)]
+    while stack:
+        name = stack.pop()
+        if name in needed or name not in by_name:
+            continue
+        needed.add(name)
+        stack.extend(by_name[name].inbound)
+    return needed

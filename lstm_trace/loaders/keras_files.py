@@ -1,0 +1,227 @@
+"""Keras model files with a config: ``.keras`` archives (Keras 3) and full-model ``.h5``.
+
+``.keras`` is a zip of ``metadata.json``, ``config.json`` and ``model.weights.h5``. The
+weights file names layers by *class-derived* paths (``layers/lstm``, ``layers/lstm_1``:
+the snake-cased class name made unique in layer order), not by the user's layer names,
+so layers are matched to their weights through the config order.
+
+A full-model ``.h5`` (Keras 2, tf.keras, tf_keras, and Keras 3's legacy writer) keeps
+the config as the ``model_config`` attribute and each layer's weights under
+``model_weights/<layer name>``, listed in order by the group's ``weight_names`` attribute.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .errors import LoadError
+from .keras_config import (
+    CELL_CLASSES,
+    KerasContext,
+    LayerSpec,
+    build_network,
+    parse_model_config,
+)
+from .keras_version import decode_attr, keras_major
+from .options import LoadOptions
+
+#: Largest archive member lstm-trace reads into memory (guards against zip bombs).
+MAX_MEMBER_BYTES = 8 << 30
+MAX_CONFIG_BYTES = 256 << 20
+
+
+def snake_case(class_name: str) -> str:
+    """Keras's class-name-to-path rule: ``SimpleRNN`` -> ``simple_rnn``, ``LSTMCell`` -> ``lstm_cell``."""
+    name = re.sub(r"\W+", "", class_name)
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    name = re.sub(r"([a-z])([A-Z])", r"\1_\2", name)
+    return name.lower()
+
+
+def unique_names(class_names: list[str]) -> list[str]:
+    """Paths Keras 3 gives a list of objects: ``lstm``, ``lstm_1``, ``dense``, ``lstm_2``..."""
+    used: dict[str, int] = {}
+    out = []
+    for class_name in class_names:
+        base = snake_case(class_name)
+        if base in used:
+            used[base] += 1
+            out.append(f"{base}_{used[base]}")
+        else:
+            used[base] = 0
+            out.append(base)
+    return out
+
+
+def own_vars(group: h5py.Group) -> list[np.ndarray]:
+    vars_group = group.get("vars")
+    if not isinstance(vars_group, h5py.Group):
+        return []
+    keys = sorted(vars_group.keys(), key=lambda k: (len(k), k))
+    return [np.asarray(vars_group[k]) for k in keys]
+
+
+def collect_keras3_weights(group: h5py.Group, class_name: str, config: dict) -> list[np.ndarray]:
+    """A layer's weights from a Keras 3 weights group, in ``layer.get_weights()`` order."""
+    out = own_vars(group)
+
+    def child(name: str) -> h5py.Group:
+        sub = group.get(name)
+        if not isinstance(sub, h5py.Group):
+            raise LoadError(f"weights for {class_name} are missing {group.name}/{name}")
+        return sub
+
+    if class_name == "Bidirectional":
+        forward = config["layer"]
+        backward = config.get("backward_layer") or forward
+        out += collect_keras3_weights(child("forward_layer"), forward["class_name"], forward["config"])
+        out += collect_keras3_weights(child("backward_layer"), backward["class_name"], backward["config"])
+    elif class_name == "RNN":
+        cell = config["cell"]
+        out += collect_keras3_weights(child("cell"), cell["class_name"], cell["config"])
+    elif class_name == "StackedRNNCells":
+        cells = config["cells"]
+        holder = child("cells")
+        for name, cell in zip(unique_names([c["class_name"] for c in cells]), cells, strict=True):
+            sub = holder.get(name)
+            if not isinstance(sub, h5py.Group):
+                raise LoadError(f"weights for StackedRNNCells are missing {holder.name}/{name}")
+            out += collect_keras3_weights(sub, cell["class_name"], cell["config"])
+    elif "cell" in group and class_name not in CELL_CLASSES:
+        out += own_vars(child("cell"))
+    elif isinstance(group.get("layer"), h5py.Group) and isinstance(config.get("layer"), dict):
+        inner = config["layer"]
+        out += collect_keras3_weights(group["layer"], inner["class_name"], inner.get("config", {}))
+    return out
+
+
+class Keras3WeightSource:
+    """Weights of a ``model.weights.h5`` matched to config layers by class-derived paths."""
+
+    def __init__(self, h5: h5py.File, specs: list[LayerSpec], where: str):
+        self.h5 = h5
+        self.where = where
+        self.paths = dict(zip(
+            (s.name for s in specs), unique_names([s.class_name for s in specs]), strict=True
+        ))
+
+    def layer_weights(self, spec: LayerSpec) -> list[np.ndarray]:
+        layers = self.h5.get("layers")
+        path = self.paths[spec.name]
+        group = layers.get(path) if isinstance(layers, h5py.Group) else None
+        if not isinstance(group, h5py.Group):
+            raise LoadError(
+                f"{self.where}: no weights for layer {spec.name!r} (expected group layers/{path})"
+            )
+        return collect_keras3_weights(group, spec.class_name, spec.config)
+
+
+class H5WeightSource:
+    """Weights of a Keras full-model or weights-only ``.h5``, by layer name and ``weight_names``."""
+
+    def __init__(self, root: h5py.Group, where: str):
+        self.root = root
+        self.where = where
+
+    def layer_weights(self, spec: LayerSpec) -> list[np.ndarray]:
+        return read_h5_layer(self.root, spec.name, self.where)
+
+
+def read_h5_layer(root: h5py.Group, name: str, where: str) -> list[np.ndarray]:
+    group = root.get(name)
+    if not isinstance(group, h5py.Group):
+        raise LoadError(f"{where}: no weights group for layer {name!r}")
+    names = [decode_attr(n) for n in group.attrs.get("weight_names", [])]
+    out = []
+    for weight_name in names:
+        data = group.get(weight_name)
+        if not isinstance(data, h5py.Dataset):
+            raise LoadError(f"{where}: weight {weight_name!r} of layer {name!r} is missing")
+        out.append(np.asarray(data))
+    return out
+
+
+def load_keras_archive(path: Path, options: LoadOptions):  # -> Network
+    """Read a Keras 3 ``.keras`` archive without executing anything in it."""
+    where = path.name
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as err:
+        raise LoadError(f"{where}: not a readable .keras archive ({err})") from None
+    with archive:
+        members = set(archive.namelist())
+        for required in ("config.json", "model.weights.h5"):
+            if required not in members:
+                raise LoadError(
+                    f"{where}: .keras archive has no {required} (members: "
+                    f"{', '.join(sorted(members)[:8]) or 'none'}); it may not be a Keras model"
+                )
+        config = _read_json_member(archive, "config.json", where)
+        metadata = (
+            _read_json_member(archive, "metadata.json", where) if "metadata.json" in members else {}
+        )
+        info = archive.getinfo("model.weights.h5")
+        if info.file_size > MAX_MEMBER_BYTES:
+            raise LoadError(f"{where}: model.weights.h5 is {info.file_size} bytes, too large")
+        try:
+            weights_bytes = archive.read("model.weights.h5")
+        except (zipfile.BadZipFile, OSError, EOFError) as err:
+            raise LoadError(f"{where}: cannot read model.weights.h5 ({err})") from None
+    version = metadata.get("keras_version") if isinstance(metadata, dict) else None
+    specs, input_shape, input_dtype = _parse(config, where)
+    ctx = KerasContext(keras_major(version, 3), options, [], f"Keras {version or '3'} .keras")
+    try:
+        h5 = h5py.File(io.BytesIO(weights_bytes), "r")
+    except OSError as err:
+        raise LoadError(f"{where}: model.weights.h5 is not valid HDF5 ({err})") from None
+    with h5:
+        return build_network(
+            specs, Keras3WeightSource(h5, specs, where), ctx,
+            input_shape=input_shape, input_dtype=input_dtype, keras_version=version,
+        )
+
+
+def _read_json_member(archive: zipfile.ZipFile, name: str, where: str) -> dict:
+    info = archive.getinfo(name)
+    if info.file_size > MAX_CONFIG_BYTES:
+        raise LoadError(f"{where}: {name} is {info.file_size} bytes, too large for a config")
+    try:
+        return json.loads(archive.read(name))
+    except (ValueError, zipfile.BadZipFile, OSError, EOFError) as err:
+        raise LoadError(f"{where}: {name} is not valid JSON ({err})") from None
+
+
+def _parse(config: object, where: str):
+    try:
+        return parse_model_config(config)  # type: ignore[arg-type]
+    except LoadError as err:
+        raise LoadError(f"{where}: {err}") from None
+    except (KeyError, TypeError, AttributeError, IndexError) as err:
+        raise LoadError(f"{where}: malformed model config ({type(err).__name__}: {err})") from None
+
+
+def load_keras_h5_model(h5: h5py.File, path: Path, options: LoadOptions):  # -> Network
+    """A full-model ``.h5``: ``model_config`` attribute plus ``model_weights/<layer>``."""
+    where = path.name
+    raw = decode_attr(h5.attrs.get("model_config"))
+    try:
+        config = json.loads(raw or "")
+    except ValueError as err:
+        raise LoadError(f"{where}: model_config attribute is not valid JSON ({err})") from None
+    root = h5.get("model_weights", h5)
+    version = decode_attr(h5.attrs.get("keras_version") or root.attrs.get("keras_version"))
+    major = keras_major(version, 2)
+    specs, input_shape, input_dtype = _parse(config, where)
+    label = "Keras 3 legacy .h5" if major >= 3 else f"Keras {version or '2'} .h5"
+    ctx = KerasContext(major, options, [], label)
+    return build_network(
+        specs, H5WeightSource(root, where), ctx,
+        input_shape=input_shape, input_dtype=input_dtype, keras_version=version,
+    )

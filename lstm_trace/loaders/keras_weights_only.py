@@ -1,0 +1,242 @@
+"""Weights-only Keras files: infer each recurrent layer from its weight shapes.
+
+Two layouts carry no layer config:
+
+- Keras 2 / tf.keras ``model.save_weights('x.h5')``: root attribute ``layer_names`` (the
+  user's layer names, in order), ``keras_version``, and per layer a ``weight_names`` list
+  such as ``bi/forward_gru/gru_cell/kernel:0``.
+- Keras 3 ``model.save_weights('x.weights.h5')``: ``layers/<class-derived name>/...``
+  groups with numbered ``vars``; no version, no user names (the class-derived names
+  are used as layer names).
+
+A recurrent cell is a ``kernel (inputs, G*units)``, ``recurrent_kernel (units, G*units)``
+and optional bias; ``G`` tells the kind (LSTM 4, GRU 3, SimpleRNN 1). Everything else
+(activations, ``go_backwards``, merge modes) is assumed from the writer's defaults and
+each assumption is written to ``Network.notes``; options override them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ..layers import Unsupported
+from ..network import Direction, Network, RecurrentLayer
+from .errors import LoadError
+from .keras_config import KerasContext, make_cell
+from .keras_files import own_vars, read_h5_layer
+from .keras_version import decode_attr, keras_major, version_tuple
+from .options import LoadOptions
+
+KIND_BY_GATES = {4: "lstm", 3: "gru", 1: "simple_rnn"}
+CLASS_BY_KIND = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN"}
+
+
+@dataclass
+class WeightGroup:
+    """The weights of one layer (or one direction of one) with the names the file gave them."""
+
+    names: list[str]
+    arrays: list[np.ndarray]
+
+
+def infer_cell_kind(arrays: list[np.ndarray]) -> tuple[str, int, bool] | None:
+    """``(kind, units, cudnn)`` if ``arrays`` look like one recurrent cell, else ``None``."""
+    if len(arrays) not in (2, 3):
+        return None
+    kernel, recurrent = arrays[0], arrays[1]
+    if kernel.ndim != 2 or recurrent.ndim != 2:
+        return None
+    units = recurrent.shape[0]
+    if units == 0 or recurrent.shape[1] % units or kernel.shape[1] != recurrent.shape[1]:
+        return None
+    gates = recurrent.shape[1] // units
+    kind = KIND_BY_GATES.get(gates)
+    if kind is None:
+        return None
+    cudnn = False
+    if len(arrays) == 3:
+        bias = arrays[2]
+        width = gates * units
+        if bias.shape == (2 * width,) and kind in ("lstm", "gru"):
+            cudnn = True
+        elif bias.shape not in ((width,), (2, width)):
+            return None
+    return kind, units, cudnn
+
+
+def _defaults_for(version: str | None, major: int) -> str:
+    """Keras before 2.3 defaulted LSTM/GRU recurrent_activation to hard_sigmoid."""
+    v = version_tuple(version)
+    if major < 3 and v and v < (2, 3):
+        return "hard_sigmoid"
+    return "sigmoid"
+
+
+def _layer_from_groups(
+    name: str, groups: list[WeightGroup], ctx: KerasContext, version: str | None
+) -> RecurrentLayer | None:
+    """A recurrent layer from one group (or two: forward and backward), or None if not one."""
+    infos = [infer_cell_kind(g.arrays) for g in groups]
+    if not infos or any(info is None for info in infos):
+        return None
+    cells = []
+    for group, (kind, units, cudnn) in zip(groups, infos, strict=True):  # type: ignore[misc]
+        use_bias = len(group.arrays) == 3
+        config: dict = {"name": name, "units": units, "use_bias": use_bias}
+        class_name = f"CuDNN{CLASS_BY_KIND[kind]}" if cudnn else CLASS_BY_KIND[kind]
+        if kind == "gru" and use_bias:
+            config["reset_after"] = group.arrays[2].ndim == 2 or cudnn
+        if kind != "simple_rnn" and not cudnn:
+            config["recurrent_activation"] = _defaults_for(version, ctx.keras_major)
+        cells.append(make_cell(kind, class_name, config, group.arrays, ctx, f"layer {name!r}"))
+        ctx.notes.append(_assumption_note(name, kind, cells[-1], cudnn, config))
+    if len(cells) == 1:
+        return RecurrentLayer(name=name, directions=[Direction("forward", cells[0])],
+                              return_sequences=True, class_name=CLASS_BY_KIND[cells[0].kind])
+    ctx.notes.append(f"{name}: assumed Bidirectional merge_mode='concat' (not stored in the file)")
+    return RecurrentLayer(
+        name=name,
+        directions=[Direction("forward", cells[0]), Direction("backward", cells[1], reverse=True)],
+        bidirectional=True, merge_mode="concat", return_sequences=True, class_name="Bidirectional",
+    )
+
+
+def _assumption_note(name: str, kind: str, cell, cudnn: bool, config: dict) -> str:
+    parts = [f"activation={cell.activation}"]
+    if kind != "simple_rnn":
+        parts.append(f"recurrent_activation={cell.recurrent_activation}")
+    if kind == "gru":
+        parts.append(f"reset_after={cell.reset_after}")
+    why = "CuDNN layout" if cudnn else "defaults of the writer's Keras version"
+    return (
+        f"{name}: weights-only file, assumed {CLASS_BY_KIND[kind]} with {', '.join(parts)} "
+        f"({why}; override with --activation/--recurrent-activation)"
+    )
+
+
+def _split_directions(names: list[str], arrays: list[np.ndarray]) -> list[WeightGroup]:
+    """Keras 2 Bidirectional weights: ``forward_*`` names first, then ``backward_*``."""
+    forward = [i for i, n in enumerate(names) if "/forward_" in f"/{n}"]
+    backward = [i for i, n in enumerate(names) if "/backward_" in f"/{n}"]
+    if forward and backward and len(forward) + len(backward) == len(names):
+        return [
+            WeightGroup([names[i] for i in forward], [arrays[i] for i in forward]),
+            WeightGroup([names[i] for i in backward], [arrays[i] for i in backward]),
+        ]
+    return [WeightGroup(names, arrays)]
+
+
+def _finish(layers: list, ctx: KerasContext, version: str | None) -> Network:
+    if not any(isinstance(layer, RecurrentLayer) for layer in layers):
+        raise LoadError(f"{ctx.source}: no recurrent layer found among the weights")
+    ctx.notes.append(
+        "weights-only file: layer options (go_backwards, return_sequences) are unknown; "
+        "assumed a forward chain of the recurrent layers"
+    )
+    # Trailing non-recurrent layers are never needed.
+    while layers and not isinstance(layers[-1], RecurrentLayer):
+        layers.pop()
+    return Network(layers=layers, source=ctx.source, keras_version=version, notes=ctx.notes)
+
+
+def load_keras2_weights_h5(h5: h5py.File, path: Path, options: LoadOptions) -> Network:
+    """A Keras 2 / tf.keras ``save_weights`` ``.h5`` (``layer_names`` at the root)."""
+    version = decode_attr(h5.attrs.get("keras_version"))
+    major = keras_major(version, 2)
+    ctx = KerasContext(major, options, [], f"Keras {version or '2'} weights-only .h5")
+    layers: list = []
+    for raw in h5.attrs["layer_names"]:
+        name = decode_attr(raw) or ""
+        arrays = read_h5_layer(h5, name, path.name)
+        if not arrays:
+            continue  # Dropout-like layers have no weights and nothing to replay
+        names = [decode_attr(n) or "" for n in h5[name].attrs.get("weight_names", [])]
+        layer = _layer_from_groups(name, _split_directions(names, arrays), ctx, version)
+        layers.append(layer or Unsupported(
+            name, "unknown", reason="weights-only file: the layer's configuration is unknown"
+        ))
+    return _finish(layers, ctx, version)
+
+
+def load_keras3_weights_h5(h5: h5py.File, path: Path, options: LoadOptions) -> Network:
+    """A Keras 3 ``.weights.h5`` (``layers/<class-derived name>/...`` groups)."""
+    ctx = KerasContext(3, options, [], "Keras 3 .weights.h5")
+    layers: list = []
+    skipped: list[str] = []
+    root = h5["layers"]
+    for name in _ordered_keys(root):
+        group = root[name]
+        if not isinstance(group, h5py.Group):
+            continue
+        if "forward_layer" in group and "backward_layer" in group:
+            groups = [
+                WeightGroup([], own_vars(group[d]["cell"]) if "cell" in group[d] else own_vars(group[d]))
+                for d in ("forward_layer", "backward_layer")
+            ]
+        elif "cell" in group:
+            cell = group["cell"]
+            if "cells" in cell:
+                raise LoadError(
+                    f"{path.name}: layer {name!r} is an RNN of StackedRNNCells; a weights-only file "
+                    "cannot say the order of its cells — trace the .keras file instead"
+                )
+            groups = [WeightGroup([], own_vars(cell))]
+        else:
+            if own_vars(group):
+                skipped.append(name)
+            continue
+        layer = _layer_from_groups(name, groups, ctx, None)
+        if layer is not None:
+            layers.append(layer)
+    layers = _chain_by_shapes(layers)
+    if skipped:
+        ctx.notes.append(
+            f"layers {', '.join(skipped)} have weights but no configuration and are not replayed: "
+            "INPUT is taken as the first recurrent layer's input"
+        )
+    ctx.notes.append(
+        "Keras 3 .weights.h5 keeps no layer names or order: layers are named by their "
+        "weight paths (lstm, lstm_1, ...) and ordered so that each one's input size is the "
+        "previous one's output size"
+    )
+    return _finish(layers, ctx, None)
+
+
+def _chain_by_shapes(layers: list) -> list:
+    """Order recurrent layers into a chain where each input size matches the previous output.
+
+    Keras 3 sorts nothing for us: ``gru`` and ``lstm`` groups come back alphabetically.
+    Within one class the numbered order is kept; between classes, sizes decide. When
+    sizes cannot decide, the given order stays.
+    """
+    recurrent = [layer for layer in layers if isinstance(layer, RecurrentLayer)]
+    if len({layer.class_name for layer in recurrent}) < 2:
+        return layers
+    outputs = {layer.output_size for layer in recurrent}
+    starts = [layer for layer in recurrent if layer.input_size not in outputs]
+    chain = [starts[0]] if len(starts) == 1 else []
+    rest = [layer for layer in recurrent if layer not in chain]
+    while chain and rest:
+        follow = [layer for layer in rest if layer.input_size == chain[-1].output_size]
+        if not follow:
+            break
+        chain.append(follow[0])
+        rest.remove(follow[0])
+    if not chain or rest:
+        return layers
+    return chain
+
+
+def _ordered_keys(group: h5py.Group) -> list[str]:
+    """Group keys with Keras's numbered suffixes in numeric order (lstm, lstm_1, ..., lstm_10)."""
+    def key(name: str) -> tuple:
+        base, _, num = name.rpartition("_")
+        if num.isdigit() and base:
+            return (base, int(num))
+        return (name, -1)
+
+    return sorted(group.keys(), key=key)

@@ -1,0 +1,254 @@
+"""The canonical, framework-free description of a recurrent network.
+
+Loaders translate files into these dataclasses; the engine runs them. Nothing here
+knows which framework or file a network came from, except the free-text
+``Network.source`` and the ``notes`` a loader leaves about the defaults it assumed.
+
+Fused tensors are kept in the canonical gate order of :data:`lstm_trace.gates.CANONICAL_ORDER`
+(LSTM ``i, f, c, o``; GRU ``z, r, h``), whatever order the file used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .gates import CANONICAL_ORDER, gate_slices
+
+if TYPE_CHECKING:
+    from .layers import UpstreamLayer
+
+#: Quantities each cell kind records, in contract order.
+QUANTITIES: dict[str, tuple[str, ...]] = {
+    "lstm": ("input_gate", "forget_gate", "candidate", "output_gate", "cell", "hidden"),
+    "gru": ("update_gate", "reset_gate", "candidate", "hidden"),
+    "simple_rnn": ("hidden",),
+}
+
+CELL_KINDS = tuple(QUANTITIES)
+
+
+@dataclass
+class Cell:
+    """Weights and options of one recurrent cell, in canonical form.
+
+    ``kernel`` is ``(input_size, G*units)``, ``recurrent_kernel`` ``(state_size, G*units)``
+    and ``bias`` ``(G*units,)``, with ``G`` gates fused in canonical order. ``state_size``
+    is ``units``, or ``num_proj`` for a projected LSTM.
+
+    LSTM (``σ`` = ``recurrent_activation``, ``φ`` = ``activation``)::
+
+        input_gate  i = σ(x W_i + h U_i + b_i [+ p_i ⊙ c])
+        forget_gate f = σ(x W_f + h U_f + b_f + forget_bias [+ p_f ⊙ c])
+        candidate   g = φ(x W_c + h U_c + b_c)
+        cell        c' = f ⊙ c + i ⊙ g                 (clipped to ±cell_clip)
+        output_gate o = σ(x W_o + h U_o + b_o [+ p_o ⊙ c'])
+        hidden      h' = o ⊙ φ(c')                    (then h' P, clipped to ±proj_clip)
+
+    GRU::
+
+        update_gate z = σ(x W_z + b_z + h U_z + rb_z)
+        reset_gate  r = σ(x W_r + b_r + h U_r + rb_r)
+        candidate   h̃ = φ(x W_h + b_h + r ⊙ (h U_h + rb_h))      reset_after
+                    h̃ = φ(x W_h + b_h + (r ⊙ h) U_h)             not reset_after
+        hidden      h' = z ⊙ h + (1 - z) ⊙ h̃
+
+    SimpleRNN::
+
+        hidden      h' = φ(x W + h U + b)
+    """
+
+    kind: str
+    units: int
+    kernel: np.ndarray
+    recurrent_kernel: np.ndarray
+    bias: np.ndarray | None = None
+    activation: str = "tanh"
+    recurrent_activation: str = "sigmoid"
+    #: GRU: the second ("recurrent") bias of reset_after / CuDNN layouts, ``(3*units,)``.
+    recurrent_bias: np.ndarray | None = None
+    reset_after: bool = True
+    #: Added to the forget gate's pre-activation at run time (TF1 ``forget_bias``).
+    forget_bias: float = 0.0
+    #: LSTM peephole weights by gate name (``input_gate``, ``forget_gate``, ``output_gate``).
+    peepholes: dict[str, np.ndarray] | None = None
+    #: LSTM projection ``(units, num_proj)``; ``hidden`` is then the projected output.
+    projection: np.ndarray | None = None
+    cell_clip: float | None = None
+    proj_clip: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in QUANTITIES:
+            raise ValueError(f"unknown cell kind {self.kind!r}")
+        width = self.gate_count * self.units
+        if self.kernel.ndim != 2 or self.kernel.shape[1] != width:
+            raise ValueError(
+                f"{self.kind} kernel must be (input_size, {width}), got {self.kernel.shape}"
+            )
+        if self.recurrent_kernel.shape != (self.state_size, width):
+            raise ValueError(
+                f"{self.kind} recurrent kernel must be ({self.state_size}, {width}), "
+                f"got {self.recurrent_kernel.shape}"
+            )
+        for label, b in (("bias", self.bias), ("recurrent bias", self.recurrent_bias)):
+            if b is not None and b.shape != (width,):
+                raise ValueError(f"{self.kind} {label} must be ({width},), got {b.shape}")
+
+    @property
+    def gate_count(self) -> int:
+        return len(CANONICAL_ORDER[self.kind])
+
+    @property
+    def input_size(self) -> int:
+        return int(self.kernel.shape[0])
+
+    @property
+    def state_size(self) -> int:
+        """Width of the recurrent input ``h`` (the projection size for a projected LSTM)."""
+        if self.projection is not None:
+            return int(self.projection.shape[1])
+        return self.units
+
+    @property
+    def output_size(self) -> int:
+        return self.state_size
+
+    @property
+    def quantities(self) -> tuple[str, ...]:
+        return QUANTITIES[self.kind]
+
+    def gate_weights(self) -> dict[str, dict[str, np.ndarray]]:
+        """Per-gate views ``{gate: {"kernel", "recurrent_kernel", "bias", ...}}``."""
+        out: dict[str, dict[str, np.ndarray]] = {}
+        for gate, cols in gate_slices(self.kind, self.units).items():
+            parts = {
+                "kernel": self.kernel[:, cols],
+                "recurrent_kernel": self.recurrent_kernel[:, cols],
+            }
+            if self.bias is not None:
+                parts["bias"] = self.bias[cols]
+            if self.recurrent_bias is not None:
+                parts["recurrent_bias"] = self.recurrent_bias[cols]
+            out[gate] = parts
+        return out
+
+    def parameter_count(self) -> int:
+        arrays = [self.kernel, self.recurrent_kernel, self.bias, self.recurrent_bias, self.projection]
+        arrays += list((self.peepholes or {}).values())
+        return int(sum(a.size for a in arrays if a is not None))
+
+    def astype(self, dtype: np.dtype) -> Cell:
+        """A copy with every array cast to ``dtype``."""
+        def cast(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else np.ascontiguousarray(a, dtype=dtype)
+
+        peep = None if self.peepholes is None else {k: cast(v) for k, v in self.peepholes.items()}
+        return Cell(
+            kind=self.kind, units=self.units, kernel=cast(self.kernel),
+            recurrent_kernel=cast(self.recurrent_kernel), bias=cast(self.bias),
+            activation=self.activation, recurrent_activation=self.recurrent_activation,
+            recurrent_bias=cast(self.recurrent_bias), reset_after=self.reset_after,
+            forget_bias=self.forget_bias, peepholes=peep, projection=cast(self.projection),
+            cell_clip=self.cell_clip, proj_clip=self.proj_clip,
+        )
+
+
+@dataclass
+class Direction:
+    """One direction of a recurrent layer: a cell and which way it walks the sequence.
+
+    ``reverse`` is Keras's ``go_backwards``: the cell consumes ``x[T-1], ..., x[0]``.
+    """
+
+    name: str  # "forward" or "backward"
+    cell: Cell
+    reverse: bool = False
+
+
+@dataclass
+class RecurrentLayer:
+    """A recurrent layer: one direction, or two merged like Keras ``Bidirectional``.
+
+    ``merge_mode`` is one of ``concat``, ``sum``, ``mul``, ``ave`` or ``None`` (two outputs)
+    and only matters for two directions. ``return_sequences`` decides whether the next
+    layer sees the sequence or only the last output.
+    """
+
+    name: str
+    directions: list[Direction]
+    bidirectional: bool = False
+    merge_mode: str | None = "concat"
+    return_sequences: bool = True
+    class_name: str = ""
+    #: Keras ``stateful`` / ``unroll`` and similar options that do not change a replay.
+    options: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return self.directions[0].cell.kind
+
+    @property
+    def input_size(self) -> int:
+        return self.directions[0].cell.input_size
+
+    @property
+    def output_size(self) -> int:
+        size = self.directions[0].cell.output_size
+        if self.bidirectional and self.merge_mode == "concat":
+            return 2 * size
+        return size
+
+    def trace_prefixes(self) -> list[tuple[str, Direction]]:
+        """The trace-key prefix of each direction (``layer`` or ``layer/forward``...)."""
+        if not self.bidirectional:
+            return [(self.name, self.directions[0])]
+        return [(f"{self.name}/{d.name}", d) for d in self.directions]
+
+    def parameter_count(self) -> int:
+        return sum(d.cell.parameter_count() for d in self.directions)
+
+
+@dataclass
+class Network:
+    """A model as an ordered chain of layers, ready to replay.
+
+    ``layers`` holds :class:`RecurrentLayer` objects and upstream layers
+    (:class:`lstm_trace.layers.UpstreamLayer`) in execution order; each consumes the
+    previous one's output. ``input_shape`` is the model's input without the batch axis,
+    with ``None`` for unknown sizes. ``notes`` are the one-line assumptions a loader made.
+    """
+
+    layers: list[RecurrentLayer | UpstreamLayer]
+    source: str = ""
+    keras_version: str | None = None
+    input_shape: tuple[int | None, ...] | None = None
+    input_dtype: str = "float32"
+    notes: list[str] = field(default_factory=list)
+    #: Data inputs of each layer by name (``()``: the model input). A layer missing here
+    #: takes the previous layer's output, so a plain chain needs no entries.
+    inbound: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def sources(self, index: int) -> tuple[str, ...]:
+        """Names of the layers whose outputs feed ``layers[index]`` (``()``: the model input)."""
+        name = self.layers[index].name
+        if name in self.inbound:
+            return self.inbound[name]
+        return (self.layers[index - 1].name,) if index else ()
+
+    @property
+    def recurrent_layers(self) -> list[RecurrentLayer]:
+        return [layer for layer in self.layers if isinstance(layer, RecurrentLayer)]
+
+    def layer(self, name: str) -> RecurrentLayer | UpstreamLayer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+    def trace(self, x: np.ndarray, **options: object):  # noqa: ANN201 - avoids an import cycle
+        """Replay ``x`` and return a :class:`lstm_trace.trace.Trace` (see :func:`lstm_trace.engine.run`)."""
+        from .engine import run
+
+        return run(self, x, **options)
