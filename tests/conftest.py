@@ -1,0 +1,69 @@
+"""Shared fixtures: framework-built models, made once and cached across test sessions.
+
+Fixture builders are scripts in ``tests/builders/`` run by TensorFlow in their own
+process (TensorFlow never enters the pytest process, so the tests can check that
+tracing does not import it). Each writes model files, inputs and the framework's own
+reference outputs into a directory plus ``manifest.json``. The directory is cached in
+``.fixture-cache/`` under a hash of the builder's source, so a builder reruns only
+when it changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILDERS = Path(__file__).resolve().parent / "builders"
+CACHE = Path(os.environ.get("LSTM_TRACE_FIXTURE_CACHE", ROOT / ".fixture-cache"))
+
+
+def build_fixtures(builder: str, *, legacy_keras: bool = False, timeout: int = 1800) -> Path:
+    """Run ``tests/builders/<builder>.py OUTDIR`` once and return OUTDIR (cached by source hash)."""
+    script = BUILDERS / f"{builder}.py"
+    digest = hashlib.sha256()
+    for path in (script, BUILDERS / "common.py"):
+        if path.exists():
+            digest.update(path.read_bytes())
+    digest.update(str(legacy_keras).encode())
+    out = CACHE / f"{builder}-{digest.hexdigest()[:12]}"
+    if (out / "manifest.json").exists():
+        return out
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="-1",
+               PYTHONPATH=str(BUILDERS))
+    if legacy_keras:
+        env["TF_USE_LEGACY_KERAS"] = "1"
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp)], env=env, capture_output=True, text=True,
+        timeout=timeout,
+    )
+    if proc.returncode != 0 or not (tmp / "manifest.json").exists():
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
+        pytest.fail(f"fixture builder {builder} failed (exit {proc.returncode}):\n{tail}")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
+
+
+def load_manifest(directory: Path) -> list[dict]:
+    return json.loads((directory / "manifest.json").read_text())["cases"]
+
+
+@pytest.fixture(scope="session")
+def keras3_lstm_fixtures() -> Path:
+    return build_fixtures("keras_lstm")
+
+
+@pytest.fixture(scope="session")
+def keras2_lstm_fixtures() -> Path:
+    return build_fixtures("keras_lstm", legacy_keras=True)
