@@ -1178,9 +1178,9 @@ class ObjectGraph:
 
     def resolve(self, path: str | Sequence[str], start: int = 0) -> int:
         """Node id reached from ``start`` by local names (``"layer_with_weights-0/cell"``)."""
-        names = path.split("/") if isinstance(path, str) else list(path)
+        names = [n for n in (path.split("/") if isinstance(path, str) else path) if n]
         node_id = start
-        for i, name in enumerate(n for n in names if n != ""):
+        for i, name in enumerate(names):
             child = self.nodes[node_id].child(name)
             if child is None:
                 trail = "/".join(names[:i]) or "<root>"
