@@ -78,6 +78,9 @@ class Cell:
     projection: np.ndarray | None = None
     cell_clip: float | None = None
     proj_clip: float | None = None
+    #: The :data:`~lstm_trace.gates.GATE_ORDERS` layout the file stored its fused tensors in
+    #: (``keras_lstm``, ``tf1_lstm``...); only ``inspect`` uses it. ``None``: not known.
+    layout: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in QUANTITIES:
@@ -151,7 +154,7 @@ class Cell:
             activation=self.activation, recurrent_activation=self.recurrent_activation,
             recurrent_bias=cast(self.recurrent_bias), reset_after=self.reset_after,
             forget_bias=self.forget_bias, peepholes=peep, projection=cast(self.projection),
-            cell_clip=self.cell_clip, proj_clip=self.proj_clip,
+            cell_clip=self.cell_clip, proj_clip=self.proj_clip, layout=self.layout,
         )
 
 

@@ -240,6 +240,7 @@ def make_cell(
             activation=activation,
             recurrent_activation=recurrent_activation,
             reset_after=reset_after,
+            layout=order,
         )
     except ValueError as err:
         raise LoadError(f"{where}: {err}") from None
