@@ -33,9 +33,12 @@ def build_fixtures(builder: str, *, legacy_keras: bool = False, timeout: int = 1
         if path.exists():
             digest.update(path.read_bytes())
     digest.update(str(legacy_keras).encode())
-    out = CACHE / f"{builder}-{digest.hexdigest()[:12]}"
+    prefix = f"{builder}-{'keras2' if legacy_keras else 'keras3'}-"
+    out = CACHE / f"{prefix}{digest.hexdigest()[:12]}"
     if (out / "manifest.json").exists():
         return out
+    for stale in CACHE.glob(f"{prefix}*"):  # older versions of this builder's output
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

@@ -31,6 +31,17 @@ def register_format(
     _FORMATS[name] = (match, open_)
 
 
+def _register_builtin_formats() -> None:
+    from . import tf_checkpoint
+
+    register_format("tf_checkpoint", tf_checkpoint.match, tf_checkpoint.open_checkpoint)
+    try:
+        from . import saved_model
+    except ImportError:  # not written yet
+        return
+    register_format("saved_model", saved_model.match, saved_model.open_saved_model)
+
+
 def _head(path: Path, size: int = 8) -> bytes:
     with open(path, "rb") as f:
         return f.read(size)
@@ -55,6 +66,8 @@ def _is_hdf5(path: Path) -> bool:
 def detect_format(path: str | Path) -> str:
     """Name the format of ``path``: ``keras``, ``h5``, or a registered format name."""
     path = Path(path)
+    if not _FORMATS:
+        _register_builtin_formats()
     for name, (match, _) in _FORMATS.items():
         try:
             if match(path):
@@ -114,7 +127,7 @@ def load(path: str | Path, options: LoadOptions | None = None, **overrides: obje
 def _load_h5(path: Path, options: LoadOptions) -> Network:
     import h5py
 
-    from .keras_files import load_keras_h5_model
+    from .keras_files import load_keras_h5_model, load_weights_with_config
     from .keras_weights_only import load_keras2_weights_h5, load_keras3_weights_h5
 
     try:
@@ -124,6 +137,8 @@ def _load_h5(path: Path, options: LoadOptions) -> Network:
     with h5:
         if "model_config" in h5.attrs:
             return load_keras_h5_model(h5, path, options)
+        if options.config_path:
+            return load_weights_with_config(h5, path, options)
         if "layer_names" in h5.attrs:
             return load_keras2_weights_h5(h5, path, options)
         if "model_weights" in h5 and "layer_names" in h5["model_weights"].attrs:

@@ -225,3 +225,37 @@ def load_keras_h5_model(h5: h5py.File, path: Path, options: LoadOptions):  # -> 
         specs, H5WeightSource(root, where), ctx,
         input_shape=input_shape, input_dtype=input_dtype, keras_version=version,
     )
+
+
+def read_config_file(path: str) -> dict:
+    """A ``model.to_json()`` file (``--config``): the config of a config-less weights file."""
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise LoadError(f"{path}: cannot read the --config file ({err.strerror or err})") from None
+    try:
+        config = json.loads(text)
+    except ValueError as err:
+        raise LoadError(f"{path}: --config is not valid JSON ({err})") from None
+    if isinstance(config, dict) and "model_config" in config:  # a saved metadata wrapper
+        config = config["model_config"]
+    return config
+
+
+def load_weights_with_config(h5: h5py.File, path: Path, options: LoadOptions):  # -> Network
+    """A weights-only ``.h5`` plus ``--config model.json``: exact names and options."""
+    config = read_config_file(options.config_path or "")
+    specs, input_shape, input_dtype = _parse(config, Path(options.config_path or "").name)
+    if isinstance(h5.get("layers"), h5py.Group) and "layer_names" not in h5.attrs:
+        version = None
+        source = Keras3WeightSource(h5, specs, path.name)
+        major = 3
+    else:
+        root = h5.get("model_weights", h5)
+        version = decode_attr(root.attrs.get("keras_version"))
+        source = H5WeightSource(root, path.name)
+        major = keras_major(version, 2)
+    ctx = KerasContext(major, options, [], f"Keras {version or major} weights + --config")
+    return build_network(
+        specs, source, ctx, input_shape=input_shape, input_dtype=input_dtype, keras_version=version,
+    )
