@@ -232,6 +232,10 @@ class Network:
     #: Data inputs of each layer by name (``()``: the model input). A layer missing here
     #: takes the previous layer's output, so a plain chain needs no entries.
     inbound: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Stored variables the loader could not attribute to any layer (optimizer slots,
+    #: ``global_step``, a dense head of a checkpoint...), each ``"name (shape)"``; ``inspect``
+    #: lists them so nothing in a file is silently dropped.
+    unexplained: list[str] = field(default_factory=list)
 
     def sources(self, index: int) -> tuple[str, ...]:
         """Names of the layers whose outputs feed ``layers[index]`` (``()``: the model input)."""
