@@ -1,0 +1,323 @@
+"""Per-gate weights of every recurrent layer, and the same weights as PyTorch state dicts.
+
+:func:`gate_weights` splits each cell's fused tensors into one array per gate, with the
+keys ``<layer>[/<direction>]/<gate>/<tensor>`` (``<layer>`` and ``<direction>`` as in
+trace keys)::
+
+    lstm/input_gate/kernel             (input_size, units)   x W_i
+    lstm/input_gate/recurrent_kernel   (state_size, units)   h U_i
+    lstm/input_gate/bias               (units,)              b_i
+    gru/forward/reset_gate/input_bias      (units,)   b_r, added to x W_r
+    gru/forward/reset_gate/recurrent_bias  (units,)   rb_r, added to h U_r
+    lstm/forget_gate/peephole          (units,)   p_f (TF1 use_peepholes)
+    lstm/projection                    (units, num_proj)
+
+Matrices keep the Keras orientation (``x @ kernel``). Gates are the canonical names
+(LSTM ``input_gate, forget_gate, candidate, output_gate``; GRU ``update_gate,
+reset_gate, candidate``; SimpleRNN ``candidate``). A GRU with two biases (Keras
+``reset_after=True``, CuDNN) has ``input_bias`` and ``recurrent_bias`` instead of ``bias``.
+An LSTM's ``forget_gate/bias`` includes any run-time ``forget_bias`` (TF1), as the
+``forget_gate`` of a trace does.
+
+:func:`to_pytorch` lays the same weights out as ``torch.nn.LSTM`` / ``GRU`` / ``RNN``
+state dicts, one module per recurrent layer (PyTorch stacks only layers of equal width,
+so each layer is its own single-layer module)::
+
+    weight_ih_l0  (G*hidden, input)    gates stacked along rows: LSTM i,f,g,o; GRU r,z,n
+    weight_hh_l0  (G*hidden, hidden)
+    bias_ih_l0, bias_hh_l0  (G*hidden,)
+    weight_hr_l0  (proj, hidden)        LSTM projection (proj_size)
+    ..._reverse   the backward direction of a Bidirectional layer
+
+PyTorch's GRU computes ``n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))``, which is
+Keras's ``reset_after=True``; a ``reset_after=False`` GRU, peepholes, clipping and any
+activation other than sigmoid gates with a tanh cell (tanh/relu for SimpleRNN) cannot
+be expressed by ``torch.nn`` modules and raise :class:`ExportError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import numpy as np
+
+from .atomic import atomic_write
+from .gates import gate_slices
+from .network import Cell, Network, RecurrentLayer
+
+FORMATS = ("npz", "json", "csv")
+#: PyTorch's gate order per cell kind, in canonical gate names.
+TORCH_ORDER: dict[str, tuple[str, ...]] = {
+    "lstm": ("input_gate", "forget_gate", "candidate", "output_gate"),
+    "gru": ("reset_gate", "update_gate", "candidate"),
+    "simple_rnn": ("candidate",),
+}
+TORCH_MODULE = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "RNN"}
+
+
+class ExportError(ValueError):
+    """The network cannot be written in the requested layout (e.g. not expressible in PyTorch)."""
+
+
+def select_layers(network: Network, layers: Iterable[str] | None) -> list[RecurrentLayer]:
+    """The recurrent layers named in ``layers`` (default: all), in network order."""
+    recurrent = network.recurrent_layers
+    wanted = list(layers or ())
+    if not wanted:
+        return recurrent
+    names = [layer.name for layer in recurrent]
+    unknown = [name for name in wanted if name not in names]
+    if unknown:
+        raise ExportError(
+            f"no recurrent layer named {', '.join(map(repr, unknown))}; "
+            f"the model's recurrent layers are: {', '.join(names)}"
+        )
+    return [layer for layer in recurrent if layer.name in wanted]
+
+
+def gate_weights(network: Network, layers: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+    """Every recurrent layer's weights split by gate, keyed ``<prefix>/<gate>/<tensor>``."""
+    out: dict[str, np.ndarray] = {}
+    for layer in select_layers(network, layers):
+        for prefix, direction in layer.trace_prefixes():
+            out.update(cell_gate_weights(direction.cell, prefix))
+    return out
+
+
+def cell_gate_weights(cell: Cell, prefix: str) -> dict[str, np.ndarray]:
+    """One cell's per-gate arrays (see the module docstring for the keys)."""
+    out: dict[str, np.ndarray] = {}
+    two_biases = cell.kind == "gru" and cell.recurrent_bias is not None
+    for gate, cols in gate_slices(cell.kind, cell.units).items():
+        base = f"{prefix}/{gate}"
+        out[f"{base}/kernel"] = np.ascontiguousarray(cell.kernel[:, cols])
+        out[f"{base}/recurrent_kernel"] = np.ascontiguousarray(cell.recurrent_kernel[:, cols])
+        if cell.bias is not None:
+            bias = np.array(cell.bias[cols])
+            if gate == "forget_gate" and cell.forget_bias:
+                bias += bias.dtype.type(cell.forget_bias)
+            out[f"{base}/{'input_bias' if two_biases else 'bias'}"] = bias
+        if cell.recurrent_bias is not None:
+            out[f"{base}/recurrent_bias"] = np.array(cell.recurrent_bias[cols])
+        elif two_biases:
+            out[f"{base}/recurrent_bias"] = np.zeros(cell.units, cell.kernel.dtype)
+        if cell.peepholes and gate in cell.peepholes:
+            out[f"{base}/peephole"] = np.array(cell.peepholes[gate])
+    if cell.projection is not None:
+        out[f"{prefix}/projection"] = np.array(cell.projection)
+    return out
+
+
+# ------------------------------------------------------------------ PyTorch
+
+
+@dataclass
+class TorchLayer:
+    """One recurrent layer as a ``torch.nn`` module: its class, arguments and state dict."""
+
+    name: str
+    module: str  # "LSTM", "GRU" or "RNN"
+    kwargs: dict[str, Any]
+    state_dict: dict[str, np.ndarray]
+    notes: list[str] = field(default_factory=list)
+
+    def constructor(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
+        return f"torch.nn.{self.module}({args})"
+
+
+def to_pytorch(network: Network, layers: Iterable[str] | None = None) -> list[TorchLayer]:
+    """Each selected recurrent layer as a single-layer ``torch.nn.LSTM``/``GRU``/``RNN``.
+
+    Modules are ``batch_first=True`` (lstm-trace's ``(batch, steps, features)``).
+    Raises :class:`ExportError` for what PyTorch cannot express.
+    """
+    return [torch_layer(layer) for layer in select_layers(network, layers)]
+
+
+def torch_layer(layer: RecurrentLayer) -> TorchLayer:
+    where = f"layer {layer.name!r}"
+    directions = layer.directions
+    cells = [d.cell for d in directions]
+    first = cells[0]
+    for cell in cells:
+        _check_torch_cell(cell, where)
+    notes: list[str] = []
+    if layer.bidirectional:
+        if len(directions) != 2 or directions[0].reverse or not directions[1].reverse:
+            raise ExportError(
+                f"{where}: PyTorch's bidirectional modules run the first direction forward and "
+                "the second backward; this layer's directions do not"
+            )
+        shapes = {(c.kind, c.units, c.input_size, c.state_size, c.bias is not None,
+                   c.activation) for c in cells}
+        if len(shapes) > 1:
+            raise ExportError(
+                f"{where}: the two directions differ in kind, size, bias or activation, "
+                "which one PyTorch module cannot hold"
+            )
+        if layer.merge_mode != "concat":
+            notes.append(
+                f"{layer.name}: PyTorch concatenates the two directions; Keras merged them with "
+                f"merge_mode={layer.merge_mode!r}: split output[..., :H] and output[..., H:] "
+                "and merge them yourself"
+            )
+    elif directions[0].reverse:
+        notes.append(
+            f"{layer.name}: go_backwards=True has no PyTorch flag: feed the module x.flip(1); "
+            "its output is then in Keras's (processing) order"
+        )
+    if not layer.return_sequences:
+        notes.append(f"{layer.name}: Keras returns only the last step: take output[:, -1]")
+
+    kwargs: dict[str, Any] = {"input_size": first.input_size, "hidden_size": first.units}
+    if first.kind == "simple_rnn":
+        kwargs["nonlinearity"] = first.activation
+    kwargs["batch_first"] = True
+    if first.bias is None:
+        kwargs["bias"] = False
+    if layer.bidirectional:
+        kwargs["bidirectional"] = True
+    if first.projection is not None:
+        kwargs["proj_size"] = int(first.projection.shape[1])
+    state: dict[str, np.ndarray] = {}
+    for direction, cell in zip(directions, cells, strict=True):
+        suffix = "_reverse" if layer.bidirectional and direction.name == "backward" else ""
+        state.update(_torch_params(cell, suffix))
+    return TorchLayer(layer.name, TORCH_MODULE[first.kind], kwargs, state, notes)
+
+
+def _check_torch_cell(cell: Cell, where: str) -> None:
+    if cell.kind == "simple_rnn":
+        if cell.activation not in ("tanh", "relu"):
+            raise ExportError(
+                f"{where}: torch.nn.RNN supports the tanh and relu activations, not "
+                f"{cell.activation!r}"
+            )
+        return
+    if cell.recurrent_activation != "sigmoid" or cell.activation != "tanh":
+        raise ExportError(
+            f"{where}: torch.nn.{TORCH_MODULE[cell.kind]} always uses sigmoid gates and tanh; this "
+            f"layer uses recurrent_activation={cell.recurrent_activation!r}, "
+            f"activation={cell.activation!r}"
+        )
+    if cell.kind == "gru" and not cell.reset_after:
+        raise ExportError(
+            f"{where}: a GRU with reset_after=False applies the reset gate before the recurrent "
+            "matmul; torch.nn.GRU applies it after (reset_after=True) and cannot express it"
+        )
+    if cell.peepholes:
+        raise ExportError(f"{where}: torch.nn.LSTM has no peephole connections")
+    if cell.cell_clip is not None or cell.proj_clip is not None:
+        raise ExportError(f"{where}: torch.nn.LSTM cannot clip the cell or projection")
+
+
+def _torch_params(cell: Cell, suffix: str) -> dict[str, np.ndarray]:
+    """``weight_ih_l0`` etc. of one direction: canonical columns -> PyTorch rows in its order."""
+    cols = gate_slices(cell.kind, cell.units)
+    order = TORCH_ORDER[cell.kind]
+
+    def rows(matrix: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(np.concatenate([matrix[:, cols[g]] for g in order], axis=1).T)
+
+    def vector(v: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(np.concatenate([v[cols[g]] for g in order]))
+
+    out = {f"weight_ih_l0{suffix}": rows(cell.kernel),
+           f"weight_hh_l0{suffix}": rows(cell.recurrent_kernel)}
+    if cell.bias is not None:
+        bias = np.array(cell.bias)
+        if cell.kind == "lstm" and cell.forget_bias:
+            u = cell.units
+            bias[u:2 * u] += bias.dtype.type(cell.forget_bias)
+        recurrent = cell.recurrent_bias if cell.recurrent_bias is not None else np.zeros_like(bias)
+        out[f"bias_ih_l0{suffix}"] = vector(bias)
+        out[f"bias_hh_l0{suffix}"] = vector(recurrent)
+    if cell.projection is not None:
+        out[f"weight_hr_l0{suffix}"] = np.ascontiguousarray(cell.projection.T)
+    return out
+
+
+def torch_arrays(exported: list[TorchLayer]) -> dict[str, np.ndarray]:
+    """All state dicts in one mapping, keyed ``<layer>/<parameter>``.
+
+    A layer's state dict is ``{k.rpartition("/")[2]: v for k, v in arrays.items()
+    if k.rpartition("/")[0] == layer}`` (layer names may contain ``/``).
+    """
+    return {f"{t.name}/{key}": value for t in exported for key, value in t.state_dict.items()}
+
+
+# ------------------------------------------------------------------ writing
+
+
+def write_arrays(arrays: dict[str, np.ndarray], fmt: str, output: str) -> None:
+    """Write ``arrays`` as ``npz`` (a member per key), ``json`` (``{key: nested lists}``)
+    or ``csv`` (``key,row,column,value``, a row per value; ``column`` empty for vectors).
+
+    Floats are written in their shortest round-trip form. ``output`` ``"-"`` is stdout
+    (text formats only); files are written atomically.
+    """
+    if fmt == "npz":
+        if output == "-":
+            raise ExportError("--format npz needs -o FILE.npz (binary output is not written to a terminal)")
+        with atomic_write(output, "wb") as f:
+            np.savez(f, **arrays)
+    elif fmt == "json":
+        with atomic_write(output, "w") as f:
+            _write_json(arrays, f)
+    elif fmt == "csv":
+        with atomic_write(output, "w", newline="") as f:
+            _write_csv(arrays, f)
+    else:
+        raise ExportError(f"unknown format {fmt!r}; expected one of: {', '.join(FORMATS)}")
+
+
+def _shortest(values: np.ndarray) -> np.ndarray:
+    """Shortest round-trip decimal of each value, as a bytes array (``b"0.1"``)."""
+    from .writers._text import float_chars
+
+    flat = np.asarray(values).ravel()
+    if flat.size == 0:
+        return np.zeros(0, dtype="S1")
+    chars = float_chars(flat)
+    text = chars.view(f"S{chars.shape[1]}").ravel()
+    return np.char.replace(text, b"\0", b"")
+
+
+def _write_json(arrays: dict[str, np.ndarray], f: IO[str]) -> None:
+    f.write("{")
+    for k, (key, value) in enumerate(arrays.items()):
+        # Parsing the shortest float32 text into float64 and printing that with repr
+        # gives back the same short text.
+        values = _shortest(value).astype(np.float64).reshape(value.shape).tolist()
+        f.write(("," if k else "") + "\n " + json.dumps(key) + ": " + json.dumps(values))
+    f.write("\n}\n")
+
+
+def _write_csv(arrays: dict[str, np.ndarray], f: IO[str]) -> None:
+    f.write("key,row,column,value\n")
+    for key, value in arrays.items():
+        texts = _shortest(value).astype(str)
+        quoted = '"' + key.replace('"', '""') + '"' if any(c in key for c in ',"\n') else key
+        if value.ndim == 1:
+            for r, text in enumerate(texts):
+                f.write(f"{quoted},{r},,{text}\n")
+        else:
+            matrix = value.reshape(value.shape[0], -1)
+            cols = matrix.shape[1]
+            for n, text in enumerate(texts):
+                f.write(f"{quoted},{n // cols},{n % cols},{text}\n")
+
+
+def describe_keys(arrays: dict[str, np.ndarray]) -> list[tuple[str, tuple[int, ...]]]:
+    """``(key, shape)`` of each array, for the command's summary."""
+    return [(key, tuple(value.shape)) for key, value in arrays.items()]
+
+
+__all__ = [
+    "ExportError", "TorchLayer", "cell_gate_weights", "gate_weights",
+    "to_pytorch", "torch_arrays", "write_arrays",
+]

@@ -1,0 +1,344 @@
+"""What is in a model file, without any input: layers, options, parameters, gate slices.
+
+:func:`describe` turns a loaded :class:`~lstm_trace.network.Network` into plain data
+(JSON-ready dicts and lists); the ``inspect`` command renders it as tables or JSON.
+
+The question users ask most is *where each gate lives* in the file's fused tensors.
+Frameworks store the per-gate matrices of a cell side by side, each ``units`` wide, in
+their own order (:data:`lstm_trace.gates.GATE_ORDERS`); the loader remembers that order in
+``Cell.layout`` and :func:`gate_locations` spells out the slices in the file's own terms,
+e.g. for a Keras ``LSTM(64)``::
+
+    input_gate   kernel[:, 0:64]     recurrent_kernel[:, 0:64]     bias[0:64]
+    forget_gate  kernel[:, 64:128]   recurrent_kernel[:, 64:128]   bias[64:128]
+    candidate    kernel[:, 128:192]  recurrent_kernel[:, 128:192]  bias[128:192]
+    output_gate  kernel[:, 192:256]  recurrent_kernel[:, 192:256]  bias[192:256]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .gates import CANONICAL_ORDER, GATE_ORDERS, storage_slices
+from .layers import UpstreamLayer
+from .network import Cell, Direction, Network, RecurrentLayer
+
+#: What the fused tensors of each layout are called in the file, and how they are laid out.
+#: ``rows``: the gates are stacked along rows (``weight[a:b, :]``, PyTorch/ONNX) instead of
+#: columns (``kernel[:, a:b]``, Keras/TF); ``joint``: one TF1 ``kernel`` holds the input
+#: rows and then the recurrent rows (``[x, h] @ kernel``).
+LAYOUT_TENSORS: dict[str, dict[str, Any]] = {
+    "keras_lstm": {"kernel": "kernel", "recurrent": "recurrent_kernel", "bias": "bias"},
+    "keras_gru": {"kernel": "kernel", "recurrent": "recurrent_kernel", "bias": "bias"},
+    "simple_rnn": {"kernel": "kernel", "recurrent": "recurrent_kernel", "bias": "bias"},
+    "tf1_lstm": {"kernel": "kernel", "recurrent": "kernel", "bias": "bias", "joint": True},
+    "torch_lstm": {"kernel": "weight_ih", "recurrent": "weight_hh", "bias": "bias_ih",
+                   "recurrent_bias": "bias_hh", "rows": True},
+    "torch_gru": {"kernel": "weight_ih", "recurrent": "weight_hh", "bias": "bias_ih",
+                  "recurrent_bias": "bias_hh", "rows": True},
+    "onnx_lstm": {"kernel": "W", "recurrent": "R", "bias": "B", "rows": True},
+}
+
+
+def describe(network: Network) -> dict[str, Any]:
+    """Everything ``inspect`` shows, as JSON-ready data.
+
+    Returns ``{"source", "keras_version", "input_shape", "input_dtype", "parameters",
+    "recurrent_parameters", "layers": [...], "notes": [...], "unexplained": [...]}``;
+    each layer is a dict with ``name``, ``class_name``, ``role`` (``recurrent`` or
+    ``upstream``), ``position`` (``before``, ``between`` or ``after`` the recurrent layers,
+    or ``recurrent``) and, for a recurrent layer, its options, directions and gate slices.
+    """
+    indices = [i for i, layer in enumerate(network.layers) if isinstance(layer, RecurrentLayer)]
+    first, last = (indices[0], indices[-1]) if indices else (len(network.layers), -1)
+    layers: list[dict[str, Any]] = []
+    for i, layer in enumerate(network.layers):
+        inputs = list(network.sources(i)) or ["(model input)"]
+        if isinstance(layer, RecurrentLayer):
+            entry = describe_recurrent(layer, network, i)
+        else:
+            entry = describe_upstream(layer)
+            entry["position"] = "before" if i < first else "after" if i > last else "between"
+        entry["inputs"] = inputs
+        layers.append(entry)
+    recurrent_params = sum(layer.parameter_count() for layer in network.recurrent_layers)
+    upstream_params = sum(_upstream_parameters(layer) for layer in network.layers
+                          if isinstance(layer, UpstreamLayer))
+    return {
+        "source": network.source,
+        "keras_version": network.keras_version,
+        "input_shape": None if network.input_shape is None else list(network.input_shape),
+        "input_dtype": network.input_dtype,
+        "parameters": recurrent_params + upstream_params,
+        "recurrent_parameters": recurrent_params,
+        "layers": layers,
+        "notes": list(network.notes),
+        "unexplained": list(getattr(network, "unexplained", []) or []),
+    }
+
+
+def describe_upstream(layer: UpstreamLayer) -> dict[str, Any]:
+    """A non-recurrent layer: its class, whether lstm-trace can replay it, and how."""
+    return {
+        "name": layer.name,
+        "class_name": layer.class_name,
+        "role": "upstream",
+        "replayable": bool(layer.replayable),
+        "description": layer.describe(),
+        "parameters": _upstream_parameters(layer),
+    }
+
+
+def describe_recurrent(layer: RecurrentLayer, network: Network | None = None,
+                       index: int | None = None) -> dict[str, Any]:
+    """A recurrent layer: kind, sizes, options, parameters, and each direction's gates."""
+    entry: dict[str, Any] = {
+        "name": layer.name,
+        "class_name": layer.class_name or layer.kind,
+        "role": "recurrent",
+        "position": "recurrent",
+        "replayable": True,
+        "kind": layer.kind,
+        "units": layer.directions[0].cell.units,
+        "input_size": layer.input_size,
+        "output_size": layer.output_size,
+        "return_sequences": layer.return_sequences,
+        "bidirectional": layer.bidirectional,
+        "merge_mode": layer.merge_mode if layer.bidirectional else None,
+        "mask_source": mask_source(network, index) if network is not None and index is not None
+        else None,
+        "parameters": layer.parameter_count(),
+        "trace_keys": [f"{prefix}/<quantity>" for prefix, _ in layer.trace_prefixes()],
+        "options": {k: _plain(v) for k, v in layer.options.items()},
+        "directions": [describe_direction(d) for d in layer.directions],
+    }
+    return entry
+
+
+def describe_direction(direction: Direction) -> dict[str, Any]:
+    cell = direction.cell
+    out: dict[str, Any] = {
+        "direction": direction.name,
+        "go_backwards": direction.reverse,
+        "units": cell.units,
+        "input_size": cell.input_size,
+        "activation": cell.activation,
+        "use_bias": cell.bias is not None,
+        "parameters": cell.parameter_count(),
+        "layout": cell.layout,
+    }
+    if cell.kind != "simple_rnn":
+        out["recurrent_activation"] = cell.recurrent_activation
+    if cell.kind == "gru":
+        out["reset_after"] = cell.reset_after
+        out["recurrent_bias"] = cell.recurrent_bias is not None
+    if cell.kind == "lstm":
+        if cell.forget_bias:
+            out["forget_bias"] = cell.forget_bias
+        if cell.peepholes:
+            out["peepholes"] = sorted(cell.peepholes)
+        if cell.projection is not None:
+            out["num_proj"] = int(cell.projection.shape[1])
+        if cell.cell_clip is not None:
+            out["cell_clip"] = cell.cell_clip
+        if cell.proj_clip is not None:
+            out["proj_clip"] = cell.proj_clip
+    out["gates"] = gate_locations(cell)
+    return out
+
+
+def gate_locations(cell: Cell) -> list[dict[str, str]]:
+    """Where each gate of ``cell`` lives in the file's fused tensors.
+
+    One dict per gate in the file's storage order: ``{"gate", "kernel",
+    "recurrent_kernel", "bias"[, "recurrent_bias"]}``, each value an indexing expression
+    on the file's tensor (``"kernel[:, 0:64]"``). Without a known layout the canonical
+    order is shown and ``layout`` says ``"unknown"``.
+    """
+    layout = cell.layout if cell.layout in GATE_ORDERS else None
+    if cell.kind == "gru" and layout == "tf1_gru_gates":
+        return _tf1_gru_locations(cell)
+    unknown = layout is None
+    if layout is None:
+        layout = {"lstm": "keras_lstm", "gru": "keras_gru", "simple_rnn": "simple_rnn"}[cell.kind]
+    slices = storage_slices(layout, cell.units)
+    names = LAYOUT_TENSORS.get(layout, LAYOUT_TENSORS["keras_lstm"])
+    rows = bool(names.get("rows"))
+    joint = bool(names.get("joint"))
+    n_in = cell.input_size
+    out = []
+    for gate, s in slices.items():
+        cols = f"{s.start}:{s.stop}"
+        entry = {"gate": gate}
+        if rows:
+            entry["kernel"] = f"{names['kernel']}[{cols}, :]"
+            entry["recurrent_kernel"] = f"{names['recurrent']}[{cols}, :]"
+        elif joint:
+            entry["kernel"] = f"{names['kernel']}[0:{n_in}, {cols}]"
+            entry["recurrent_kernel"] = f"{names['recurrent']}[{n_in}:{n_in + cell.state_size}, {cols}]"
+        else:
+            entry["kernel"] = f"{names['kernel']}[:, {cols}]"
+            entry["recurrent_kernel"] = f"{names['recurrent']}[:, {cols}]"
+        if cell.bias is not None:
+            if cell.recurrent_bias is not None and "recurrent_bias" in names:
+                entry["bias"] = f"{names['bias']}[{cols}]"
+                entry["recurrent_bias"] = f"{names['recurrent_bias']}[{cols}]"
+            elif cell.recurrent_bias is not None:
+                # Keras GRU reset_after: bias (2, 3*units), row 0 input, row 1 recurrent.
+                entry["bias"] = f"{names['bias']}[0, {cols}]"
+                entry["recurrent_bias"] = f"{names['bias']}[1, {cols}]"
+            else:
+                entry["bias"] = f"{names['bias']}[{cols}]"
+        if unknown:
+            entry["note"] = "layout unknown: canonical order shown"
+        out.append(entry)
+    return out
+
+
+def _tf1_gru_locations(cell: Cell) -> list[dict[str, str]]:
+    """TF1 ``GRUCell``: ``gates/kernel`` holds r, u over ``[x, h]``; ``candidate/kernel`` the rest."""
+    n_in, u = cell.input_size, cell.units
+    out = []
+    for gate, s in storage_slices("tf1_gru_gates", u).items():
+        cols = f"{s.start}:{s.stop}"
+        entry = {"gate": gate, "kernel": f"gates/kernel[0:{n_in}, {cols}]",
+                 "recurrent_kernel": f"gates/kernel[{n_in}:{n_in + u}, {cols}]"}
+        if cell.bias is not None:
+            entry["bias"] = f"gates/bias[{cols}]"
+        out.append(entry)
+    entry = {"gate": "candidate", "kernel": f"candidate/kernel[0:{n_in}, :]",
+             "recurrent_kernel": f"candidate/kernel[{n_in}:{n_in + u}, :]"}
+    if cell.bias is not None:
+        entry["bias"] = "candidate/bias[:]"
+    out.append(entry)
+    order = {g: k for k, g in enumerate(CANONICAL_ORDER["gru"])}
+    return sorted(out, key=lambda e: (e["gate"] == "candidate", order[e["gate"]]))
+
+
+def mask_source(network: Network, index: int) -> str | None:
+    """The layer whose mask reaches ``network.layers[index]`` (Masking, Embedding(mask_zero)...)."""
+    seen: set[str] = set()
+    frontier = list(network.sources(index))
+    by_name = {layer.name: (i, layer) for i, layer in enumerate(network.layers)}
+    while frontier:
+        name = frontier.pop(0)
+        if name in seen or name not in by_name:
+            continue
+        seen.add(name)
+        i, layer = by_name[name]
+        if isinstance(layer, RecurrentLayer):
+            if not layer.return_sequences:
+                return None  # a last-step output carries no mask
+        elif layer.class_name == "Masking":
+            return f"{name} (Masking)"
+        elif getattr(layer, "mask_zero", False):
+            return f"{name} ({layer.class_name}, mask_zero)"
+        frontier.extend(network.sources(i))
+    return None
+
+
+def _upstream_parameters(layer: UpstreamLayer) -> int:
+    """Sum of the sizes of the NumPy arrays an upstream layer holds (its weights)."""
+    import numpy as np
+
+    total = 0
+    for value in vars(layer).values():
+        if isinstance(value, np.ndarray):
+            total += int(value.size)
+    return total
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    return str(value)
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def render(info: dict[str, Any], width: int | None = None) -> str:
+    """The ``inspect`` report as text: a summary, a table of layers, then each layer's gates."""
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width or 120, highlight=False, emoji=False,
+                      no_color=True, force_terminal=False, soft_wrap=False)
+    version = info["keras_version"] or "unknown"
+    shape = "?" if info["input_shape"] is None else "(" + ", ".join(
+        "None" if s is None else str(s) for s in info["input_shape"]) + ")"
+    console.print(f"source: {info['source'] or 'unknown'}   Keras version: {version}   "
+                  f"input: {shape} {info['input_dtype']}")
+    console.print(f"parameters: {info['parameters']:,} ({info['recurrent_parameters']:,} in "
+                  "recurrent layers)")
+
+    table = Table(title="layers", title_justify="left", show_lines=False)
+    for column in ("layer", "class", "kind", "units", "in → out", "activations", "options",
+                   "params", "replay"):
+        table.add_column(column, overflow="fold")
+    for layer in info["layers"]:
+        if layer["role"] == "upstream":
+            table.add_row(layer["name"], layer["class_name"], f"({layer['position']})", "", "", "",
+                          "", f"{layer['parameters']:,}" if layer["parameters"] else "",
+                          "yes" if layer["replayable"] else "NO: " + layer["description"])
+            continue
+        first = layer["directions"][0]
+        acts = first["activation"]
+        if "recurrent_activation" in first:
+            acts = f"{first['recurrent_activation']} / {first['activation']}"
+        table.add_row(
+            layer["name"], layer["class_name"], layer["kind"], str(layer["units"]),
+            f"{layer['input_size']} → {layer['output_size']}", acts, _options_text(layer),
+            f"{layer['parameters']:,}", "yes",
+        )
+    console.print(table)
+
+    for layer in info["layers"]:
+        if layer["role"] != "recurrent":
+            continue
+        for direction in layer["directions"]:
+            title = layer["name"] + (f" / {direction['direction']}" if layer["bidirectional"] else "")
+            layout = direction["layout"] or "unknown (canonical order shown)"
+            gates = Table(title=f"{title}: gate slices (file layout {layout})", title_justify="left")
+            columns = ["gate", "kernel", "recurrent_kernel", "bias"]
+            if any("recurrent_bias" in g for g in direction["gates"]):
+                columns.append("recurrent_bias")
+            for column in columns:
+                gates.add_column(column)
+            for gate in direction["gates"]:
+                gates.add_row(*(gate.get(c, "") for c in columns))
+            console.print(gates)
+    if info["unexplained"]:
+        console.print("stored but not used by any layer: " + ", ".join(info["unexplained"]))
+    for line in info["notes"]:
+        console.print(f"note: {line}")
+    return buffer.getvalue()
+
+
+def _options_text(layer: dict[str, Any]) -> str:
+    first = layer["directions"][0]
+    parts = []
+    if layer["bidirectional"]:
+        parts.append(f"bidirectional merge={layer['merge_mode']}")
+    if not first["use_bias"]:
+        parts.append("no bias")
+    if "reset_after" in first:
+        parts.append(f"reset_after={first['reset_after']}")
+    if any(d["go_backwards"] for d in layer["directions"]) and not layer["bidirectional"]:
+        parts.append("go_backwards")
+    for key in ("forget_bias", "num_proj", "cell_clip", "proj_clip"):
+        if key in first:
+            parts.append(f"{key}={first[key]}")
+    if first.get("peepholes"):
+        parts.append("peepholes")
+    if not layer["return_sequences"]:
+        parts.append("last step only")
+    if layer["mask_source"]:
+        parts.append(f"mask from {layer['mask_source']}")
+    for key, value in layer["options"].items():
+        if value:
+            parts.append(f"{key}={value}")
+    return ", ".join(parts)
