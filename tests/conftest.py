@@ -25,11 +25,16 @@ BUILDERS = Path(__file__).resolve().parent / "builders"
 CACHE = Path(os.environ.get("LSTM_TRACE_FIXTURE_CACHE", ROOT / ".fixture-cache"))
 
 
-def build_fixtures(builder: str, *, legacy_keras: bool = False, timeout: int = 1800) -> Path:
-    """Run ``tests/builders/<builder>.py OUTDIR`` once and return OUTDIR (cached by source hash)."""
+def build_fixtures(builder: str, *, legacy_keras: bool = False, timeout: int = 1800,
+                   inputs: tuple[Path, ...] = ()) -> Path:
+    """Run ``tests/builders/<builder>.py OUTDIR`` once and return OUTDIR (cached by source hash).
+
+    ``inputs`` are files the builder reads (e.g. committed sample models): their content
+    joins the cache key, so regenerating them rebuilds the fixtures.
+    """
     script = BUILDERS / f"{builder}.py"
     digest = hashlib.sha256()
-    for path in (script, BUILDERS / "common.py"):
+    for path in (script, BUILDERS / "common.py", *inputs):
         if path.exists():
             digest.update(path.read_bytes())
     digest.update(str(legacy_keras).encode())
