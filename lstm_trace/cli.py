@@ -185,6 +185,10 @@ def main() -> None:
     \b
       lstm-trace MODEL INPUT              same as: lstm-trace trace MODEL INPUT
       lstm-trace inspect MODEL            layers, shapes, where each gate lives
+      lstm-trace extract MODEL -o W.npz   per-gate weights (--to pytorch: state dicts)
+      lstm-trace check MODEL INPUT --golden G.npz   CI regression check (exit 1 on change)
+      lstm-trace plot MODEL INPUT -o gates.png      heatmaps of gates and states
+      lstm-trace stats MODEL INPUT        gate saturation, most varying units
     """
 
 
@@ -219,3 +223,227 @@ def trace(model: str, input: str, fmt: str | None, output: str, units: str | Non
     _, result = run_trace(model, input, **kwargs)
     options: dict[str, Any] = {"summary": summary} if fmt == "table" else {}
     write_trace(result, fmt, output, **selection, **options)
+
+
+# ------------------------------------------------------------------ workflow commands
+# inspect, extract, check, plot, stats: each parses its options, calls one library
+# function (lstm_trace.inspect / extract / check / stats, writers.plot) and renders.
+
+
+def _text_width() -> int:
+    import shutil
+
+    return max(80, shutil.get_terminal_size((120, 24)).columns)
+
+
+def _echo_text(text: str, output: str = "-") -> None:
+    """Print ``text`` or write it atomically to ``output``."""
+    from .atomic import atomic_write
+
+    if output == "-":
+        click.echo(text, nl=False)
+    else:
+        with atomic_write(output, "w") as f:
+            f.write(text)
+
+
+@main.command("inspect")
+@click.argument("model", type=click.Path())
+@model_options
+@click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="Tables for reading, or JSON for scripts.")
+@click.option("-o", "--output", default="-", help="Output file ('-': stdout).")
+@handle_errors
+def inspect_command(model: str, fmt: str, output: str, **kwargs: Any) -> None:
+    """Show what is in MODEL: layers, options, parameter counts, where each gate lives.
+
+    Every recurrent layer with its kind, units, input size, activations and options, and
+    the slice of the file's fused kernel, recurrent kernel and bias that holds each gate;
+    the layers before and between them and whether lstm-trace can replay them. The
+    loader's notes (assumed defaults) go to stderr.
+    """
+    import json
+
+    from .inspect import describe, render
+
+    info = describe(open_model(model, **kwargs))
+    if fmt == "json":
+        _echo_text(json.dumps(info, indent=1) + "\n", output)
+    else:
+        _echo_text(render({**info, "notes": []}, width=_text_width()), output)
+
+
+@main.command("extract")
+@click.argument("model", type=click.Path())
+@model_options
+@click.option("-o", "--output", required=True, help="Output file (.npz, .json, .csv; '-': stdout).")
+@click.option("-f", "--format", "fmt", type=click.Choice(["npz", "json", "csv"]),
+              help="Output format (default: from -o's extension, else npz).")
+@click.option("--to", "target", type=click.Choice(["keras", "pytorch"]), default="keras",
+              show_default=True,
+              help="keras: per-gate W/U/b in Keras orientation; pytorch: nn.LSTM/GRU/RNN state "
+                   "dicts, keys <layer>/weight_ih_l0 ...")
+@click.option("--layer", "layers", multiple=True,
+              help="Recurrent layer to extract (repeatable; default: all).")
+@handle_errors
+def extract_command(model: str, output: str, fmt: str | None, target: str,
+                    layers: tuple[str, ...], **kwargs: Any) -> None:
+    """Write the weights of MODEL's recurrent layers, split by gate.
+
+    \b
+    Keys (--to keras): <layer>[/<direction>]/<gate>/kernel     (input_size, units)
+                       .../recurrent_kernel (units, units), .../bias (units,)
+                       GRU with two biases: .../input_bias, .../recurrent_bias
+                       LSTM peepholes .../peephole, projection <layer>/projection
+    Keys (--to pytorch): <layer>/weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0
+                       (+ _reverse for a Bidirectional layer's backward direction);
+                       the torch.nn module to load each into is printed.
+    """
+    from .extract import gate_weights, to_pytorch, torch_arrays, write_arrays
+
+    if fmt is None:
+        suffix = Path(output).suffix.lower()
+        fmt = {".json": "json", ".csv": "csv"}.get(suffix, "npz") if output != "-" else "json"
+    network = open_model(model, **kwargs)
+    if target == "pytorch":
+        exported = to_pytorch(network, layers)
+        arrays = torch_arrays(exported)
+    else:
+        exported = []
+        arrays = gate_weights(network, layers)
+    write_arrays(arrays, fmt, output)
+    if output == "-":
+        return
+    click.echo(f"wrote {len(arrays)} arrays to {output}")
+    for layer in exported:
+        click.echo(f"  {layer.name}: {layer.constructor()}")
+        for line in layer.notes:
+            note(line)
+
+
+@main.command("check")
+@trace_options
+@click.option("--golden", required=True, type=click.Path(dir_okay=False),
+              help="The saved trace: lstm-trace MODEL INPUT --format npz -o GOLDEN.npz.")
+@click.option("--atol", type=float, default=1e-5, show_default=True,
+              help="Absolute tolerance (float32 rounding is ~1e-7 per op).")
+@click.option("--rtol", type=float, default=1e-4, show_default=True,
+              help="Relative tolerance, times |golden|: differs if |new-golden| > atol + rtol*|golden|.")
+@click.option("--keys", "key_patterns", multiple=True,
+              help="Compare only keys matching this glob, e.g. 'lstm/*' (repeatable).")
+@click.option("--report", type=click.Path(dir_okay=False),
+              help="Also write a JUnit XML report (one test case per key) to this file.")
+@click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="How to print the comparison.")
+@handle_errors
+def check_command(model: str, input: str, golden: str, atol: float, rtol: float,
+                  key_patterns: tuple[str, ...], report: str | None, fmt: str,
+                  **kwargs: Any) -> None:
+    """Re-trace MODEL on INPUT and compare every key with a golden trace (for CI).
+
+    Exit 0 when every key matches within the tolerances, 1 when any key differs (or is
+    missing on either side, or has another shape), 2 on bad input.
+    """
+    import json
+
+    from .atomic import atomic_write
+    from .check import compare, junit_xml, load_golden, render
+
+    expected = load_golden(golden)
+    _, result = run_trace(model, input, **kwargs)
+    comparison = compare(result, expected, atol=atol, rtol=rtol, keys=key_patterns)
+    if report:
+        with atomic_write(report, "wb") as f:
+            f.write(junit_xml(comparison, suite=f"lstm-trace check {Path(golden).name}"))
+    if fmt == "json":
+        click.echo(json.dumps(comparison.to_dict(), indent=1))
+    else:
+        click.echo(render(comparison, width=_text_width()), nl=False)
+    if not comparison.equal:
+        sys.exit(EXIT_DIFFERENT)
+
+
+def _parse_size(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise ValueError(f"--size {text!r}: expected WIDTHxHEIGHT in pixels, e.g. 1600x900")
+    return int(parts[0]), int(parts[1])
+
+
+@main.command("plot")
+@trace_options
+@click.option("-o", "--output", required=True, help="Image file: .png, .svg or .pdf.")
+@click.option("--sample", type=int, default=0, show_default=True, help="Which sequence of INPUT to draw.")
+@click.option("--units", help="Units (rows) to draw, e.g. 0:16 or 1,5,9 (default: all).")
+@click.option("--vocab", type=click.Path(dir_okay=False),
+              help="Token per line: x labels for token-id (or one-hot) input, or one label per step.")
+@click.option("--size", help="Image size in pixels, WIDTHxHEIGHT (default: from units and steps).")
+@click.option("--dpi", type=int, default=100, show_default=True, help="Resolution.")
+@click.option("--title", help="A title above the panels.")
+@handle_errors
+def plot_command(model: str, input: str, output: str, sample: int, units: str | None,
+                 vocab: str | None, size: str | None, dpi: int, title: str | None,
+                 **kwargs: Any) -> None:
+    """Draw heatmaps of every gate and state of MODEL on INPUT (units × steps).
+
+    One row of panels per traced layer (and direction), one panel per quantity; gates
+    share a 0..1 colour scale, tanh quantities a symmetric one. Needs matplotlib
+    (pip install 'lstm-trace[plot]').
+    """
+    from .selection import parse_range
+
+    try:
+        from .writers.plot import plot_trace, read_labels, require_matplotlib, step_labels
+
+        require_matplotlib()
+    except ImportError as err:
+        fail(str(err))
+        return
+    unit_selection = parse_range(units) if units else None
+    pixels = _parse_size(size)
+    vocab_lines = read_labels(vocab) if vocab else None
+    network, result = run_trace(model, input, **kwargs)
+    labels = None
+    if vocab_lines is not None:
+        from .inputs import read_input
+
+        x = read_input(input, key=kwargs.get("input_key"))
+        if not -result.batch <= sample < result.batch:
+            raise ValueError(f"--sample {sample} is out of range: the input has {result.batch} "
+                             f"sample{'s' if result.batch != 1 else ''}")
+        labels = step_labels(x, vocab_lines, sample % result.batch, result.steps)
+    width, height = plot_trace(result, output, network=network, sample=sample,
+                               units=unit_selection, labels=labels, size=pixels, dpi=dpi,
+                               title=title)
+    click.echo(f"wrote {output} ({width}x{height} pixels)")
+
+
+@main.command("stats")
+@trace_options
+@click.option("--top", type=int, default=5, show_default=True,
+              help="How many top-varying state units to list per layer.")
+@click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="Tables for reading, or JSON for scripts.")
+@click.option("-o", "--output", default="-", help="Output file ('-': stdout).")
+@handle_errors
+def stats_command(model: str, input: str, top: int, fmt: str, output: str, **kwargs: Any) -> None:
+    """Gate statistics of MODEL on INPUT: mean and saturation of each gate, top-varying units.
+
+    A gate is left-saturated below 0.1 and right-saturated above 0.9 (Karpathy et al.,
+    2015); the state units (LSTM cell, GRU/RNN hidden) with the largest variance over
+    time are listed. Masked steps are excluded.
+    """
+    import json
+
+    from .stats import gate_stats, render
+
+    if top < 0:
+        raise ValueError(f"--top must be 0 or more, got {top}")
+    _, result = run_trace(model, input, **kwargs)
+    stats = gate_stats(result, top=top)
+    if fmt == "json":
+        _echo_text(json.dumps({"low": 0.1, "high": 0.9, "layers": stats}, indent=1) + "\n", output)
+    else:
+        _echo_text(render(stats, width=_text_width()), output)

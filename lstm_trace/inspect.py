@@ -315,7 +315,7 @@ def render(info: dict[str, Any], width: int | None = None) -> str:
         console.print("stored but not used by any layer: " + ", ".join(info["unexplained"]))
     for line in info["notes"]:
         console.print(f"note: {line}")
-    return buffer.getvalue()
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
 
 
 def _options_text(layer: dict[str, Any]) -> str:
