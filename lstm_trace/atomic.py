@@ -1,0 +1,105 @@
+"""Write a file all at once or not at all.
+
+:func:`atomic_write` hands out a temporary file in the destination's directory and
+renames it over the destination only when the ``with`` block ends without an exception,
+after flushing and ``fsync``-ing it. Whatever goes wrong (an exception, ``Ctrl-C``), the
+destination keeps its old content (or stays absent) and no temporary file is left behind.
+
+``path`` ``"-"`` or ``None`` means standard output (text modes; binary modes get
+``sys.stdout.buffer``), which is written in place and never closed::
+
+    with atomic_write("trace.csv", "w") as f:
+        f.write("sample,layer,...\\n")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+#: The modes :func:`atomic_write` accepts: a fresh file, text or binary.
+MODES = ("w", "wt", "wb")
+
+
+def is_stdout(path: str | os.PathLike[str] | None) -> bool:
+    """Whether ``path`` means standard output (``None`` or ``"-"``)."""
+    return path is None or (isinstance(path, str) and path == "-")
+
+
+@contextlib.contextmanager
+def atomic_write(
+    path: str | os.PathLike[str] | None,
+    mode: str = "wb",
+    *,
+    encoding: str | None = "utf-8",
+    newline: str | None = None,
+) -> Iterator[IO[Any]]:
+    """Yield a file object whose content replaces ``path`` only if the block succeeds.
+
+    ``mode`` is ``"wb"`` (default), ``"w"`` or ``"wt"``. ``encoding`` and ``newline``
+    apply to text modes. The new file gets the permissions a plain ``open`` would give
+    (those of the file it replaces, else ``0o666`` less the umask).
+    """
+    if mode not in MODES:
+        raise ValueError(f"atomic_write mode must be one of {MODES}, got {mode!r}")
+    binary = "b" in mode
+    if is_stdout(path):
+        stream: IO[Any] = sys.stdout.buffer if binary else sys.stdout
+        yield stream
+        stream.flush()
+        return
+
+    target = Path(os.fspath(path))  # type: ignore[arg-type]
+    if target.is_dir():
+        raise IsADirectoryError(f"{target}: is a directory, not a file")
+    fd, tmp_name = tempfile.mkstemp(
+        dir=target.parent if str(target.parent) else ".",
+        prefix=f".{target.name}.", suffix=".tmp",
+    )
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(
+            fd, mode,
+            encoding=None if binary else encoding,
+            newline=None if binary else newline,
+        ) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, _new_file_mode(target))
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_directory(target.parent)
+
+
+def _new_file_mode(target: Path) -> int:
+    """The permission bits ``open(target, "w")`` would leave: keep the old file's, else umask's."""
+    try:
+        return target.stat().st_mode & 0o7777
+    except OSError:
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename durable where the platform allows opening a directory."""
+    try:
+        fd = os.open(directory if str(directory) else ".", os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
