@@ -76,10 +76,16 @@ def _defaults_for(version: str | None, major: int) -> str:
     return "sigmoid"
 
 
-def _layer_from_groups(
-    name: str, groups: list[WeightGroup], ctx: KerasContext, version: str | None
+def layer_from_groups(
+    name: str, groups: list[WeightGroup], ctx: KerasContext, version: str | None,
+    *, reset_after_default: bool | None = None,
 ) -> RecurrentLayer | None:
-    """A recurrent layer from one group (or two: forward and backward), or None if not one."""
+    """A recurrent layer from one group (or two: forward and backward), or None if not one.
+
+    Shared by every config-less loader (weights-only ``.h5``, TF2 checkpoints). A GRU with
+    a bias says ``reset_after`` by its shape (``(2, 3*units)``: reset_after); without one,
+    ``reset_after_default`` (if given) replaces the writer's version default.
+    """
     infos = [infer_cell_kind(g.arrays) for g in groups]
     if not infos or any(info is None for info in infos):
         return None
@@ -90,6 +96,8 @@ def _layer_from_groups(
         class_name = f"CuDNN{CLASS_BY_KIND[kind]}" if cudnn else CLASS_BY_KIND[kind]
         if kind == "gru" and use_bias:
             config["reset_after"] = group.arrays[2].ndim == 2 or cudnn
+        elif kind == "gru" and reset_after_default is not None:
+            config["reset_after"] = reset_after_default
         if kind != "simple_rnn" and not cudnn:
             config["recurrent_activation"] = _defaults_for(version, ctx.keras_major)
         cells.append(make_cell(kind, class_name, config, group.arrays, ctx, f"layer {name!r}"))
@@ -155,7 +163,7 @@ def load_keras2_weights_h5(h5: h5py.File, path: Path, options: LoadOptions) -> N
         if not arrays:
             continue  # Dropout-like layers have no weights and nothing to replay
         names = [decode_attr(n) or "" for n in h5[name].attrs.get("weight_names", [])]
-        layer = _layer_from_groups(name, _split_directions(names, arrays), ctx, version)
+        layer = layer_from_groups(name, _split_directions(names, arrays), ctx, version)
         layers.append(layer or Unsupported(
             name, "unknown", reason="weights-only file: the layer's configuration is unknown"
         ))
@@ -189,7 +197,7 @@ def load_keras3_weights_h5(h5: h5py.File, path: Path, options: LoadOptions) -> N
             if own_vars(group):
                 skipped.append(name)
             continue
-        layer = _layer_from_groups(name, groups, ctx, None)
+        layer = layer_from_groups(name, groups, ctx, None)
         if layer is not None:
             layers.append(layer)
     layers = _chain_by_shapes(layers)
