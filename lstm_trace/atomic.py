@@ -57,10 +57,7 @@ def atomic_write(
     target = Path(os.fspath(path))  # type: ignore[arg-type]
     if target.is_dir():
         raise IsADirectoryError(f"{target}: is a directory, not a file")
-    fd, tmp_name = tempfile.mkstemp(
-        dir=target.parent if str(target.parent) else ".",
-        prefix=f".{target.name}.", suffix=".tmp",
-    )
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     tmp = Path(tmp_name)
     try:
         with os.fdopen(
@@ -94,7 +91,7 @@ def _new_file_mode(target: Path) -> int:
 def _fsync_directory(directory: Path) -> None:
     """Make the rename durable where the platform allows opening a directory."""
     try:
-        fd = os.open(directory if str(directory) else ".", os.O_RDONLY)
+        fd = os.open(directory, os.O_RDONLY)
     except OSError:
         return
     try:

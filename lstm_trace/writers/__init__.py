@@ -66,12 +66,3 @@ def write_trace(
         )
     write(trace, output, **given)
 
-
-def format_for(output: str | os.PathLike[str] | None, *, terminal: bool) -> str:
-    """The format to use when none is given: from ``output``'s suffix, else ``table``
-    for a terminal and ``csv`` for a pipe or an unknown suffix."""
-    if output is not None and output != "-":
-        suffix = os.path.splitext(os.fspath(output))[1].lower()
-        if suffix in FORMAT_BY_SUFFIX:
-            return FORMAT_BY_SUFFIX[suffix]
-    return "table" if terminal else "csv"

@@ -30,7 +30,7 @@ from __future__ import annotations
 import io
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any
 
 import numpy as np
@@ -214,7 +214,8 @@ def _format(values: np.ndarray, precision: int) -> np.ndarray:
 
 
 def _summary_table(
-    trace: Trace, samples: np.ndarray, steps: np.ndarray, units_for: Any, precision: int,
+    trace: Trace, samples: np.ndarray, steps: np.ndarray,
+    units_for: Callable[[int], np.ndarray], precision: int,
 ) -> Table:
     table = Table(
         title=f"summary over {len(samples)} sample(s), {len(steps)} step(s)",
@@ -253,7 +254,8 @@ def _summary_table(
 
 
 def _footer(
-    trace: Trace, samples: np.ndarray, steps: np.ndarray, units_for: Any, max_width: int,
+    trace: Trace, samples: np.ndarray, steps: np.ndarray,
+    units_for: Callable[[int], np.ndarray], max_width: int,
     summary: bool,
 ) -> str:
     """One line: what the selection left out and how to see more (empty if nothing was)."""
