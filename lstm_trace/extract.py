@@ -283,8 +283,10 @@ def _shortest(values: np.ndarray) -> np.ndarray:
     if flat.size == 0:
         return np.zeros(0, dtype="S1")
     chars = float_chars(flat)
-    text = chars.view(f"S{chars.shape[1]}").ravel()
-    return np.char.replace(text, b"\0", b"")
+    # Move each row's NUL padding (sign slot included) to the end; bytes_ drops trailing NULs.
+    order = np.argsort(chars == 0, axis=1, kind="stable")
+    packed = np.ascontiguousarray(np.take_along_axis(chars, order, axis=1))
+    return packed.view(f"S{chars.shape[1]}").ravel()
 
 
 def _write_json(arrays: dict[str, np.ndarray], f: IO[str]) -> None:
