@@ -23,6 +23,7 @@ demo: $(STAMP_CORE)
 	$(BIN)/lstm-trace sample_models/brackets.keras sample_models/brackets_input.npy --units 0:8
 
 test: $(STAMP_TEST)
+	$(BIN)/pip install --quiet torch==2.13.0 || true
 	$(BIN)/ruff check lstm_trace tests benchmarks sample_models
 	$(BIN)/python -m pytest -q
 
