@@ -197,15 +197,13 @@ def _first(differ: np.ndarray) -> tuple[int, int, int | None]:
 def load_golden(path: str) -> dict[str, np.ndarray]:
     """Read a golden ``.npz`` (never unpickling); any damage is a one-line ``ValueError``."""
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise ValueError("it holds one array (.npy), not a trace (.npz)")
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("it holds one array (.npy), not a trace (.npz)")
+        with data:
             return {key: np.asarray(data[key]) for key in data.files}
     except FileNotFoundError:
         raise ValueError(f"{path}: golden file not found") from None
-    except AttributeError:  # np.load returned a plain array: not a context manager
-        raise ValueError(f"{path}: not a golden trace: expected an .npz written by "
-                         "'lstm-trace MODEL INPUT --format npz -o GOLDEN.npz'") from None
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
         raise ValueError(
             f"{path}: cannot read the golden trace ({err}); expected an .npz written by "
