@@ -238,9 +238,7 @@ def _unit_indices(units: Selection, width: int) -> np.ndarray:
 def _cmap(name: str):  # noqa: ANN202 - a matplotlib Colormap
     from matplotlib import colormaps
 
-    cmap = colormaps[name].copy()
-    cmap.set_bad("#e0e0e0")  # masked steps
-    return cmap
+    return colormaps[name].with_extremes(bad="#e0e0e0")  # masked steps
 
 
 def _ticks(ax, steps: int, labels: Sequence[str] | None) -> None:  # noqa: ANN001
