@@ -192,13 +192,20 @@ def main() -> None:
     """
 
 
-FORMAT_BY_SUFFIX = {".csv": "csv", ".npz": "npz", ".json": "json", ".txt": "table"}
+def default_format(output: str) -> str:
+    """From -o's extension; on stdout a table for a terminal, CSV for a pipe or file."""
+    from .writers import FORMAT_BY_SUFFIX
+
+    if output != "-":
+        return FORMAT_BY_SUFFIX.get(Path(output).suffix.lower(), "table")
+    return "table" if sys.stdout.isatty() else "csv"
 
 
 @main.command()
 @trace_options
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "csv", "npz", "json"]),
-              help="Output format (default: from -o's extension, else table).")
+              help="Output format (default: from -o's extension; on stdout, table on a "
+              "terminal and csv when piped).")
 @click.option("-o", "--output", default="-", help="Output file ('-': stdout).")
 @click.option("--units", help="Units to show/write, e.g. 0:8 or 1,5,9 (table default: 0:8).")
 @click.option("--steps", help="Steps to show/write, e.g. 0:20 or 10: (table default: first 20).")
@@ -212,7 +219,7 @@ def trace(model: str, input: str, fmt: str | None, output: str, units: str | Non
     from .writers import write_trace
 
     if fmt is None:
-        fmt = FORMAT_BY_SUFFIX.get(Path(output).suffix.lower(), "table") if output != "-" else "table"
+        fmt = default_format(output)
     if fmt == "npz" and output == "-":
         raise ValueError("--format npz needs -o FILE.npz (binary output is not written to a terminal)")
     selection = {
