@@ -45,9 +45,11 @@ def describe(network: Network) -> dict[str, Any]:
 
     Returns ``{"source", "keras_version", "input_shape", "input_dtype", "parameters",
     "recurrent_parameters", "layers": [...], "notes": [...], "unexplained": [...]}``;
-    each layer is a dict with ``name``, ``class_name``, ``role`` (``recurrent`` or
-    ``upstream``), ``position`` (``before``, ``between`` or ``after`` the recurrent layers,
-    or ``recurrent``) and, for a recurrent layer, its options, directions and gate slices.
+    each layer is a dict with ``name``, ``class_name``, ``role`` (``recurrent``,
+    ``upstream``, or ``downstream`` for a layer no recurrent layer needs, which the loader
+    did not convert: ``replayable`` and ``parameters`` are then ``None``), ``position``
+    (``before``, ``between`` or ``after`` the recurrent layers, or ``recurrent``) and, for
+    a recurrent layer, its options, directions and gate slices.
     """
     indices = [i for i, layer in enumerate(network.layers) if isinstance(layer, RecurrentLayer)]
     first, last = (indices[0], indices[-1]) if indices else (len(network.layers), -1)
@@ -61,6 +63,12 @@ def describe(network: Network) -> dict[str, Any]:
             entry["position"] = "before" if i < first else "after" if i > last else "between"
         entry["inputs"] = inputs
         layers.append(entry)
+    for name, class_name in getattr(network, "downstream", None) or []:
+        # Heads after the last recurrent layer: kept out of the Network, never needed to trace.
+        layers.append({"name": name, "class_name": class_name, "role": "downstream",
+                       "position": "after", "replayable": None,
+                       "description": f"{class_name} (not needed to trace)", "parameters": None,
+                       "inputs": []})
     recurrent_params = sum(layer.parameter_count() for layer in network.recurrent_layers)
     upstream_params = sum(_upstream_parameters(layer) for layer in network.layers
                           if isinstance(layer, UpstreamLayer))
@@ -268,8 +276,7 @@ def render(info: dict[str, Any], width: int | None = None) -> str:
     console = Console(file=buffer, width=width or 120, highlight=False, emoji=False,
                       no_color=True, force_terminal=False, soft_wrap=False)
     version = info["keras_version"] or "unknown"
-    shape = "?" if info["input_shape"] is None else "(" + ", ".join(
-        "None" if s is None else str(s) for s in info["input_shape"]) + ")"
+    shape = "?" if info["input_shape"] is None else str(tuple(info["input_shape"]))
     console.print(f"source: {info['source'] or 'unknown'}   Keras version: {version}   "
                   f"input: {shape} {info['input_dtype']}")
     console.print(f"parameters: {info['parameters']:,} ({info['recurrent_parameters']:,} in "
@@ -280,6 +287,10 @@ def render(info: dict[str, Any], width: int | None = None) -> str:
                    "params", "replay"):
         table.add_column(column, overflow="fold")
     for layer in info["layers"]:
+        if layer["role"] == "downstream":
+            table.add_row(layer["name"], layer["class_name"], "(after)", "", "", "", "", "",
+                          "not needed")
+            continue
         if layer["role"] == "upstream":
             table.add_row(layer["name"], layer["class_name"], f"({layer['position']})", "", "", "",
                           "", f"{layer['parameters']:,}" if layer["parameters"] else "",

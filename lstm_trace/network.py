@@ -236,6 +236,9 @@ class Network:
     #: ``global_step``, a dense head of a checkpoint...), each ``"name (shape)"``; ``inspect``
     #: lists them so nothing in a file is silently dropped.
     unexplained: list[str] = field(default_factory=list)
+    #: Layers of the file that feed no recurrent layer (heads after the last one, side
+    #: branches), each ``(name, class name)``: never replayed, listed by ``inspect``.
+    downstream: list[tuple[str, str]] = field(default_factory=list)
 
     def sources(self, index: int) -> tuple[str, ...]:
         """Names of the layers whose outputs feed ``layers[index]`` (``()``: the model input)."""

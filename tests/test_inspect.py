@@ -113,7 +113,7 @@ def test_json_describes_a_bidirectional_gru(wf3):
     result = invoke("inspect", model_file(wf3, "bigru"), "--format", "json")
     assert result.exit_code == 0, result.output
     info = json.loads(result.stdout)
-    (layer,) = info["layers"]
+    layer = info["layers"][0]
     assert layer["class_name"] == "Bidirectional" and layer["kind"] == "gru"
     assert layer["bidirectional"] and layer["merge_mode"] == "concat"
     assert (layer["units"], layer["input_size"], layer["output_size"]) == (5, 4, 10)
@@ -163,6 +163,15 @@ def test_upstream_layers_say_whether_they_replay(wf3):
     assert embedding["replayable"] == network.layers[0].replayable
     if embedding["replayable"]:
         assert embedding["parameters"] == 12 * 4
+
+
+def test_layers_after_the_recurrent_ones_are_listed(wf3, wf2):
+    for path in (model_file(wf3, "stacked_lstm"), model_file(wf2, "bigru", "h5")):
+        info = describe(lstm_trace.load(path))
+        head = info["layers"][-1]
+        assert (head["name"], head["class_name"], head["position"]) == ("head", "Dense", "after")
+    out = invoke("inspect", model_file(wf3, "stacked_lstm")).stdout
+    assert "not needed" in next(line for line in out.splitlines() if "head" in line)
 
 
 def test_output_file_is_written(wf3, tmp_path):

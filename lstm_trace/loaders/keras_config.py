@@ -425,6 +425,8 @@ def build_network(
         input_dtype=input_dtype,
         notes=ctx.notes,
         inbound=inbound,
+        downstream=[(s.name, s.class_name) for s in specs if s.name not in needed
+                    and s.class_name not in MASK_OP_CLASSES and s.class_name != "InputLayer"],
     )
 
 
