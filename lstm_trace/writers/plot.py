@@ -28,7 +28,7 @@ import numpy as np
 
 from ..activations import UNIT_RANGE
 from ..atomic import atomic_write
-from ..network import QUANTITIES, Network
+from ..network import Network
 from ..selection import Selection, resolve
 from ..trace import Trace
 
@@ -108,19 +108,31 @@ def colour_scales(trace: Trace, network: Network | None = None, sample: int = 0)
     return scales
 
 
-def figure_size(trace: Trace, units: Selection = None, steps: int | None = None) -> tuple[float, float]:
-    """The automatic figure size in inches: wide enough for the steps, tall for the units."""
-    steps = trace.steps if steps is None else steps
-    rows = 0.0
-    columns = 1
-    for layer, _direction, arrays in trace.rows():
-        width = max((a.shape[2] for a in arrays.values() if a.ndim == 3), default=1)
-        shown = len(resolve(units, width, "unit")) if isinstance(units, slice) or units is None \
-            else len([u for u in units if -width <= u < width])
-        rows += max(1.6, 0.9 + 0.14 * shown)
-        columns = max(columns, len(QUANTITIES[layer.kind]) + (1 if layer.masked else 0))
-    panel_width = min(max(2.6, 0.9 + 0.16 * steps), 8.0)
-    return (0.6 + columns * panel_width, 0.5 + rows)
+def _layout(trace: Trace, units: Selection) -> tuple[list, list[float]]:
+    """Columns (one per layer and direction) and the relative height of each quantity row.
+
+    A row's height is the number of unit rows its widest panel shows (1 for ``mask``).
+    """
+    columns = list(trace.rows())
+    nrows = max(len(arrays) for _, _, arrays in columns)
+    heights = [1.0] * nrows
+    for _layer, _direction, arrays in columns:
+        for r, (q, a) in enumerate(arrays.items()):
+            shown = 1 if q == "mask" else len(_unit_indices(units, a.shape[2]))
+            heights[r] = max(heights[r], float(max(shown, 1)))
+    return columns, heights
+
+
+def figure_size(trace: Trace, units: Selection = None) -> tuple[float, float]:
+    """The automatic figure size in inches: wide enough for the steps, tall for the units.
+
+    Panels are about 0.16 in per step (3.5 to 12 in wide) and 0.1 in per unit row (at most
+    48 rows' worth) plus room for titles and tick labels.
+    """
+    columns, heights = _layout(trace, units)
+    panel_width = min(max(3.5, 1.6 + 0.16 * trace.steps), 12.0)
+    height = sum(0.55 + 0.1 * min(h, 48.0) for h in heights)
+    return (0.8 + len(columns) * panel_width, 0.6 + height)
 
 
 def plot_trace(
@@ -175,53 +187,45 @@ def plot_trace(
         inches = figure_size(trace, units)
     scales = colour_scales(trace, network, sample)
 
-    rows = list(trace.rows())
-    ncols = max(len(arrays) for _, _, arrays in rows)
-    heights = []
-    row_units = []
-    for _layer, _direction, arrays in rows:
-        width = max((a.shape[2] for a in arrays.values() if a.ndim == 3), default=1)
-        shown = _unit_indices(units, width)
-        row_units.append(shown)
-        heights.append(max(1.0, len(shown)))
+    columns, heights = _layout(trace, units)
+    # Gaps in inches turned into the fractions gridspec wants, so titles and tick labels
+    # fit whatever the figure's size.
     fig = Figure(figsize=inches, dpi=dpi)
     FigureCanvasAgg(fig)
-    # Margins in inches, so titles and tick labels fit whatever the figure's size.
-    top = 1 - (0.55 if title else 0.3) / inches[1]
-    grid = fig.add_gridspec(len(rows), ncols, height_ratios=heights, hspace=0.6, wspace=0.35,
-                            left=min(0.9 / inches[0], 0.2), right=0.98, top=max(top, 0.5),
-                            bottom=min(0.45 / inches[1], 0.3))
+    top = 1 - (0.6 if title else 0.3) / inches[1]
+    grid = fig.add_gridspec(
+        len(heights), len(columns), height_ratios=[0.55 / 0.1 + min(h, 48.0) for h in heights],
+        hspace=0.9, wspace=0.3, left=min(0.75 / inches[0], 0.3), right=0.97,
+        top=max(top, 0.5), bottom=min(0.35 / inches[1], 0.3),
+    )
     if title:
-        fig.suptitle(title)
-    images = {}
-    for r, (layer, direction, arrays) in enumerate(rows):
+        fig.suptitle(title, fontsize=10)
+    for c, (layer, direction, arrays) in enumerate(columns):
         mask = arrays.get("mask")
         keep = mask[sample] if mask is not None else None
         prefix = layer.prefix(direction)
-        for c, (q, a) in enumerate(arrays.items()):
+        for r, (q, a) in enumerate(arrays.items()):
             ax = fig.add_subplot(grid[r, c])
             scale = scales[q]
             if q == "mask":
                 data = a[sample][None, :].astype(float)
                 shown = np.array([0])
             else:
-                shown = row_units[r][row_units[r] < a.shape[2]]
+                shown = _unit_indices(units, a.shape[2])
                 data = a[sample][:, shown].T.astype(float)
                 if keep is not None:
                     data[:, ~keep] = np.nan
-            cmap = _cmap(scale.cmap)
-            image = ax.imshow(data, aspect="auto", interpolation="nearest", cmap=cmap,
+            image = ax.imshow(data, aspect="auto", interpolation="nearest", cmap=_cmap(scale.cmap),
                               vmin=scale.vmin, vmax=scale.vmax, origin="upper")
-            images[q] = image
-            ax.set_title(q, fontsize=8, loc="left")
-            if c == 0:
-                ax.set_ylabel(f"{prefix}\nunit", fontsize=8)
+            ax.set_title(f"{prefix}: {q}", fontsize=8, loc="left")
             _ticks(ax, steps, labels)
             if q == "mask":
                 ax.set_yticks([])
             else:
                 _unit_ticks(ax, shown)
-            fig.colorbar(image, ax=ax, fraction=0.05, pad=0.02).ax.tick_params(labelsize=6)
+                if c == 0:
+                    ax.set_ylabel("unit", fontsize=7)
+            fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02).ax.tick_params(labelsize=6)
     with atomic_write(output, "wb") as handle:
         fig.savefig(handle, format=fmt, dpi=dpi)
     return int(round(inches[0] * dpi)), int(round(inches[1] * dpi))
