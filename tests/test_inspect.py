@@ -189,3 +189,60 @@ def test_not_a_model_is_a_user_error(tmp_path):
     path = tmp_path / "notes.txt"
     path.write_text("hello")
     assert_user_error(invoke("inspect", path), "notes.txt")
+
+
+def _evaluate(expression: str, tensors: dict[str, np.ndarray]) -> np.ndarray:
+    match = re.fullmatch(r"([\w/]+)\[(.*)\]", expression)
+    assert match, expression
+    index = []
+    for part in match.group(2).split(","):
+        part = part.strip()
+        if ":" in part:
+            start, stop = part.split(":")
+            index.append(slice(int(start) if start else None, int(stop) if stop else None))
+        else:
+            index.append(int(part))
+    return tensors[match.group(1)][tuple(index)]
+
+
+def test_tf1_joint_kernel_slices():
+    """TF1 cells keep one kernel over [x, h] with gates i, j, f, o; inspect names its blocks."""
+    from lstm_trace.gates import reorder_gates
+    from lstm_trace.network import Cell
+
+    rng = np.random.default_rng(0)
+    n_in, u = 3, 4
+    kernel = rng.standard_normal((n_in + u, 4 * u)).astype(np.float32)
+    bias = rng.standard_normal(4 * u).astype(np.float32)
+    cell = Cell("lstm", u, reorder_gates(kernel[:n_in], "tf1_lstm", "lstm"),
+                reorder_gates(kernel[n_in:], "tf1_lstm", "lstm"),
+                bias=reorder_gates(bias, "tf1_lstm", "lstm"), layout="tf1_lstm")
+    from lstm_trace.inspect import gate_locations
+
+    locations = gate_locations(cell)
+    assert [g["gate"] for g in locations] == ["input_gate", "candidate", "forget_gate", "output_gate"]
+    assert locations[1]["kernel"] == "kernel[0:3, 4:8]"
+    per_gate = cell.gate_weights()
+    for entry in locations:
+        for tensor in ("kernel", "recurrent_kernel", "bias"):
+            np.testing.assert_array_equal(
+                _evaluate(entry[tensor], {"kernel": kernel, "bias": bias}), per_gate[entry["gate"]][tensor])
+
+
+def test_tf1_gru_gates_and_candidate_kernels():
+    from lstm_trace.inspect import gate_locations
+    from lstm_trace.network import Cell
+
+    rng = np.random.default_rng(1)
+    n_in, u = 2, 3
+    gates = rng.standard_normal((n_in + u, 2 * u)).astype(np.float32)  # r, u
+    candidate = rng.standard_normal((n_in + u, u)).astype(np.float32)
+    r, z = gates[:, :u], gates[:, u:]
+    fused = np.concatenate([z, r, candidate], axis=1)  # canonical z, r, h
+    cell = Cell("gru", u, fused[:n_in], fused[n_in:], reset_after=False, layout="tf1_gru_gates")
+    locations = {g["gate"]: g for g in gate_locations(cell)}
+    per_gate = cell.gate_weights()
+    tensors = {"gates/kernel": gates, "candidate/kernel": candidate}
+    for gate, entry in locations.items():
+        for tensor in ("kernel", "recurrent_kernel"):
+            np.testing.assert_array_equal(_evaluate(entry[tensor], tensors), per_gate[gate][tensor])
