@@ -266,8 +266,8 @@ def inspect_command(model: str, fmt: str, output: str, **kwargs: Any) -> None:
 
     Every recurrent layer with its kind, units, input size, activations and options, and
     the slice of the file's fused kernel, recurrent kernel and bias that holds each gate;
-    the layers before and between them and whether lstm-trace can replay them. The
-    loader's notes (assumed defaults) go to stderr.
+    the layers before, between and after them and whether lstm-trace can replay them.
+    The loader's notes (assumed defaults) go to stderr.
     """
     import json
 
@@ -395,9 +395,9 @@ def plot_command(model: str, input: str, output: str, sample: int, units: str | 
                  **kwargs: Any) -> None:
     """Draw heatmaps of every gate and state of MODEL on INPUT (units × steps).
 
-    One row of panels per traced layer (and direction), one panel per quantity; gates
-    share a 0..1 colour scale, tanh quantities a symmetric one. Needs matplotlib
-    (pip install 'lstm-trace[plot]').
+    One column of panels per traced layer (and direction), one panel per quantity, so
+    the steps line up; gates share a 0..1 colour scale, tanh quantities a symmetric one.
+    Needs matplotlib (pip install 'lstm-trace[plot]').
     """
     from .selection import parse_range
 

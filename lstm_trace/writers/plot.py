@@ -1,8 +1,9 @@
 """Heatmaps of a trace: one panel per quantity, units × steps, for one sample.
 
-Each traced layer (and direction) is a row of panels, one per quantity in contract order
-(LSTM ``input_gate … hidden``, GRU ``update_gate … hidden``). The x axis is the input
-position (or the input's tokens, given labels), the y axis the unit. Colour scales are
+Each traced layer (and direction) is a column of panels, one per quantity in contract
+order (LSTM ``input_gate … hidden``, GRU ``update_gate … hidden``), so a step lines up
+across every gate. The x axis is the input position (or the input's tokens, given
+labels), the y axis the unit. Colour scales are
 shared by every panel of the same quantity, so layers compare at a glance:
 
 - gates of a cell whose ``recurrent_activation`` ranges over ``[0, 1]`` (sigmoid,
