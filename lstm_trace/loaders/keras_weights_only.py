@@ -76,6 +76,14 @@ def _defaults_for(version: str | None, major: int) -> str:
     return "sigmoid"
 
 
+def _gru_reset_after_default(version: str | None) -> bool | None:
+    """tf.keras (``-tf`` builds, and every Keras 2 from 2.4 on) made GRU ``reset_after=True``
+    the default; standalone Keras 2 kept False. Only a GRU without a bias needs this guess."""
+    if version and ("tf" in version or version_tuple(version) >= (2, 4)):
+        return True
+    return None
+
+
 def layer_from_groups(
     name: str, groups: list[WeightGroup], ctx: KerasContext, version: str | None,
     *, reset_after_default: bool | None = None,
@@ -163,7 +171,8 @@ def load_keras2_weights_h5(h5: h5py.File, path: Path, options: LoadOptions) -> N
         if not arrays:
             continue  # Dropout-like layers have no weights and nothing to replay
         names = [decode_attr(n) or "" for n in h5[name].attrs.get("weight_names", [])]
-        layer = layer_from_groups(name, _split_directions(names, arrays), ctx, version)
+        layer = layer_from_groups(name, _split_directions(names, arrays), ctx, version,
+                                  reset_after_default=_gru_reset_after_default(version))
         layers.append(layer or Unsupported(
             name, "unknown", reason="weights-only file: the layer's configuration is unknown"
         ))

@@ -92,8 +92,9 @@ class Inventory:
     model: list[StoredVariable] = field(default_factory=list)
     #: Optimizer slots and counters, ``save_counter``, metrics, RNG states.
     training: list[StoredVariable] = field(default_factory=list)
-    #: Anything else (a second variable with a used full name but another shape...).
-    other: list[StoredVariable] = field(default_factory=list)
+    #: Full names held by two different variables (Keras 3 names the variables of layers
+    #: built inside a subclassed model's ``call`` by the model alone: ``tagger/kernel``).
+    clashing: set[str] = field(default_factory=set)
     #: Object paths of recurrent cells that hold no variables at all (Keras 3 does not
     #: track the cells of ``RNN(StackedRNNCells)`` in TF checkpoints).
     empty_cells: list[str] = field(default_factory=list)
@@ -126,7 +127,7 @@ def take_inventory(bundle: TensorBundle, graph: ObjectGraph) -> Inventory:
     """
     inv = Inventory()
     seen_nodes: set[int] = set()
-    by_name: dict[str, StoredVariable] = {}
+    by_name: dict[str, list[StoredVariable]] = {}
     counter = 0
     stack: list[tuple[tuple[str, ...], int]] = [((), 0)] if graph.nodes else []
     while stack:
@@ -145,12 +146,14 @@ def take_inventory(bundle: TensorBundle, graph: ObjectGraph) -> Inventory:
             counter += 1
             if var.full_name == "save_counter" or var.leaf == "seed_generator_state":
                 inv.training.append(var)
-            elif var.full_name not in by_name:
-                by_name[var.full_name] = var
-                inv.model.append(var)
-            elif by_name[var.full_name].shape != var.shape:
-                inv.other.append(var)
-            # else: the same variable listed again (a SavedModel's ``_all_variables``)
+                continue
+            same_name = by_name.setdefault(var.full_name, [])
+            if any(_same_tensor(bundle, var, other) for other in same_name):
+                continue  # a copy listed again (a SavedModel's ``_all_variables``)
+            if same_name:
+                inv.clashing.add(var.full_name)
+            same_name.append(var)
+            inv.model.append(var)
         for ref in reversed(node.children):
             if ref.local_name not in TRAINING_EDGES and ref.node_id not in seen_nodes:
                 stack.append(((*path, ref.local_name), ref.node_id))
@@ -170,6 +173,18 @@ def take_inventory(bundle: TensorBundle, graph: ObjectGraph) -> Inventory:
             ))
             counter += 1
     return inv
+
+
+def _same_tensor(bundle: TensorBundle, a: StoredVariable, b: StoredVariable) -> bool:
+    """Two entries with one full name hold the same tensor (compared by stored checksum)."""
+    if a.shape != b.shape:
+        return False
+    ea, eb = bundle.entry(a.key), bundle.entry(b.key)
+    if ea.dtype_enum != eb.dtype_enum:
+        return False
+    if ea.slices or eb.slices:  # partitioned: no checksum of the whole
+        return bool(np.array_equal(bundle.read(a.key), bundle.read(b.key)))
+    return ea.crc32c_masked == eb.crc32c_masked
 
 
 def _empty_cells(graph: ObjectGraph, model_nodes: set[int]) -> list[str]:
@@ -195,13 +210,14 @@ def _empty_cells(graph: ObjectGraph, model_nodes: set[int]) -> list[str]:
 
 
 def looks_like_keras3(graph: ObjectGraph) -> bool:
-    """Keras 3 objects track ``_operations`` / ``_tracked``; tf_keras ``layer_with_weights-N``."""
+    """Whether Keras 3 made the objects: tf_keras tracks ``layer_with_weights-N``, ``layer-N``,
+    ``state_spec`` (every RNN layer) and ``keras_api``; Keras 3 none of them.
+    """
     for path, _ in graph.walk():
-        if path and path[-1] in ("_operations", "_tracked", "_functional", "_all_variables"):
-            return True
-        if path and path[-1].startswith("layer_with_weights-"):
+        last = path[-1] if path else ""
+        if last.startswith(("layer_with_weights-", "layer-")) or last in ("state_spec", "keras_api"):
             return False
-    return False
+    return True
 
 
 def read_array(bundle: TensorBundle, var: StoredVariable) -> np.ndarray:
@@ -219,7 +235,7 @@ def read_array(bundle: TensorBundle, var: StoredVariable) -> np.ndarray:
 class _CellVars:
     """The variables of one cell scope (``bi/forward_gru/gru_cell``)."""
 
-    scope: str
+    where: tuple[str, ...]
     leaves: dict[str, StoredVariable]
 
     @property
@@ -252,22 +268,48 @@ class _InferredLayer:
         return min(orders)
 
 
-def _cell_scopes(model: list[StoredVariable]) -> tuple[list[_CellVars], list[StoredVariable]]:
+def _locate(inv: Inventory) -> list[tuple[StoredVariable, tuple[str, ...], str]]:
+    """``(variable, scope, leaf)`` of each model variable: where it sits in the model.
+
+    The scope is the full name's (``bi/forward_gru/gru_cell``) unless full names clash; then
+    the object path says it (``model/rnn/cell``: attribute names, as no layer name is
+    stored), and in a flat list (``variables/3``) a repeated leaf starts the next layer.
+    """
+    clashing_scopes = {name.rpartition("/")[0] for name in inv.clashing}
+    runs: dict[str, tuple[int, set[str]]] = {}
+    out = []
+    for var in inv.model:
+        scope = tuple(var.scope.split("/")) if var.scope else ()
+        if var.scope not in clashing_scopes:
+            out.append((var, scope, var.leaf))
+        elif len(var.path) >= 2 and not var.path[-1].isdigit():
+            out.append((var, var.path[:-1], var.path[-1].lstrip("_")))
+        else:
+            run, leaves = runs.get(var.scope, (0, set()))
+            if var.leaf in leaves:
+                run, leaves = run + 1, set()
+            leaves.add(var.leaf)
+            runs[var.scope] = (run, leaves)
+            out.append((var, scope + ((f"#{run}",) if run else ()), var.leaf))
+    return out
+
+
+def _cell_scopes(inv: Inventory) -> tuple[list[_CellVars], list[tuple[StoredVariable, tuple]]]:
     """Scopes holding ``kernel`` + ``recurrent_kernel`` (+ ``bias``) are cells; the rest is plain."""
-    by_scope: dict[str, dict[str, StoredVariable]] = {}
-    for var in model:
-        by_scope.setdefault(var.scope, {})[var.leaf] = var
+    by_scope: dict[tuple[str, ...], dict[str, StoredVariable]] = {}
+    for var, scope, leaf in _locate(inv):
+        by_scope.setdefault(scope, {})[leaf] = var
     cells, plain = [], []
     for scope, leaves in by_scope.items():
         if "kernel" in leaves and "recurrent_kernel" in leaves:
             cells.append(_CellVars(scope, {k: v for k, v in leaves.items() if k in CELL_LEAVES}))
-            plain.extend(v for k, v in leaves.items() if k not in CELL_LEAVES)
+            plain.extend((v, scope) for k, v in leaves.items() if k not in CELL_LEAVES)
         else:
-            plain.extend(leaves.values())
+            plain.extend((v, scope) for v in leaves.values())
     return cells, plain
 
 
-def _group_layers(cells: list[_CellVars], plain: list[StoredVariable]) -> list[_InferredLayer]:
+def _group_layers(cells: list[_CellVars], plain: list[tuple[StoredVariable, tuple]]) -> list[_InferredLayer]:
     """Attribute cells to layers by their full names, in the model's order.
 
     ``<layer path>/<cell>/kernel``: the last scope component is the cell's own name (a one-
@@ -278,7 +320,7 @@ def _group_layers(cells: list[_CellVars], plain: list[StoredVariable]) -> list[_
     layers: dict[tuple[str, ...], _InferredLayer] = {}
     pending: list[tuple[tuple[str, ...], _CellVars]] = []
     for cell in cells:
-        parts = tuple(cell.scope.split("/"))
+        parts = cell.where
         layer_path = parts[:-1] if len(parts) >= 2 else parts
         if len(layer_path) >= 2 and _STACKED.match(layer_path[-1]):
             layer = layers.setdefault(layer_path[:-1], _InferredLayer(layer_path[:-1], stacked=True))
@@ -304,8 +346,8 @@ def _group_layers(cells: list[_CellVars], plain: list[StoredVariable]) -> list[_
             layer.directions = bidirectional[parent]
         else:
             layers.setdefault(layer_path, _InferredLayer(layer_path)).cells.append(cell)
-    for var in plain:
-        parts = tuple(var.scope.split("/")) if var.scope else (var.full_name,)
+    for var, scope in plain:
+        parts = scope or (var.full_name,)
         # A stray variable inside a recurrent layer stays with it (and is reported).
         owner = next((p for p in layers if parts[: len(p)] == p), parts)
         layers.setdefault(owner, _InferredLayer(owner)).plain.append(var)
@@ -338,7 +380,7 @@ def infer_network(
 
     ``what`` names the file kind in notes and errors ("checkpoint", "SavedModel").
     """
-    cells, plain = _cell_scopes(inv.model)
+    cells, plain = _cell_scopes(inv)
     inferred = _group_layers(cells, plain)
     names = _display_names(inferred)
     layers: list = []
@@ -410,7 +452,13 @@ def infer_network(
         "assumed to be a forward chain (no go_backwards, return_sequences, Bidirectional "
         "merge_mode='concat'); pass --config model.json for the real options"
     )
-    unexplained += [v.describe() for v in inv.other] + inv.training_summary()
+    if inv.clashing:
+        ctx.notes.append(
+            f"the {what}'s variables share full names ({', '.join(sorted(inv.clashing)[:3])}): "
+            "the model (a Keras 3 subclassed model?) stored no layer names, so layers are "
+            "named by the object paths that hold them"
+        )
+    unexplained += inv.training_summary()
     return Network(layers=layers, source=ctx.source, notes=ctx.notes, unexplained=unexplained)
 
 
@@ -528,8 +576,7 @@ def network_from_config(
         raise LoadError(f"{where}: the model config has no recurrent layer (LSTM, GRU, SimpleRNN, RNN)")
     _check_config_matches(network, specs, source)
     network.unexplained = (
-        [v.describe() for v in source.unowned] + [v.describe() for v in inv.other]
-        + inv.training_summary()
+        [v.describe() for v in source.unowned] + inv.training_summary()
     )
     return network
 
