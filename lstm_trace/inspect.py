@@ -283,18 +283,21 @@ def render(info: dict[str, Any], width: int | None = None) -> str:
                   "recurrent layers)")
 
     table = Table(title="layers", title_justify="left", show_lines=False)
-    for column in ("layer", "class", "kind", "units", "in → out", "activations", "options",
-                   "params", "replay"):
-        table.add_column(column, overflow="fold")
+    for column in ("layer", "class", "kind", "units", "in → out", "activations", "params",
+                   "replay"):
+        table.add_column(column, no_wrap=True)
+    details: list[str] = []  # free text (options, reasons) below the table, not squeezed in it
     for layer in info["layers"]:
         if layer["role"] == "downstream":
-            table.add_row(layer["name"], layer["class_name"], "(after)", "", "", "", "", "",
+            table.add_row(layer["name"], layer["class_name"], "(after)", "", "", "", "",
                           "not needed")
             continue
         if layer["role"] == "upstream":
             table.add_row(layer["name"], layer["class_name"], f"({layer['position']})", "", "", "",
-                          "", f"{layer['parameters']:,}" if layer["parameters"] else "",
-                          "yes" if layer["replayable"] else "NO: " + layer["description"])
+                          f"{layer['parameters']:,}" if layer["parameters"] else "",
+                          "yes" if layer["replayable"] else "NO")
+            if not layer["replayable"]:
+                details.append(f"{layer['name']}: {layer['description']}")
             continue
         first = layer["directions"][0]
         acts = first["activation"]
@@ -302,10 +305,15 @@ def render(info: dict[str, Any], width: int | None = None) -> str:
             acts = f"{first['recurrent_activation']} / {first['activation']}"
         table.add_row(
             layer["name"], layer["class_name"], layer["kind"], str(layer["units"]),
-            f"{layer['input_size']} → {layer['output_size']}", acts, _options_text(layer),
+            f"{layer['input_size']} → {layer['output_size']}", acts,
             f"{layer['parameters']:,}", "yes",
         )
+        options = _options_text(layer)
+        if options:
+            details.append(f"{layer['name']}: {options}")
     console.print(table)
+    for line in details:
+        console.print(f"  {line}")
 
     for layer in info["layers"]:
         if layer["role"] != "recurrent":

@@ -163,6 +163,7 @@ def test_upstream_layers_say_whether_they_replay(wf3):
     assert embedding["replayable"] == network.layers[0].replayable
     if embedding["replayable"]:
         assert embedding["parameters"] == 12 * 4
+        assert info["layers"][1]["mask_source"] == "embedding_0 (Embedding, mask_zero)"
 
 
 def test_layers_after_the_recurrent_ones_are_listed(wf3, wf2):
