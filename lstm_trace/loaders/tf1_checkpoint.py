@@ -103,6 +103,8 @@ STACK = re.compile(r"^(?:cell_(\d+)|Cell(\d+))$")
 STACK_PARENTS = ("multi_rnn_cell", "MultiRNNCell")
 
 DEFAULT_FORGET_BIAS = 1.0
+OVERRIDE_FLAGS = (("forget_bias", "--forget-bias"), ("cell_clip", "--cell-clip"),
+                  ("proj_clip", "--proj-clip"), ("activation", "--activation"))
 
 
 @dataclass
@@ -401,6 +403,9 @@ def _settings(match: CellMatch, facts: CellFacts | None, options: LoadOptions) -
         settings.assumed.append("activation=tanh")
     if match.kind != "lstm":
         return settings
+    # The forget bias matters most: say it first.
+    activation_assumed = settings.assumed[:]
+    settings.assumed.clear()
     if facts is not None and facts.layout:
         settings.layout = facts.layout
     no_clip = match.class_name in NO_CLIP
@@ -430,6 +435,7 @@ def _settings(match: CellMatch, facts: CellFacts | None, options: LoadOptions) -
                 settings.from_meta.append(f"proj_clip={_fmt(facts.proj_clip)}")
         else:
             settings.assumed.append("no proj_clip")
+    settings.assumed += activation_assumed
     return settings
 
 
@@ -570,9 +576,10 @@ def load_tf1_checkpoint(bundle: TensorBundle, path: Path, options: LoadOptions) 
     why = ("not stored in a TF1 checkpoint and no .meta graph beside it" if meta is None
            else f"not found in {prefix_name}.meta")
     for what, scopes in assumed.items():
+        flags = [flag for word, flag in OVERRIDE_FLAGS if word in what]
         notes.append(
             f"{', '.join(scopes)}: assumed {what} (TF defaults; {why}); override with "
-            "--forget-bias, --activation, --cell-clip, --proj-clip"
+            f"{', '.join(flags)}"
         )
 
     layers, inbound = _assemble(_drivers(matches, order), cells, notes)

@@ -88,7 +88,15 @@ CASES: list[dict] = [
      "steps": 6, "expect": {"rnn/cudnn_compatible_lstm_cell": "rnn/cudnn_compatible_lstm_cell"}},
     {"name": "gru_block_cell", "meta": False, "options": {}, "features": 3, "batch": 2,
      "steps": 6, "expect": {"rnn/gru_cell": "rnn/gru_cell"}},
+    # Two RNNs on different inputs: the decoder is traced on its own input (--layer-input).
+    {"name": "separate_rnns", "meta": True, "options": {}, "features": 3, "batch": 2, "steps": 5,
+     "expect": {"encoder/rnn/basic_lstm_cell": "encoder/rnn/basic_lstm_cell",
+                "decoder/rnn/gru_cell": "decoder/rnn/gru_cell"},
+     "layer_inputs": {"decoder/rnn/gru_cell": 2}},
 ]
+
+#: Checkpoints with no RNN cell at all (the loader must say so).
+NO_CELL_CASE = "dense_only"
 
 # Options of cells, kept here so that tests can say what a case was built with.
 BUILT_WITH = {
@@ -160,17 +168,26 @@ def main(out: Path) -> None:  # noqa: C901 - one small builder per case, run in 
             out[scope_of(sub)] = {f"final_{q}": v for q, v in s.items()}
         return out
 
-    def finish(case, graph, x, fetch, saver_kwargs=None, session_config=None, check=()):
-        """Randomize, evaluate, check hand-stepped states, save checkpoint and references."""
+    def finish(case, graph, x, fetch, saver_kwargs=None, session_config=None, check=(),
+               layer_inputs=None):
+        """Randomize, evaluate, check hand-stepped states, save checkpoint and references.
+
+        ``layer_inputs`` maps a cell scope to the placeholder of its own (second) input.
+        """
         rng = np.random.default_rng(zlib.crc32(case["name"].encode()))
         feed_x = rng.standard_normal((case["batch"], case["steps"], case["features"]))
         feed_x = feed_x.astype(np.float32)
+        feeds = {x: feed_x}
+        for scope, placeholder in (layer_inputs or {}).items():
+            value = rng.standard_normal(placeholder.shape.as_list()).astype(np.float32)
+            feeds[placeholder] = value
+            np.save(out / f"{case['name']}_{scope.replace('/', '_')}_input.npy", value)
         with graph.as_default():
             saver = tf1.train.Saver(**(saver_kwargs or {}))
             with tf1.Session(graph=graph, config=session_config) as sess:
                 sess.run(tf1.global_variables_initializer())
                 randomize(sess, tf1.trainable_variables(), rng, case.get("scale", 0.8))
-                values = sess.run(fetch, {x: feed_x})
+                values = sess.run(fetch, feeds)
                 directory = out / case["name"]
                 directory.mkdir()
                 saver.save(sess, str(directory / "model"), write_meta_graph=case["meta"])
@@ -404,6 +421,38 @@ def main(out: Path) -> None:  # noqa: C901 - one small builder per case, run in 
         finish(case, graph, x, fetch, check=[("rnn/basic_lstm_cell/output",
                                               "rnn/basic_lstm_cell/hidden")])
 
+    def separate(case):
+        graph = tf.Graph()
+        with graph.as_default():
+            x = tf1.placeholder(tf.float32, (case["batch"], case["steps"], case["features"]))
+            width = case["layer_inputs"]["decoder/rnn/gru_cell"]
+            y = tf1.placeholder(tf.float32, (case["batch"], case["steps"], width))
+            enc, dec = rnn.BasicLSTMCell(4), rnn.GRUCell(3)
+            with tf1.variable_scope("encoder"):
+                out_enc, _ = tf1.nn.dynamic_rnn(enc, x, dtype=tf.float32)
+            with tf1.variable_scope("decoder"):
+                out_dec, _ = tf1.nn.dynamic_rnn(dec, y, dtype=tf.float32)
+            fetch = unroll([enc], x, case["steps"])
+            fetch.update(unroll([dec], y, case["steps"]))
+            fetch[scope_of(enc)]["output"] = out_enc
+            fetch[scope_of(dec)]["output"] = out_dec
+        finish(case, graph, x, fetch, layer_inputs={scope_of(dec): y},
+               check=[(f"{scope_of(c)}/output", f"{scope_of(c)}/hidden") for c in (enc, dec)])
+
+    def dense_only(directory):
+        graph = tf.Graph()
+        with graph.as_default():
+            x = tf1.placeholder(tf.float32, (2, 3))
+            tf1.layers.dense(x, 4)
+            tf1.train.get_or_create_global_step()
+            saver = tf1.train.Saver()
+            with tf1.Session(graph=graph) as sess:
+                sess.run(tf1.global_variables_initializer())
+                directory.mkdir()
+                saver.save(sess, str(directory / "model"))
+
+    builders["separate_rnns"] = separate
+    dense_only(out / NO_CELL_CASE)
     manifest = []
     for case in CASES:
         builders[case["name"]](case)
