@@ -422,3 +422,35 @@ def test_cli_damaged_meta_graph_is_ignored_with_a_note(broken, tf1_fixtures):
     result = invoke(broken / "model", tf1_fixtures / "lstm_peepholes_input.npy", "-f", "csv")
     assert result.exit_code == 0, result.output
     assert "ignored model.meta" in result.stderr
+
+
+def test_unsupported_contrib_cells_are_never_guessed():
+    from lstm_trace.loaders.tf1_checkpoint import unsupported_cells
+
+    shapes = {"rnn/ugrnn_cell/kernel": (10, 8), "rnn/ugrnn_cell/bias": (8,)}
+    assert find_cells(shapes) == []
+    assert unsupported_cells(shapes) == {"rnn/ugrnn_cell": "UGRNNCell"}
+
+
+def test_cell_with_variables_its_layout_lacks_is_flagged():
+    from lstm_trace.loaders.tf1_checkpoint import foreign_variables
+
+    shapes = {"rnn/my_cell/kernel": (10, 16), "rnn/my_cell/input/gamma": (4,),
+              "rnn/my_cell/kernel/Adam": (10, 16)}
+    (match,) = find_cells(shapes)
+    assert foreign_variables(shapes, match) == ["rnn/my_cell/input/gamma"]
+
+
+def test_stack_bidirectional_layers_chain_by_scope():
+    from lstm_trace.loaders.tf1_checkpoint import _drivers
+
+    shapes = {}
+    for k, width in ((0, 3), (1, 8), (2, 8)):
+        for d in ("fw", "bw"):
+            scope = f"stack_bidirectional_rnn/cell_{k}/bidirectional_rnn/{d}/lstm_cell"
+            shapes[f"{scope}/kernel"] = (width + 4, 16)
+            shapes[f"{scope}/bias"] = (16,)
+    drivers = _drivers(find_cells(shapes), {})
+    assert [(d.name, d.bidirectional, len(d.forward), len(d.backward)) for d in drivers] == [
+        (f"stack_bidirectional_rnn/cell_{k}/bidirectional_rnn", True, 1, 1) for k in range(3)
+    ]

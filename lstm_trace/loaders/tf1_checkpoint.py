@@ -92,6 +92,19 @@ LSTM_SCOPES = {
     "cudnn_compatible_lstm_cell": "CudnnCompatibleLSTMCell",
 }
 RNN_SCOPES = {"basic_rnn_cell": "BasicRNNCell", "BasicRNNCell": "BasicRNNCell"}
+#: Class-derived scope names of tf.contrib cells whose math differs from every layout
+#: here: never guessed from shapes (their kernels can look like an LSTM's).
+UNSUPPORTED_SCOPES = {
+    "ugrnn_cell": "UGRNNCell", "intersection_rnn_cell": "IntersectionRNNCell",
+    "nas_cell": "NASCell", "layer_norm_basic_lstm_cell": "LayerNormBasicLSTMCell",
+    "layer_norm_lstm_cell": "LayerNormLSTMCell",
+    "coupled_input_forget_gate_lstm_cell": "CoupledInputForgetGateLSTMCell",
+    "glstm_cell": "GLSTMCell", "phased_lstm_cell": "PhasedLSTMCell",
+    "indy_lstm_cell": "IndyLSTMCell", "indy_gru_cell": "IndyGRUCell", "ind_rnn_cell": "IndRNNCell",
+    "sru_cell": "SRUCell", "weight_norm_lstm_cell": "WeightNormLSTMCell",
+    "minimal_rnn_cell": "MinimalRNNCell", "cfn_cell": "CFNCell", "conv_lstm_cell": "ConvLSTMCell",
+    "TimeFreqLSTMCell": "TimeFreqLSTMCell", "GridLSTMCell": "GridLSTMCell",
+}
 #: Cells without clipping: a missing cell_clip is a fact, not an assumption.
 NO_CLIP = frozenset({"BasicLSTMCell", "CudnnCompatibleLSTMCell"})
 #: Scope components that only appear inside an RNN driver or cell wrapper.
@@ -260,6 +273,8 @@ def _match_kernel_cell(shapes: dict, scope: str) -> CellMatch | None:
         kind, class_name = "lstm", LSTM_SCOPES.get(base, "LSTMCell")
     elif base in RNN_SCOPES:
         kind, class_name = "simple_rnn", RNN_SCOPES[base]
+    elif base in UNSUPPORTED_SCOPES:
+        return None
     elif len(shape) == 2 and any(DRIVER_COMPONENT.match(c) for c in scope.split("/")):
         # A cell with a custom name inside an RNN driver: the kernel's width decides.
         rows, cols = shape
@@ -326,6 +341,35 @@ def find_cells(shapes: dict[str, tuple[int, ...]]) -> list[CellMatch]:
     return matches
 
 
+def unsupported_cells(shapes: dict[str, tuple[int, ...]]) -> dict[str, str]:
+    """Scopes of known tf.contrib cells lstm-trace cannot replay, with their class names."""
+    found: dict[str, str] = {}
+    for key in shapes:
+        scope = key.rsplit("/", 1)[0] if "/" in key else ""
+        while scope:
+            class_name = UNSUPPORTED_SCOPES.get(_base_name(scope))
+            if class_name:
+                found.setdefault(scope, class_name)
+                break
+            scope = scope.rsplit("/", 1)[0] if "/" in scope else ""
+    return found
+
+
+def foreign_variables(shapes: dict[str, tuple[int, ...]], match: CellMatch) -> list[str]:
+    """Variables inside a cell's scope that its layout does not use.
+
+    Optimizer slots and moving averages of the cell's own variables (``kernel/Adam``)
+    are not foreign. Anything else (a LayerNormBasicLSTMCell's ``input/gamma``, a sharded
+    ``W_1``) means the cell computes something this layout does not describe.
+    """
+    own = set(match.keys.values())
+    return [
+        key for key in shapes
+        if key.startswith(match.scope + "/") and key not in own
+        and not any(key.startswith(k + "/") for k in own)
+    ]
+
+
 def _placement(scope: str) -> _Placement:
     parts = scope.split("/")
     place = _Placement()
@@ -385,6 +429,11 @@ def _fmt(value: float) -> str:
     return str(np.float32(value))
 
 
+def _float32_literal(value: float) -> float:
+    """The shortest decimal of a float32 graph constant (0.3): the same float32, clean to show."""
+    return float(_fmt(value))
+
+
 def _settings(match: CellMatch, facts: CellFacts | None, options: LoadOptions) -> _Settings:
     """The build-time numbers of one cell: option > .meta graph > TF default (noted)."""
     settings = _Settings(activation="tanh", recurrent_activation=options.recurrent_activation or "sigmoid")
@@ -412,7 +461,7 @@ def _settings(match: CellMatch, facts: CellFacts | None, options: LoadOptions) -
     if options.forget_bias is not None:
         settings.forget_bias = options.forget_bias
     elif facts is not None and facts.forget_bias is not None:
-        settings.forget_bias = facts.forget_bias
+        settings.forget_bias = _float32_literal(facts.forget_bias)
         settings.from_meta.append(f"forget_bias={_fmt(facts.forget_bias)}")
     else:
         default = 0.0 if match.class_name == "CudnnCompatibleLSTMCell" else DEFAULT_FORGET_BIAS
@@ -421,8 +470,8 @@ def _settings(match: CellMatch, facts: CellFacts | None, options: LoadOptions) -
     if options.cell_clip is not None:
         settings.cell_clip = options.cell_clip
     elif facts is not None:
-        settings.cell_clip = facts.cell_clip
         if facts.cell_clip is not None:
+            settings.cell_clip = _float32_literal(facts.cell_clip)
             settings.from_meta.append(f"cell_clip={_fmt(facts.cell_clip)}")
     elif not no_clip:
         settings.assumed.append("no cell_clip")
@@ -430,8 +479,8 @@ def _settings(match: CellMatch, facts: CellFacts | None, options: LoadOptions) -
         if options.proj_clip is not None:
             settings.proj_clip = options.proj_clip
         elif facts is not None:
-            settings.proj_clip = facts.proj_clip
             if facts.proj_clip is not None:
+                settings.proj_clip = _float32_literal(facts.proj_clip)
                 settings.from_meta.append(f"proj_clip={_fmt(facts.proj_clip)}")
         else:
             settings.assumed.append("no proj_clip")
@@ -548,13 +597,26 @@ def load_tf1_checkpoint(bundle: TensorBundle, path: Path, options: LoadOptions) 
     notes: list[str] = []
     prefix_name = Path(bundle.prefix).name
     shapes = {key: bundle.shape(key) for key in bundle}
-    matches = find_cells(shapes)
+    for scope, class_name in unsupported_cells(shapes).items():
+        notes.append(f"{scope}: not traced: looks like a {class_name}, which lstm-trace does not support")
+    matches = []
+    for match in find_cells(shapes):
+        foreign = foreign_variables(shapes, match)
+        if foreign:
+            notes.append(
+                f"{match.scope}: not traced: it has variables a {match.class_name} does not have "
+                f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}), so it is a "
+                "cell type lstm-trace does not support"
+            )
+            continue
+        matches.append(match)
     if not matches:
         listed = ", ".join(f"{k} {shapes[k]}" for k in list(shapes)[:8])
+        skipped = f"; {notes[0]}" if notes else ""
         raise LoadError(
             f"{prefix_name}: TF1 checkpoint holds no recognisable RNN cell (expected variables "
             f"like rnn/lstm_cell/kernel or rnn/gru_cell/gates/kernel; found {listed}"
-            f"{', ...' if len(shapes) > 8 else ''})"
+            f"{', ...' if len(shapes) > 8 else ''}){skipped}"
         )
     meta = _read_meta(bundle.prefix, notes)
     order = {name: i for i, name in enumerate(meta.variables())} if meta is not None else {}
@@ -570,8 +632,8 @@ def load_tf1_checkpoint(bundle: TensorBundle, path: Path, options: LoadOptions) 
             notes.append(f"{match.scope}: {', '.join(settings.from_meta)} (read from {prefix_name}.meta)")
         if match.guessed:
             notes.append(
-                f"{match.scope}: unknown cell name, taken as {match.class_name} from the kernel "
-                f"shape {shapes[match.kernel_key]}"
+                f"{match.scope}: unknown cell name, taken as a {match.class_name} from its kernel "
+                f"shape {shapes[match.kernel_key]}; if it is another cell type, this trace is wrong"
             )
     why = ("not stored in a TF1 checkpoint and no .meta graph beside it" if meta is None
            else f"not found in {prefix_name}.meta")
@@ -599,12 +661,14 @@ def _assemble(
     layers: list[RecurrentLayer | UpstreamLayer] = []
     inbound: dict[str, tuple[str, ...]] = {}
     previous_output: int | None = None  # output size of the last driver, None: unknown
+    previous_bidirectional = False
     chained: list[str] = []
     for driver in drivers:
         first = (driver.forward or driver.backward)[0]
         if layers:
             if previous_output == first.input_size:
-                chained.append(driver.name)
+                chained.append(driver.name + (" (fw and bw outputs concatenated)"
+                                              if previous_bidirectional else ""))
             else:
                 layers.append(Unsupported(
                     name=f"<graph before {driver.name}>", class_name="TF1 graph",
@@ -624,6 +688,7 @@ def _assemble(
                 bidirectional=True, merge_mode="concat", class_name="bidirectional_dynamic_rnn",
             ))
             previous_output = layers[-1].output_size
+            previous_bidirectional = True
             continue
         for match in driver.forward:
             layers.append(_one_direction(match, cells[match.scope]))
@@ -640,6 +705,7 @@ def _assemble(
                     layers.append(flip)
                 layers.append(_one_direction(match, cells[match.scope], reverse=True))
         previous_output = None if driver.forward and driver.backward else layers[-1].output_size
+        previous_bidirectional = False
     if chained:
         notes.append(
             f"{', '.join(chained)}: assumed to take the previous RNN's output as input (its "
