@@ -14,7 +14,7 @@ for a reversed direction the value at ``t`` is the state right after consuming `
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -252,16 +252,32 @@ def run_layer(
 def _returned_output(
     layer: RecurrentLayer, direction: Direction, res: DirectionResult, mask: np.ndarray | None
 ) -> np.ndarray:
+    """What the layer hands on for one direction, in Keras's order and with Keras's zeros.
+
+    On a masked step Keras repeats the previous *output*, starting from zeros: that is the
+    carried state, except before the first used step, where it is 0 even when an initial
+    state was given. ``zero_output_for_mask`` (forced by ``Bidirectional``) gives 0 on
+    every masked step. A reversed direction returns its sequence in processing order,
+    except for a ``StackedRNNCells`` cell, whose outputs the next cell consumes step by step.
+    """
+    seen = None
+    if mask is not None and not layer.feeds_stacked_cell:
+        order = mask[:, ::-1] if direction.reverse else mask
+        seen = np.logical_or.accumulate(order, axis=1)
+        seen = seen[:, ::-1] if direction.reverse else seen
     if not layer.return_sequences:
-        return res.final_hidden
+        if seen is None:
+            return res.final_hidden
+        return res.final_hidden * seen.any(axis=1)[:, None]
     seq = res.arrays["hidden"]
-    if layer.bidirectional:
-        # Keras makes both inner layers output zeros on masked steps, and flips the
-        # backward one back to input positions before merging.
-        if mask is not None:
-            seq = seq * mask[:, :, None]
-        if direction.name == "backward":
-            return seq if direction.reverse else seq[:, ::-1]
+    if seen is not None:
+        zero_masked = layer.bidirectional or layer.zero_output_for_mask
+        seq = seq * (mask if zero_masked else seen)[:, :, None]
+    if layer.bidirectional and direction.name == "backward":
+        # Bidirectional flips the backward output back to input positions before merging.
+        return seq if direction.reverse else seq[:, ::-1]
+    if layer.feeds_stacked_cell:
+        return seq
     return seq[:, ::-1] if direction.reverse else seq
 
 
@@ -295,8 +311,9 @@ def run(
 
     ``x`` is ``(batch, steps, features)`` (or ``(steps, features)``, batch 1), or integer
     token ids ``(batch, steps)`` for a model that starts with an Embedding. ``layers``
-    names the recurrent layers to record (default: all). Layers after the last recorded
-    one are not run. With ``layer_input`` ``x`` is the first recorded layer's own input.
+    names the recurrent layers to record (default: all that ``x`` reaches: in a model
+    with several inputs, ``x`` is the first one). Layers after the last recorded one are
+    not run. With ``layer_input`` ``x`` is the first recorded layer's own input.
     ``initial_state`` maps ``<layer>[/<direction>]/hidden`` (and ``/cell``) to
     ``(batch, units)`` or ``(units,)`` arrays.
     """
@@ -307,6 +324,7 @@ def run(
     if not recurrent:
         raise TraceError("the model has no recurrent layer to trace")
     wanted = _select(network, layers)
+    explicit = bool(layers)
     positions = [i for i, layer in enumerate(network.layers) if layer.name in wanted]
     start = positions[0] if layer_input else 0
     stop = positions[-1]
@@ -350,12 +368,9 @@ def run(
                 f"layer {layer.name!r} needs float features but the input holds integers; "
                 "integer token ids need a model that starts with an Embedding"
             )
-        run_copy = RecurrentLayer(
-            name=layer.name,
+        run_copy = replace(
+            layer,
             directions=[Direction(d.name, d.cell.astype(dtype), d.reverse) for d in layer.directions],
-            bidirectional=layer.bidirectional,
-            merge_mode=layer.merge_mode,
-            return_sequences=layer.return_sequences,
         )
         result = run_layer(run_copy, lx, mask=mask, initial_state=initial_state)
         if layer.name in wanted:
@@ -365,6 +380,9 @@ def run(
             traced.append(TracedLayer.from_layer(layer, masked=mask is not None))
         values[layer.name] = (result.output, result.mask)
     missing = [name for name in wanted if name not in {t.name for t in traced}]
+    if missing and not explicit and traced:
+        # A model with several inputs: trace what the given input reaches.
+        missing = []
     if missing:
         raise TraceError(
             f"layer {', '.join(map(repr, missing))} is not reached from the given input; "

@@ -2,7 +2,12 @@
 
 Each layer maps ``(x, mask) -> (x, mask)`` at inference time: ``x`` is
 ``(batch, steps, features)`` (or ``(batch, steps)`` token ids before an Embedding)
-and ``mask`` is ``(batch, steps)`` booleans or ``None``.
+and ``mask`` is ``(batch, steps)`` booleans or ``None``. Masks propagate as Keras
+propagates them: layers that support masking pass the mask on, Embedding and Masking
+make one, and the others (Conv1D, pooling, Reshape, Permute, RepeatVector) drop it.
+
+The classes know no file format: ``lstm_trace.loaders.keras_layers`` builds them from
+Keras configs and weights.
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .activations import get_activation
 
 Mask = np.ndarray | None
 
@@ -71,3 +78,446 @@ class Unsupported(UpstreamLayer):
 
     def describe(self) -> str:
         return f"{self.class_name} (not replayable{': ' + self.reason if self.reason else ''})"
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _activate(name: str, x: np.ndarray) -> np.ndarray:
+    """A canonical activation; ``softmax`` / ``log_softmax`` act on the last axis (Keras)."""
+    if name in ("softmax", "log_softmax"):
+        shifted = x - x.max(axis=-1, keepdims=True)
+        if name == "log_softmax":
+            return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        e = np.exp(shifted)
+        return e / e.sum(axis=-1, keepdims=True)
+    return get_activation(name)(x)
+
+
+def _axes(axis: int | tuple[int, ...], ndim: int) -> tuple[int, ...]:
+    """Keras axes (counted with the batch axis, negatives from the end) as sorted positives."""
+    items = (axis,) if isinstance(axis, int) else tuple(axis)
+    out = sorted({a % ndim for a in items})
+    if any(a == 0 for a in out):
+        raise ValueError("normalizing over the batch axis is not an inference-time operation")
+    return tuple(out)
+
+
+def _broadcast_param(param: np.ndarray, axes: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
+    """Reshape a per-feature parameter so it broadcasts along ``axes`` of ``shape``."""
+    want = tuple(shape[a] for a in axes)
+    if param.shape != want and param.size == int(np.prod(want)):
+        param = param.reshape(want)
+    if param.shape != want:
+        raise ValueError(f"parameters of shape {param.shape} do not fit axes {axes} of input {shape}")
+    view = [1] * len(shape)
+    for a in axes:
+        view[a] = shape[a]
+    return param.reshape(view)
+
+
+def _same_padding(length: int, window: int, stride: int) -> tuple[int, int]:
+    """TensorFlow's ``SAME`` padding: output ``ceil(length / stride)``, extra on the right."""
+    out = -(-length // stride)
+    total = max((out - 1) * stride + window - length, 0)
+    return total // 2, total - total // 2
+
+
+def _windows(x: np.ndarray, window: int, stride: int, dilation: int) -> np.ndarray:
+    """``(batch, out, window, channels)`` views: output ``j`` sees ``x[j*stride + m*dilation]``."""
+    span = (window - 1) * dilation + 1
+    out = (x.shape[1] - span) // stride + 1
+    if out < 1:
+        raise ValueError(
+            f"the sequence is too short ({x.shape[1]} steps) for a window spanning {span} steps"
+        )
+    index = np.arange(out)[:, None] * stride + np.arange(window)[None, :] * dilation
+    return x[:, index]
+
+
+def _check_time_input(x: np.ndarray, what: str) -> None:
+    if x.ndim != 3:
+        raise ValueError(f"{what} needs (batch, steps, channels) input, got shape {tuple(x.shape)}")
+
+
+# ---------------------------------------------------------------------------- layers
+
+
+@dataclass
+class Embedding(UpstreamLayer):
+    """Token ids ``(batch, steps)`` -> vectors ``embeddings[ids]``; ``mask_zero`` masks id 0."""
+
+    embeddings: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
+    mask_zero: bool = False
+
+    takes_token_ids = True
+
+    def apply(self, x: np.ndarray, mask: Mask) -> tuple[np.ndarray, Mask]:
+        ids = np.asarray(x)
+        if ids.dtype.kind == "f":
+            # Keras casts float input to int32; only whole numbers survive that unchanged.
+            if not np.all(np.isfinite(ids)) or np.any(ids != np.round(ids)):
+                raise ValueError("expects integer token ids, got non-integer values")
+            ids = ids.astype(np.int64)
+        elif ids.dtype.kind not in "iu":
+            raise ValueError(f"expects integer token ids, got {ids.dtype}")
+        vocab = self.embeddings.shape[0]
+        bad = (ids < 0) | (ids >= vocab)
+        if bad.any():
+            raise ValueError(
+                f"token id {int(ids[bad].flat[0])} is out of range: the vocabulary has "
+                f"{vocab} entries (ids 0 to {vocab - 1})"
+            )
+        # Keras's Embedding ignores an incoming mask and makes its own.
+        return self.embeddings[ids], (ids != 0) if self.mask_zero else None
+
+    def describe(self) -> str:
+        vocab, dim = self.embeddings.shape
+        return f"Embedding {vocab}x{dim}" + (" (mask_zero)" if self.mask_zero else "")
+
+
+@dataclass
+class Masking(UpstreamLayer):
+    """Masks steps whose features all equal ``mask_value`` and zeroes them, as Keras does."""
+
+    mask_value: float = 0.0
+
+    def apply(self, x: np.ndarray, mask: Mask) -> tuple[np.ndarray, Mask]:
+        keep = np.any(x != x.dtype.type(self.mask_value), axis=-1)
+        return np.where(keep[..., None], x, x.dtype.type(0)), keep
+
+    def describe(self) -> str:
+        return f"Masking (mask_value={self.mask_value})"
+
+
+@dataclass
+class Dense(UpstreamLayer):
+    """``φ(x K + b)`` on the last axis of any-rank input; the mask passes through."""
+
+    kernel: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
+    bias: np.ndarray | None = field(default=None, repr=False)
+    activation: str = "linear"
+
+    def apply(self, x: np.ndarray, mask: Mask) -> tuple[np.ndarray, Mask]:
+        if x.shape[-1] != self.kernel.shape[0]:
+            raise ValueError(
+                f"expects {self.kernel.shape[0]} features on the last axis, got shape {tuple(x.shape)}"
+            )
+        y = x @ self.kernel.astype(x.dtype, copy=False)
+        if self.bias is not None:
+            y += self.bias.astype(x.dtype, copy=False)
+        return _activate(self.activation, y), mask
+
+    def describe(self) -> str:
+        return f"Dense {self.kernel.shape[0]}->{self.kernel.shape[1]} ({self.activation})"
+
+
+@dataclass
+class Activation(UpstreamLayer):
+    """An activation function applied elementwise (softmax: over the last axis)."""
+
+    activation: str = "linear"
+
+    def apply(self, x: np.ndarray, mask: Mask) -> tuple[np.ndarray, Mask]:
+        return _activate(self.activation, x), mask
+
+    def describe(self) -> str:
+        return f"{self.class_name} ({self.activation})"
+
+
+@dataclass
+class BatchNormalization(UpstreamLayer):
+    """Inference-time batch norm over ``axes``: ``(x - mean) / sqrt(var + ε) · γ + β``.
+
+    Computed as Keras does, ``x · inv + (β - mean · inv)`` with ``inv = γ / sqrt(var + ε)``.
+    """
+
+    moving_mean: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    moving_variance: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    gamma: np.ndarray | None = field(default=None, repr=False)
+    beta: np.ndarray | None = field(default=None, repr=False)
+    axis: int | tuple[int, ...] = -1
+    epsilon: float = 1e-3
+
+    def apply(self, x: np.ndarray, mask: Mask) -> tuple[np.ndarray, Mask]:
+        axes = _axes(self.axis, x.ndim)
+        t = x.dtype.type
+
+        def param(p: np.ndarray) -> np.ndarray:
+            return _broadcast_param(p.astype(x.dtype), axes, x.shape)
+
+        inv = t(1) / np.sqrt(param(self.moving_variance) + t(self.epsilon))
+        if self.gamma is not None:
+            inv = inv * param(self.gamma)
+        shift = -param(self.moving_mean) * inv
+        if self.beta is not None:
+            shift = shift + param(self.beta)
+        return x * inv + shift, mask
+
+    def describe(self) -> str:
+        return f"BatchNormalization (inference, axis={self.axis}, epsilon={self.epsilon})"
+
+
+@dataclass
+class LayerNormalization(UpstreamLayer):
+    """Per-sample normalization over ``axes``: ``(x - mean) / sqrt(var + ε) · γ + β``.
+
+    ``rms_scaling`` (Keras 3) is ``x / sqrt(var + ε) · γ``: no centering and no ``β``.
+    """
+
+    gamma: np.ndarray | None = field(default=None, repr=False)
+    beta: np.ndarray | None = field(default=None, repr=False)
+    axis: int | tuple[int, ...] = -1
+    epsilon: float = 1e-3
+    rms_scaling: bool = False
+
+    def apply(self, x: np.ndarray, mask: Mask) -> tuple[np.ndarray, Mask]:
+        axes = _axes(self.axis, x.ndim)
+        t = x.dtype.type
+        mean = x.mean(axis=axes, keepdims=True)
+        variance = np.square(x - mean).mean(axis=axes, keepdims=True)
+        inv = t(1) / np.sqrt(variance + t(self.epsilon))
+        gamma = None if self.gamma is None else _broadcast_param(self.gamma.astype(x.dtype), axes, x.shape)
+        if self.rms_scaling:
+            y = x * inv
+            return (y if gamma is None else y * gamma), mask
+        if gamma is not None:
+            inv = inv * gamma
+        shift = -mean * inv
+        if self.beta is not None:
+            shift = shift + _broadcast_param(self.beta.astype(x.dtype), axes, x.shape)
+        return x * inv + shift, mask
+
+    def describe(self) -> str:
+        return f"LayerNormalization (axis={self.axis}, epsilon={self.epsilon})"
+
+
+@dataclass
+class Conv1D(UpstreamLayer):
+    """1-D convolution over time, ``channels_last`` (``channels_first`` is transposed).
+
+    ``y[j] = φ(Σ_m x[j·stride + m·dilation] K[m] + b)`` per group of channels, after
+    ``valid`` (none), ``causal`` (``(k-1)·dilation`` zeros on the left) or ``same``
+    (TensorFlow's split, the odd one on the right) padding. Masks are dropped, as in Keras.
+    """
+
+    kernel: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)), repr=False)
+    bias: np.ndarray | None = field(default=None, repr=False)
+    strides: int = 1
+    padding: str = "valid"
+    dilation_rate: int = 1
+    groups: int = 1
+    activation: str = "linear"
+    channels_first: bool = False
+
+    def apply(self, x: np.ndarray, mask: Mask) -> tuple[np.ndarray, Mask]:
+        _check_time_input(x, "Conv1D")
+        if self.channels_first:
+            x = x.transpose(0, 2, 1)
+        width, per_group, filters = self.kernel.shape
+        if x.shape[-1] != per_group * self.groups:
+            raise ValueError(f"expects {per_group * self.groups} channels, got shape {tuple(x.shape)}")
+        span = (width - 1) * self.dilation_rate + 1
+        if self.padding == "causal":
+            pad = (span - 1, 0)
+        elif self.padding == "same":
+            pad = _same_padding(x.shape[1], span, self.strides)
+        else:
+            pad = (0, 0)
+        if any(pad):
+            x = np.pad(x, ((0, 0), pad, (0, 0)))
+        patches = _windows(x, width, self.strides, self.dilation_rate)  # (b, out, k, c)
+        kernel = self.kernel.astype(x.dtype, copy=False)
+        out_per_group = filters // self.groups
+        parts = []
+        for g in range(self.groups):
+            chans = slice(g * per_group, (g + 1) * per_group)
+            cols = slice(g * out_per_group, (g + 1) * out_per_group)
+            parts.append(np.einsum("bokc,kcf->bof", patches[..., chans], kernel[:, :, cols]))
+        y = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
+        if self.bias is not None:
+            y += self.bias.astype(x.dtype, copy=False)
+        y = _activate(self.activation, y)
+        if self.channels_first:
+            y = y.transpose(0, 2, 1)
+        return np.ascontiguousarray(y), None
+
+    def describe(self) -> str:
+        width, _, filters = self.kernel.shape
+        return (f"Conv1D {filters} filters, width {width}, {self.padding}, strides {self.strides}, "
+                f"dilation {self.dilation_rate}, groups {self.groups} ({self.activation})")
+
+
+@dataclass
+class Pooling1D(UpstreamLayer):
+    """Max or average pooling over time; ``same`` averages only the real (unpadded) steps."""
+
+    mode: str = "max"  # "max" or "average"
+    pool_size: int = 2
+    strides: int = 2
+    padding: str = "valid"
+    channels_first: bool = False
+
+    def apply(self, x: np.ndarray, mask: Mask) -> tuple[np.ndarray, Mask]:
+        _check_time_input(x, self.class_name)
+        if self.channels_first:
+            x = x.transpose(0, 2, 1)
+        pad = _same_padding(x.shape[1], self.pool_size, self.strides) if self.padding == "same" else (0, 0)
+        if self.mode == "max":
+            fill = -np.inf
+            padded = np.pad(x, ((0, 0), pad, (0, 0)), constant_values=fill) if any(pad) else x
+            y = _windows(padded, self.pool_size, self.strides, 1).max(axis=2)
+        else:
+            padded = np.pad(x, ((0, 0), pad, (0, 0))) if any(pad) else x
+            real = np.pad(np.ones(x.shape[1], x.dtype), pad)[None, :, None]
+            total = _windows(padded, self.pool_size, self.strides, 1).sum(axis=2)
+            count = _windows(real, self.pool_size, self.strides, 1).sum(axis=2)
+            y = total / count
+        if self.channels_first:
+            y = y.transpose(0, 2, 1)
+        return np.ascontiguousarray(y.astype(x.dtype, copy=False)), None
+
+    def describe(self) -> str:
+        return (f"{self.class_name} (pool {self.pool_size}, strides {self.strides}, "
+                f"{self.padding})")
+
+
+@dataclass
+class Reshape(UpstreamLayer):
+    """``x.reshape(batch, *target_shape)`` (one entry may be -1); Keras drops the mask."""
+
+    target_shape: tuple[int, ...] = ()
+
+    def apply(self, x: np.ndarray, mask: Mask) -> tuple[np.ndarray, Mask]:
+        try:
+            return x.reshape((x.shape[0], *self.target_shape)), None
+        except ValueError:
+            raise ValueError(
+                f"cannot reshape input {tuple(x.shape[1:])} (without batch) to {self.target_shape}"
+            ) from None
+
+    def describe(self) -> str:
+        return f"Reshape to {self.target_shape}"
+
+
+@dataclass
+class Permute(UpstreamLayer):
+    """Reorders the non-batch axes (``dims`` counts from 1, as in Keras); drops the mask."""
+
+    dims: tuple[int, ...] = ()
+
+    def apply(self, x: np.ndarray, mask: Mask) -> tuple[np.ndarray, Mask]:
+        if len(self.dims) != x.ndim - 1:
+            raise ValueError(f"permutes {len(self.dims)} axes but the input has shape {tuple(x.shape)}")
+        return np.ascontiguousarray(x.transpose((0, *self.dims))), None
+
+    def describe(self) -> str:
+        return f"Permute {self.dims}"
+
+
+@dataclass
+class RepeatVector(UpstreamLayer):
+    """``(batch, features) -> (batch, n, features)``; Keras drops the mask."""
+
+    n: int = 1
+
+    def apply(self, x: np.ndarray, mask: Mask) -> tuple[np.ndarray, Mask]:
+        if x.ndim != 2:
+            raise ValueError(f"needs (batch, features) input, got shape {tuple(x.shape)}")
+        return np.repeat(x[:, None, :], self.n, axis=1), None
+
+    def describe(self) -> str:
+        return f"RepeatVector ({self.n} steps)"
+
+
+@dataclass
+class TimeDistributed(UpstreamLayer):
+    """Applies ``inner`` to every step: ``(batch, steps, ...)`` folded into ``(batch*steps, ...)``."""
+
+    inner: UpstreamLayer | None = None
+
+    def apply(self, x: np.ndarray, mask: Mask) -> tuple[np.ndarray, Mask]:
+        if x.ndim < 3:
+            raise ValueError(f"needs (batch, steps, ...) input, got shape {tuple(x.shape)}")
+        batch, steps = x.shape[:2]
+        y, _ = self.inner.apply(x.reshape(batch * steps, *x.shape[2:]), None)
+        return y.reshape(batch, steps, *y.shape[1:]), mask
+
+    def describe(self) -> str:
+        return f"TimeDistributed({self.inner.describe() if self.inner else '?'})"
+
+
+@dataclass
+class Merge(UpstreamLayer):
+    """Keras merge layers: ``add``, ``subtract``, ``multiply``, ``average``, ``maximum``,
+    ``minimum`` (elementwise, broadcasting) and ``concatenate`` (along ``axis``).
+
+    Masks follow the Keras version that wrote the file: Keras 3 ORs the masks (none if any
+    input has none), Keras 2 ANDs the masks that exist. ``Concatenate`` expands each mask
+    (all true where missing) over the features, joins them on ``axis`` and reduces the
+    last axis with ``any`` (Keras 3) or ``all`` (Keras 2).
+    """
+
+    op: str = "add"
+    axis: int = -1
+    keras_major: int = 3
+
+    def apply(self, x: np.ndarray, mask: Mask) -> tuple[np.ndarray, Mask]:
+        return self.apply_many([x], [mask])
+
+    def apply_many(self, xs: list[np.ndarray], masks: list[Mask]) -> tuple[np.ndarray, Mask]:
+        if self.op == "concatenate":
+            try:
+                y = np.concatenate(xs, axis=self.axis)
+            except ValueError as err:
+                raise ValueError(f"cannot concatenate inputs {[tuple(a.shape) for a in xs]}: {err}") from None
+            return y, self._concat_mask(xs, masks)
+        if self.op == "subtract" and len(xs) != 2:
+            raise ValueError(f"Subtract takes exactly 2 inputs, got {len(xs)}")
+        try:
+            y = xs[0]
+            for other in xs[1:]:
+                if self.op in ("add", "average"):
+                    y = y + other
+                elif self.op == "subtract":
+                    y = y - other
+                elif self.op == "multiply":
+                    y = y * other
+                elif self.op == "maximum":
+                    y = np.maximum(y, other)
+                elif self.op == "minimum":
+                    y = np.minimum(y, other)
+                else:
+                    raise ValueError(f"unknown merge operation {self.op!r}")
+        except ValueError as err:
+            raise ValueError(f"cannot merge inputs {[tuple(a.shape) for a in xs]}: {err}") from None
+        if self.op == "average":
+            y = y / y.dtype.type(len(xs))
+        return y, self._merge_mask(masks)
+
+    def _merge_mask(self, masks: list[Mask]) -> Mask:
+        present = [m for m in masks if m is not None]
+        if not present:
+            return None
+        if self.keras_major >= 3:
+            if len(present) < len(masks):
+                return None
+            return np.logical_or.reduce(present)
+        return np.logical_and.reduce(present)
+
+    def _concat_mask(self, xs: list[np.ndarray], masks: list[Mask]) -> Mask:
+        if all(m is None for m in masks):
+            return None
+        expanded = []
+        for x, m in zip(xs, masks, strict=True):
+            if m is None:
+                expanded.append(np.ones(x.shape, bool))
+            elif self.keras_major >= 3:
+                expanded.append(np.broadcast_to(m.reshape(m.shape + (1,) * (x.ndim - m.ndim)), x.shape))
+            else:
+                expanded.append(m.reshape(m.shape + (1,) * (x.ndim - m.ndim)))
+        joined = np.concatenate(expanded, axis=self.axis)
+        return joined.any(axis=-1) if self.keras_major >= 3 else joined.all(axis=-1)
+
+    def describe(self) -> str:
+        return f"{self.class_name} ({self.op})"

@@ -187,6 +187,12 @@ class RecurrentLayer:
     class_name: str = ""
     #: Keras ``stateful`` / ``unroll`` and similar options that do not change a replay.
     options: dict[str, object] = field(default_factory=dict)
+    #: Keras ``zero_output_for_mask``: the returned sequence is 0 on masked steps instead of
+    #: repeating the previous output (``Bidirectional`` always does this).
+    zero_output_for_mask: bool = False
+    #: A cell of ``RNN(StackedRNNCells)`` other than the last: the next cell consumes its
+    #: outputs step by step, so they stay in input-position order even with ``go_backwards``.
+    feeds_stacked_cell: bool = False
 
     @property
     def kind(self) -> str:
@@ -229,8 +235,9 @@ class Network:
     input_shape: tuple[int | None, ...] | None = None
     input_dtype: str = "float32"
     notes: list[str] = field(default_factory=list)
-    #: Data inputs of each layer by name (``()``: the model input). A layer missing here
-    #: takes the previous layer's output, so a plain chain needs no entries.
+    #: Data inputs of each layer by name (``()``: the model input; ``""`` names the model
+    #: input among several sources). A layer missing here takes the previous layer's
+    #: output, so a plain chain needs no entries.
     inbound: dict[str, tuple[str, ...]] = field(default_factory=dict)
     #: Stored variables the loader could not attribute to any layer (optimizer slots,
     #: ``global_step``, a dense head of a checkpoint...), each ``"name (shape)"``; ``inspect``

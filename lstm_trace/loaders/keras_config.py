@@ -54,6 +54,8 @@ class LayerSpec:
     inbound: list[str] = field(default_factory=list)
     #: Position among the model's layers (weights of a ``.keras`` file are found by it).
     index: int = 0
+    #: For an InputLayer: its position among the model's inputs (INPUT feeds input 0).
+    input_index: int = 0
 
 
 class WeightSource(Protocol):
@@ -125,6 +127,7 @@ def _functional_specs(config: dict) -> tuple[list[LayerSpec], tuple | None, str]
     if inputs and isinstance(inputs[0], str):
         inputs = [inputs]
     first_input = inputs[0][0] if inputs else None
+    input_names = [entry[0] for entry in inputs if isinstance(entry, list) and entry]
     for index, layer in enumerate(config.get("layers", [])):
         cfg = layer.get("config", {})
         name = layer.get("name") or cfg.get("name", f"layer_{index}")
@@ -136,7 +139,10 @@ def _functional_specs(config: dict) -> tuple[list[LayerSpec], tuple | None, str]
             if isinstance(cfg.get("dtype"), str):
                 input_dtype = cfg["dtype"]
         inbound = _data_inputs(layer.get("inbound_nodes") or [])
-        specs.append(LayerSpec(name, class_name, cfg, inbound, index))
+        spec = LayerSpec(name, class_name, cfg, inbound, index)
+        if class_name == "InputLayer":
+            spec.input_index = input_names.index(name) if name in input_names else -1
+        specs.append(spec)
     return specs, input_shape, input_dtype
 
 
@@ -229,6 +235,8 @@ def make_cell(
             raise LoadError(
                 f"{where}: {class_name} bias has shape {bias.shape}, expected ({width},)"
             )
+    if cudnn:
+        kernel, recurrent = _from_cudnn_layout(kernel, recurrent, units, where)
     try:
         return Cell(
             kind=kind,
@@ -244,6 +252,31 @@ def make_cell(
         )
     except ValueError as err:
         raise LoadError(f"{where}: {err}") from None
+
+
+def _from_cudnn_layout(
+    kernel: np.ndarray, recurrent: np.ndarray, units: int, where: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keras 2 CuDNNLSTM/CuDNNGRU kernels as the plain layer's ``x W`` / ``h U`` matrices.
+
+    A CuDNN layer hands each gate's stored block to cuDNN flattened row-major, and cuDNN
+    reads it as a row-major ``(units, in)`` matrix ``M`` applied as ``M x``. So the plain
+    Keras kernel of a gate is ``block.reshape(units, in).T``: for the recurrent kernel
+    (square) that is the transpose, for the input kernel a reshuffle unless ``in == units``.
+    This is the conversion tf_keras applies when it loads CuDNN weights into LSTM/GRU
+    (``hdf5_format._convert_rnn_weights``); the gate order stays ``i, f, c, o`` / ``z, r, h``.
+    """
+    gates = kernel.shape[1] // units if units else 0
+    if gates * units != kernel.shape[1] or recurrent.shape != (units, gates * units):
+        raise LoadError(f"{where}: CuDNN kernels of shapes {kernel.shape}, {recurrent.shape} "
+                        f"do not fit {units} units")
+    inputs = kernel.shape[0]
+    k_blocks = np.split(kernel, gates, axis=1)
+    r_blocks = np.split(recurrent, gates, axis=1)
+    return (
+        np.concatenate([b.reshape(units, inputs).T for b in k_blocks], axis=1),
+        np.concatenate([b.T for b in r_blocks], axis=1),
+    )
 
 
 def _activation(config: dict, key: str, default: str, ctx: KerasContext, cudnn: bool) -> str:
@@ -270,6 +303,7 @@ def _recurrent_layer(
     reverse = bool(config.get("go_backwards", False))
     return_sequences = bool(config.get("return_sequences", False))
     options = {k: config[k] for k in ("stateful", "unroll", "return_state") if k in config}
+    zero_output = bool(config.get("zero_output_for_mask", False))
     if class_name == "RNN":
         cell_cfg = config["cell"]
         cell_class = cell_cfg["class_name"]
@@ -292,7 +326,8 @@ def _recurrent_layer(
                 layers.append(RecurrentLayer(
                     name=f"{name}/cell_{k}", directions=[Direction("forward", cell, reverse)],
                     return_sequences=return_sequences or not last, class_name="RNN",
-                    options=options,
+                    options=options, feeds_stacked_cell=not last,
+                    zero_output_for_mask=zero_output and last,
                 ))
             return layers
         kind = CELL_CLASSES.get(cell_class)
@@ -308,6 +343,7 @@ def _recurrent_layer(
     return [RecurrentLayer(
         name=name, directions=[Direction("forward", cell, reverse)],
         return_sequences=return_sequences, class_name=class_name, options=options,
+        zero_output_for_mask=zero_output,
     )]
 
 
@@ -361,7 +397,8 @@ def register_upstream(*class_names: str) -> Callable[[UpstreamConverter], Upstre
     return decorate
 
 
-def _upstream(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
+def convert_upstream(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
+    """A non-recurrent layer as a replayable layer, or :class:`Unsupported` with the reason."""
     if spec.class_name in IDENTITY_CLASSES:
         return Identity(spec.name, spec.class_name)
     converter = UPSTREAM_CONVERTERS.get(spec.class_name)
@@ -396,7 +433,11 @@ def build_network(
             continue
         if spec.class_name == "InputLayer":
             continue
-        sources = tuple(s for s in spec.inbound if _class_of(specs, s) != "InputLayer")
+        # The given INPUT is the model's first input; other inputs keep their names, so
+        # the layers they feed are not reached unless INPUT is given to them (--layer-input).
+        sources = tuple("" if _is_first_input(specs, s) else s for s in spec.inbound)
+        if sources == ("",):
+            sources = ()
         if is_recurrent(spec.class_name):
             ws = weights.layer_weights(spec)
             if spec.class_name == "Bidirectional":
@@ -408,7 +449,7 @@ def build_network(
                 ws = weights.layer_weights(spec)
             except LoadError:
                 ws = []
-            converted = [_upstream(spec, ws, ctx)]
+            converted = [convert_upstream(spec, ws, ctx)]
         for k, layer in enumerate(converted):
             inbound[layer.name] = sources if k == 0 else (converted[k - 1].name,)
             layers.append(layer)
@@ -430,11 +471,11 @@ def build_network(
     )
 
 
-def _class_of(specs: list[LayerSpec], name: str) -> str | None:
+def _is_first_input(specs: list[LayerSpec], name: str) -> bool:
     for spec in specs:
         if spec.name == name:
-            return spec.class_name
-    return None
+            return spec.class_name == "InputLayer" and spec.input_index == 0
+    return False
 
 
 def _layers_feeding_recurrent(specs: list[LayerSpec]) -> set[str]:
@@ -449,3 +490,7 @@ def _layers_feeding_recurrent(specs: list[LayerSpec]) -> set[str]:
         needed.add(name)
         stack.extend(by_name[name].inbound)
     return needed
+
+
+# Registers the converters of non-recurrent layers (Embedding, Dense, Conv1D...).
+from . import keras_layers  # noqa: E402,F401

@@ -1,0 +1,270 @@
+"""Keras configs of non-recurrent layers -> the NumPy layers of :mod:`lstm_trace.layers`.
+
+Each converter reads one layer class's config (JSON, never code) and its weights in
+``layer.get_weights()`` order, and returns a replayable layer. A configuration the
+replay does not cover becomes :class:`~lstm_trace.layers.Unsupported` with the reason,
+which only matters if a traced layer needs that layer's output (the user then gets one
+line naming the layer and suggesting ``--layer-input``).
+
+Importing this module registers the converters with
+:func:`lstm_trace.loaders.keras_config.register_upstream`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..activations import keras_activation_name
+from ..layers import (
+    Activation,
+    BatchNormalization,
+    Conv1D,
+    Dense,
+    Embedding,
+    Identity,
+    LayerNormalization,
+    Masking,
+    Merge,
+    Permute,
+    Pooling1D,
+    RepeatVector,
+    Reshape,
+    TimeDistributed,
+    Unsupported,
+    UpstreamLayer,
+)
+from .keras_config import KerasContext, LayerSpec, convert_upstream, register_upstream
+
+#: Activations that are not elementwise and live with the layers (last-axis softmax).
+_AXIS_ACTIVATIONS = ("softmax", "log_softmax")
+
+
+class _Skip(Exception):
+    """A configuration the replay does not cover; the message is the reason."""
+
+
+def _unsupported(spec: LayerSpec, reason: str) -> Unsupported:
+    return Unsupported(spec.name, spec.class_name, reason=reason, config=spec.config)
+
+
+def _guard(convert):  # noqa: ANN001, ANN202 - a decorator over converters
+    """Turn a converter's :class:`_Skip` (or a malformed config) into an Unsupported layer."""
+    def wrapper(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
+        try:
+            return convert(spec, weights, ctx)
+        except _Skip as why:
+            return _unsupported(spec, str(why))
+        except (KeyError, TypeError, ValueError, IndexError) as err:
+            return _unsupported(spec, f"unreadable config ({type(err).__name__}: {err})")
+    wrapper.__doc__ = convert.__doc__
+    wrapper.__name__ = convert.__name__
+    return wrapper
+
+
+def _weights(weights: Sequence[np.ndarray], count: int, what: str) -> list[np.ndarray]:
+    if len(weights) != count:
+        raise _Skip(f"expected {count} weight arrays ({what}), found {len(weights)}")
+    return [np.asarray(w) for w in weights]
+
+
+def _one(value: object) -> int:
+    """Keras stores 1-D sizes as ``3``, ``[3]`` or ``(3,)``."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != 1:
+            raise _Skip(f"expected one size, got {value}")
+        value = value[0]
+    return int(value)  # type: ignore[arg-type]
+
+
+def _activation(config: dict, ctx: KerasContext, key: str = "activation") -> str:
+    spec = config.get(key, "linear")
+    name = spec.get("config") if isinstance(spec, dict) else spec
+    if isinstance(name, str) and name.lower() in _AXIS_ACTIVATIONS:
+        return name.lower()
+    try:
+        return keras_activation_name(spec, ctx.keras_major)
+    except ValueError as err:
+        raise _Skip(str(err)) from None
+
+
+def _channels_first(config: dict) -> bool:
+    fmt = config.get("data_format") or "channels_last"
+    if fmt not in ("channels_last", "channels_first"):
+        raise _Skip(f"data_format {fmt!r}")
+    return fmt == "channels_first"
+
+
+def _axis(value: object) -> int | tuple[int, ...]:
+    if isinstance(value, (list, tuple)):
+        return tuple(int(a) for a in value)
+    return int(value)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------- converters
+
+
+@register_upstream("Embedding")
+@_guard
+def embedding(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
+    """``Embedding(input_dim, output_dim, mask_zero)``: weights ``[embeddings]``."""
+    (table,) = _weights(weights, 1, "embeddings")
+    if table.ndim != 2:
+        raise _Skip(f"embeddings of shape {table.shape} (quantized or custom)")
+    return Embedding(spec.name, spec.class_name, embeddings=table,
+                     mask_zero=bool(spec.config.get("mask_zero", False)))
+
+
+@register_upstream("Masking")
+@_guard
+def masking(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
+    value = spec.config.get("mask_value", 0.0)
+    if not isinstance(value, (int, float)):
+        raise _Skip(f"mask_value {value!r} is not a number")
+    return Masking(spec.name, spec.class_name, mask_value=float(value))
+
+
+@register_upstream("Dense")
+@_guard
+def dense(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
+    """``Dense(units, activation, use_bias)``: weights ``[kernel, bias?]``."""
+    use_bias = spec.config.get("use_bias", True)
+    ws = _weights(weights, 2 if use_bias else 1, "kernel, bias" if use_bias else "kernel")
+    if ws[0].ndim != 2:
+        raise _Skip(f"kernel of shape {ws[0].shape} (quantized or LoRA layers are not replayed)")
+    return Dense(spec.name, spec.class_name, kernel=ws[0], bias=ws[1] if use_bias else None,
+                 activation=_activation(spec.config, ctx))
+
+
+@register_upstream("Activation")
+@_guard
+def activation(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
+    return Activation(spec.name, spec.class_name, activation=_activation(spec.config, ctx))
+
+
+@register_upstream("BatchNormalization")
+@_guard
+def batch_normalization(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
+    """Weights ``[gamma?, beta?, moving_mean, moving_variance]`` (``scale``, ``center``)."""
+    cfg = spec.config
+    if cfg.get("renorm"):
+        raise _Skip("renorm=True is not replayed")
+    scale, center = cfg.get("scale", True), cfg.get("center", True)
+    count = int(scale) + int(center) + 2
+    ws = _weights(weights, count, "gamma, beta, moving_mean, moving_variance")
+    gamma = ws.pop(0) if scale else None
+    beta = ws.pop(0) if center else None
+    return BatchNormalization(
+        spec.name, spec.class_name, moving_mean=ws[0], moving_variance=ws[1], gamma=gamma,
+        beta=beta, axis=_axis(cfg.get("axis", -1)), epsilon=float(cfg.get("epsilon", 1e-3)),
+    )
+
+
+@register_upstream("LayerNormalization")
+@_guard
+def layer_normalization(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
+    """Weights ``[gamma?, beta?]`` (``scale``, ``center``); Keras 3 ``rms_scaling``."""
+    cfg = spec.config
+    scale, center = cfg.get("scale", True), cfg.get("center", True)
+    ws = _weights(weights, int(scale) + int(center), "gamma, beta")
+    gamma = ws.pop(0) if scale else None
+    beta = ws.pop(0) if center else None
+    return LayerNormalization(
+        spec.name, spec.class_name, gamma=gamma, beta=beta, axis=_axis(cfg.get("axis", -1)),
+        epsilon=float(cfg.get("epsilon", 1e-3)), rms_scaling=bool(cfg.get("rms_scaling", False)),
+    )
+
+
+@register_upstream("Conv1D", "Convolution1D")
+@_guard
+def conv1d(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
+    """``Conv1D``: weights ``[kernel (width, channels/groups, filters), bias?]``."""
+    cfg = spec.config
+    use_bias = cfg.get("use_bias", True)
+    ws = _weights(weights, 2 if use_bias else 1, "kernel, bias" if use_bias else "kernel")
+    if ws[0].ndim != 3:
+        raise _Skip(f"kernel of shape {ws[0].shape}")
+    padding = str(cfg.get("padding", "valid")).lower()
+    if padding not in ("valid", "same", "causal"):
+        raise _Skip(f"padding {padding!r}")
+    groups = int(cfg.get("groups", 1) or 1)
+    if ws[0].shape[2] % groups:
+        raise _Skip(f"{ws[0].shape[2]} filters do not split into {groups} groups")
+    strides, dilation = _one(cfg.get("strides", 1)), _one(cfg.get("dilation_rate", 1))
+    if strides > 1 and dilation > 1:
+        raise _Skip("strides > 1 together with dilation_rate > 1")
+    return Conv1D(
+        spec.name, spec.class_name, kernel=ws[0], bias=ws[1] if use_bias else None,
+        strides=strides, padding=padding, dilation_rate=dilation, groups=groups,
+        activation=_activation(cfg, ctx), channels_first=_channels_first(cfg),
+    )
+
+
+@register_upstream("MaxPooling1D", "MaxPool1D", "AveragePooling1D", "AvgPool1D")
+@_guard
+def pooling1d(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
+    cfg = spec.config
+    pool = _one(cfg.get("pool_size", 2))
+    strides = cfg.get("strides")
+    padding = str(cfg.get("padding", "valid")).lower()
+    if padding not in ("valid", "same"):
+        raise _Skip(f"padding {padding!r}")
+    mode = "max" if spec.class_name.startswith("Max") else "average"
+    return Pooling1D(spec.name, spec.class_name, mode=mode, pool_size=pool,
+                     strides=pool if strides is None else _one(strides), padding=padding,
+                     channels_first=_channels_first(cfg))
+
+
+@register_upstream("Reshape")
+@_guard
+def reshape(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
+    return Reshape(spec.name, spec.class_name,
+                   target_shape=tuple(int(d) for d in spec.config["target_shape"]))
+
+
+@register_upstream("Permute")
+@_guard
+def permute(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
+    dims = tuple(int(d) for d in spec.config["dims"])
+    if sorted(dims) != list(range(1, len(dims) + 1)):
+        raise _Skip(f"dims {dims} is not a permutation of 1..{len(dims)}")
+    return Permute(spec.name, spec.class_name, dims=dims)
+
+
+@register_upstream("RepeatVector")
+@_guard
+def repeat_vector(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
+    return RepeatVector(spec.name, spec.class_name, n=int(spec.config["n"]))
+
+
+@register_upstream("TimeDistributed")
+@_guard
+def time_distributed(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
+    """``TimeDistributed(layer)``: the inner layer's converter, applied step by step."""
+    inner_cfg = spec.config["layer"]
+    inner_spec = LayerSpec(inner_cfg.get("config", {}).get("name", f"{spec.name}/layer"),
+                           inner_cfg["class_name"], inner_cfg.get("config", {}))
+    inner = convert_upstream(inner_spec, list(weights), ctx)
+    if not inner.replayable:
+        raise _Skip(f"its inner {inner_spec.class_name} cannot be replayed "
+                    f"({getattr(inner, 'reason', '')})")
+    return TimeDistributed(spec.name, spec.class_name, inner=inner)
+
+
+_MERGE_OPS = {
+    "Add": "add", "Subtract": "subtract", "Multiply": "multiply", "Average": "average",
+    "Maximum": "maximum", "Minimum": "minimum", "Concatenate": "concatenate",
+}
+
+
+@register_upstream(*_MERGE_OPS)
+@_guard
+def merge(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
+    return Merge(spec.name, spec.class_name, op=_MERGE_OPS[spec.class_name],
+                 axis=int(spec.config.get("axis", -1)), keras_major=ctx.keras_major)
+
+
+@register_upstream("Identity")
+def identity(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
+    return Identity(spec.name, spec.class_name)
