@@ -31,6 +31,7 @@ LAYOUT_TENSORS: dict[str, dict[str, Any]] = {
     "keras_lstm": {"kernel": "kernel", "recurrent": "recurrent_kernel", "bias": "bias"},
     "keras_gru": {"kernel": "kernel", "recurrent": "recurrent_kernel", "bias": "bias"},
     "simple_rnn": {"kernel": "kernel", "recurrent": "recurrent_kernel", "bias": "bias"},
+    "tf1_rnn": {"kernel": "kernel", "recurrent": "kernel", "bias": "bias", "joint": True},
     "tf1_lstm": {"kernel": "kernel", "recurrent": "kernel", "bias": "bias", "joint": True},
     "torch_lstm": {"kernel": "weight_ih", "recurrent": "weight_hh", "bias": "bias_ih",
                    "recurrent_bias": "bias_hh", "rows": True},
@@ -118,12 +119,12 @@ def describe_recurrent(layer: RecurrentLayer, network: Network | None = None,
         "parameters": layer.parameter_count(),
         "trace_keys": [f"{prefix}/<quantity>" for prefix, _ in layer.trace_prefixes()],
         "options": {k: _plain(v) for k, v in layer.options.items()},
-        "directions": [describe_direction(d) for d in layer.directions],
+        "directions": [describe_direction(d, layer.class_name) for d in layer.directions],
     }
     return entry
 
 
-def describe_direction(direction: Direction) -> dict[str, Any]:
+def describe_direction(direction: Direction, class_name: str = "") -> dict[str, Any]:
     cell = direction.cell
     out: dict[str, Any] = {
         "direction": direction.name,
@@ -151,25 +152,28 @@ def describe_direction(direction: Direction) -> dict[str, Any]:
             out["cell_clip"] = cell.cell_clip
         if cell.proj_clip is not None:
             out["proj_clip"] = cell.proj_clip
-    out["gates"] = gate_locations(cell)
+    out["gates"] = gate_locations(cell, class_name)
     return out
 
 
-def gate_locations(cell: Cell) -> list[dict[str, str]]:
+def gate_locations(cell: Cell, class_name: str = "") -> list[dict[str, str]]:
     """Where each gate of ``cell`` lives in the file's fused tensors.
 
     One dict per gate in the file's storage order: ``{"gate", "kernel",
     "recurrent_kernel", "bias"[, "recurrent_bias"]}``, each value an indexing expression
     on the file's tensor (``"kernel[:, 0:64]"``). Without a known layout the canonical
-    order is shown and ``layout`` says ``"unknown"``.
+    order is shown with a note. ``class_name`` tells TF1 cells (whose one ``kernel`` spans
+    ``[x, h]``, and whose tensor names vary by class) from Keras layers.
     """
     layout = cell.layout if cell.layout in GATE_ORDERS else None
     if cell.kind == "gru" and layout == "tf1_gru_gates":
-        return _tf1_gru_locations(cell)
+        return _tf1_gru_locations(cell, block=class_name == "GRUBlockCell")
+    if layout == "simple_rnn" and _is_tf1(class_name):
+        layout = "tf1_rnn"
     unknown = layout is None
     if layout is None:
         layout = {"lstm": "keras_lstm", "gru": "keras_gru", "simple_rnn": "simple_rnn"}[cell.kind]
-    slices = storage_slices(layout, cell.units)
+    slices = storage_slices("simple_rnn" if layout == "tf1_rnn" else layout, cell.units)
     names = LAYOUT_TENSORS.get(layout, LAYOUT_TENSORS["keras_lstm"])
     rows = bool(names.get("rows"))
     joint = bool(names.get("joint"))
@@ -203,21 +207,31 @@ def gate_locations(cell: Cell) -> list[dict[str, str]]:
     return out
 
 
-def _tf1_gru_locations(cell: Cell) -> list[dict[str, str]]:
-    """TF1 ``GRUCell``: ``gates/kernel`` holds r, u over ``[x, h]``; ``candidate/kernel`` the rest."""
+def _is_tf1(class_name: str) -> bool:
+    """TF1 cell classes (``BasicRNNCell``, ``GRUBlockCell``...) and drivers (``..._rnn``)."""
+    return class_name.endswith("Cell") or class_name.endswith("_rnn")
+
+
+def _tf1_gru_locations(cell: Cell, block: bool = False) -> list[dict[str, str]]:
+    """TF1 ``GRUCell``: ``gates/kernel`` holds r, u over ``[x, h]``; ``candidate/kernel`` the rest.
+
+    ``GRUBlockCell`` names the same tensors ``w_ru``, ``b_ru``, ``w_c``, ``b_c``.
+    """
     n_in, u = cell.input_size, cell.units
+    w_g, b_g, w_c, b_c = (("w_ru", "b_ru", "w_c", "b_c") if block else
+                          ("gates/kernel", "gates/bias", "candidate/kernel", "candidate/bias"))
     out = []
     for gate, s in storage_slices("tf1_gru_gates", u).items():
         cols = f"{s.start}:{s.stop}"
-        entry = {"gate": gate, "kernel": f"gates/kernel[0:{n_in}, {cols}]",
-                 "recurrent_kernel": f"gates/kernel[{n_in}:{n_in + u}, {cols}]"}
+        entry = {"gate": gate, "kernel": f"{w_g}[0:{n_in}, {cols}]",
+                 "recurrent_kernel": f"{w_g}[{n_in}:{n_in + u}, {cols}]"}
         if cell.bias is not None:
-            entry["bias"] = f"gates/bias[{cols}]"
+            entry["bias"] = f"{b_g}[{cols}]"
         out.append(entry)
-    entry = {"gate": "candidate", "kernel": f"candidate/kernel[0:{n_in}, :]",
-             "recurrent_kernel": f"candidate/kernel[{n_in}:{n_in + u}, :]"}
+    entry = {"gate": "candidate", "kernel": f"{w_c}[0:{n_in}, :]",
+             "recurrent_kernel": f"{w_c}[{n_in}:{n_in + u}, :]"}
     if cell.bias is not None:
-        entry["bias"] = "candidate/bias[:]"
+        entry["bias"] = f"{b_c}[:]"
     out.append(entry)
     order = {g: k for k, g in enumerate(CANONICAL_ORDER["gru"])}
     return sorted(out, key=lambda e: (e["gate"] == "candidate", order[e["gate"]]))

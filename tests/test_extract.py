@@ -194,12 +194,87 @@ def test_failed_write_leaves_the_old_file(wf3, tmp_path):
     assert list(tmp_path.iterdir()) == [out]
 
 
+def test_input_file_helper_exists(wf3):
+    assert input_file(wf3, "bigru").exists()
+
+
+TF1_TORCH_CASES = ["basic_lstm", "basic_lstm_forget_bias", "lstm_block_fused", "cudnn_compatible_lstm"]
+
+
+def _tf1_options(name: str) -> list[str]:
+    """What a user passes for a TF1 checkpoint without its graph (e.g. --forget-bias 0.3)."""
+    from builders.tf1_cells import CASES as TF1_CASES
+
+    spec = next((c for c in TF1_CASES if c["name"] == name), {"options": {}})
+    flags: list[str] = []
+    for key, value in spec.get("options", {}).items():
+        flags += [f"--{key.replace('_', '-')}", str(value)]
+    return flags
+
+
+@pytest.fixture(scope="session")
+def tf1_checkpoints():
+    from conftest import build_fixtures
+
+    return build_fixtures("tf1_cells", legacy_keras=True)
+
+
+@pytest.mark.parametrize("name", TF1_TORCH_CASES)
+def test_pytorch_state_dict_reproduces_tensorflow_v1_cells(tf1_checkpoints, name, tmp_path):
+    """TF1 layouts (i, j, f, o over one [x, h] kernel, run-time forget_bias) end up right in torch."""
+    torch = pytest.importorskip("torch")
+    if not (tf1_checkpoints / name).exists():
+        pytest.skip(f"no {name} case in the TF1 fixtures")
+    out, result = _extract(tf1_checkpoints / name / "model", tmp_path, "--to", "pytorch",
+                           *_tf1_options(name))
+    reference = np.load(tf1_checkpoints / f"{name}_reference.npz")
+    x = np.load(tf1_checkpoints / f"{name}_input.npy")
+    with np.load(out, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    (layer,) = dict.fromkeys(k.rpartition("/")[0] for k in arrays)
+    state = {k.rpartition("/")[2]: torch.from_numpy(v) for k, v in arrays.items()}
+    module = eval(result.stdout.splitlines()[1].split(": ", 1)[1], {"torch": torch})
+    module.load_state_dict(state)
+    with torch.no_grad():
+        output, _ = module(torch.from_numpy(x))
+    hidden = sorted(k for k in reference.files if k.endswith("/hidden"))
+    if len(hidden) == 2:  # bidirectional: torch concatenates forward, backward
+        fw = next(k for k in hidden if "/fw/" in k)
+        bw = next(k for k in hidden if "/bw/" in k)
+        expected = np.concatenate([reference[fw], reference[bw]], axis=-1)
+    else:
+        expected = reference[hidden[0]]
+    err = float(np.abs(output.numpy() - expected).max())
+    assert err < ATOL, (name, err)
+    WORST[f"tf1:{name}"] = err
+
+
+@pytest.mark.parametrize(("name", "fragment"), [("gru", "reset_after=False"),
+                                                ("lstm_projection_clip", "torch.nn.LSTM"),
+                                                ("lstm_peepholes", "peephole"),
+                                                ("bidirectional", "peephole")])
+def test_pytorch_refuses_tf1_cells_it_cannot_express(tf1_checkpoints, name, fragment, tmp_path):
+    if not (tf1_checkpoints / name).exists():
+        pytest.skip(f"no {name} case in the TF1 fixtures")
+    result = invoke("extract", tf1_checkpoints / name / "model", "--to", "pytorch",
+                    "-o", tmp_path / "w.npz")
+    assert_user_error(result, fragment)
+
+
+def test_tf1_peepholes_and_projection_are_extracted(tf1_checkpoints, tmp_path):
+    for name, keys in (("lstm_peepholes", ["input_gate/peephole", "forget_gate/peephole",
+                                           "output_gate/peephole"]),
+                       ("lstm_projection_clip", ["projection"])):
+        if not (tf1_checkpoints / name).exists():
+            continue
+        out, _ = _extract(tf1_checkpoints / name / "model", tmp_path, name=f"{name}.npz")
+        with np.load(out) as data:
+            for key in keys:
+                assert f"rnn/lstm_cell/{key}" in data.files, (name, key, data.files)
+
+
 def test_worst_pytorch_error_is_reported(capsys):
     """Not a check: prints the largest error per case for the issue note (runs last)."""
     if WORST:
         with capsys.disabled():
             print("\nlargest |torch - keras| per case:", {k: f"{v:.2e}" for k, v in WORST.items()})
-
-
-def test_input_file_helper_exists(wf3):
-    assert input_file(wf3, "bigru").exists()

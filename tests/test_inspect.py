@@ -247,3 +247,53 @@ def test_tf1_gru_gates_and_candidate_kernels():
     for gate, entry in locations.items():
         for tensor in ("kernel", "recurrent_kernel"):
             np.testing.assert_array_equal(_evaluate(entry[tensor], tensors), per_gate[gate][tensor])
+
+
+TF1_CASES = ["basic_lstm", "lstm_peepholes", "lstm_projection_clip", "gru", "basic_rnn_relu_meta",
+             "multi_dynamic", "bidirectional", "lstm_block_cell", "lstm_block_fused",
+             "cudnn_compatible_lstm", "gru_block_cell"]
+
+
+@pytest.fixture(scope="session")
+def tf1_checkpoints():
+    from conftest import build_fixtures
+
+    return build_fixtures("tf1_cells", legacy_keras=True)
+
+
+@pytest.mark.parametrize("name", TF1_CASES)
+def test_tf1_gate_slices_point_into_the_checkpoint(tf1_checkpoints, name):
+    """Every slice inspect names, read from the checkpoint's own tensors, is that gate."""
+    from lstm_trace.loaders.tf_bundle import TensorBundle
+
+    path = tf1_checkpoints / name / "model"
+    if not (tf1_checkpoints / name).exists():
+        pytest.skip(f"no {name} case in the TF1 fixtures")
+    network = lstm_trace.load(path)
+    bundle = TensorBundle.open(path)
+    tensors = {key: bundle.read(key) for key in bundle.keys()}
+    info = describe(network)
+    recurrent = [layer for layer in info["layers"] if layer["role"] == "recurrent"]
+    assert recurrent
+    for entry, layer in zip(recurrent, network.recurrent_layers, strict=True):
+        for direction, canonical in zip(entry["directions"], layer.directions, strict=True):
+            per_gate = canonical.cell.gate_weights()
+            for gate in direction["gates"]:
+                for tensor in ("kernel", "recurrent_kernel", "bias"):
+                    if tensor not in gate:
+                        continue
+                    expression = gate[tensor]
+                    tensor_name = expression.split("[")[0]
+                    index = expression[len(tensor_name):]
+                    # The file names the tensor relative to the cell's scope.
+                    found = [key for key in tensors if key.endswith("/" + tensor_name)
+                             and _matches(tensors[key], index, per_gate[gate["gate"]][tensor])]
+                    assert found, (name, direction["direction"], gate["gate"], expression)
+
+
+def _matches(array: np.ndarray, index: str, expected: np.ndarray) -> bool:
+    try:
+        value = _evaluate("t" + index, {"t": array})
+    except (IndexError, ValueError):
+        return False
+    return value.shape == expected.shape and np.array_equal(value, expected)
