@@ -156,3 +156,35 @@ def test_errors(wf3, tmp_path):
     assert_user_error(invoke("stats", model, x, "--top", "-1"), "--top")
     assert_user_error(invoke("stats", model, tmp_path / "none.npy"), "none.npy")
     assert_user_error(invoke("stats", model, x, "--layer", "nope"), "nope")
+
+
+@pytest.fixture(scope="session")
+def tf_models():
+    from conftest import build_fixtures
+
+    return {"tf1": build_fixtures("tf1_cells", legacy_keras=True),
+            "tf2": build_fixtures("tf2_models", legacy_keras=True)}
+
+
+@pytest.mark.parametrize(("kind", "model", "x"), [
+    ("tf1", "multi_dynamic/model", "multi_dynamic_input.npy"),
+    ("tf1", "gru_block_cell/model", "gru_block_cell_input.npy"),
+    ("tf2", "bidirectional_savedmodel", "bidirectional_input.npy"),
+    ("tf2", "bidirectional_tfckpt", "bidirectional_input.npy"),
+])
+def test_every_workflow_command_runs_on_tf_checkpoints_and_savedmodels(tf_models, kind, model, x,
+                                                                       tmp_path):
+    directory = tf_models[kind]
+    model, x = directory / model, directory / x
+    if not (model.exists() or model.with_name(model.name + ".index").exists()):
+        pytest.skip(f"{model} not in the {kind} fixtures")
+    report = _json(invoke("stats", model, x, "--format", "json"))
+    trace = lstm_trace.load(model).trace(np.load(x))
+    assert [e["layer"] for e in report["layers"]] == [layer.name for layer, _, _ in trace.rows()]
+    assert invoke("inspect", model).exit_code == 0
+    assert invoke("extract", model, "-o", tmp_path / "w.npz").exit_code == 0
+    golden = tmp_path / "g.npz"
+    assert invoke(model, x, "-o", golden).exit_code == 0
+    assert invoke("check", model, x, "--golden", golden).exit_code == 0
+    pytest.importorskip("matplotlib")
+    assert invoke("plot", model, x, "-o", tmp_path / "g.png").exit_code == 0
