@@ -568,20 +568,20 @@ def network_from_config(
     except (KeyError, TypeError, AttributeError, IndexError) as err:
         raise LoadError(f"{where}: malformed model config ({type(err).__name__}: {err})") from None
     source = CheckpointWeightSource(bundle, inv.model, [s.name for s in specs], ctx.source)
+    _check_config_matches(specs, source)
     network = build_network(
         specs, source, ctx, input_shape=input_shape, input_dtype=input_dtype,
         keras_version=keras_version,
     )
     if not network.recurrent_layers:
         raise LoadError(f"{where}: the model config has no recurrent layer (LSTM, GRU, SimpleRNN, RNN)")
-    _check_config_matches(network, specs, source)
     network.unexplained = (
         [v.describe() for v in source.unowned] + inv.training_summary()
     )
     return network
 
 
-def _check_config_matches(network: Network, specs: list[LayerSpec], source: CheckpointWeightSource) -> None:
+def _check_config_matches(specs: list[LayerSpec], source: CheckpointWeightSource) -> None:
     """A config from another model fails loudly, not with a silently wrong trace."""
     if not source.owned:
         raise LoadError(

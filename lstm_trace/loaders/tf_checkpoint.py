@@ -23,6 +23,8 @@ def match(path: Path) -> bool:
     """
     if path.is_dir() and (path / "saved_model.pb").exists():
         return False
+    if path.is_dir() and (path / "checkpoint").is_file():
+        return True  # a stale state file gets the bundle reader's precise error
     try:
         resolve_prefix(path)
     except (BundleError, OSError):

@@ -1,0 +1,220 @@
+"""Builds recurrent Keras models with Keras 3 or tf_keras (TF_USE_LEGACY_KERAS=1) and saves
+them as TF2 object checkpoints and SavedModels, with the framework's per-step states.
+
+    python tf2_models.py OUTDIR
+
+``CASES`` is plain data (no TensorFlow import), so tests can parametrize on it. Each layer
+is ``(class, units, options)``; ``class`` is LSTM, GRU, SimpleRNN, Dense, ``Bi:<class>``
+(Bidirectional) or ``Stack:<class>,<class>`` (``RNN(StackedRNNCells)``). Files per backend:
+
+- tf_keras: ``ckpt`` (``save_weights`` TF format: a directory with a ``checkpoint`` file),
+  ``tfckpt`` (``tf.train.CheckpointManager``, two saves, the latest one is the real one),
+  ``savedmodel`` (``model.save(dir)``, with ``keras_metadata.pb``), ``weights_h5``.
+- Keras 3: ``tfckpt``, ``export`` (``model.export``), ``tf_saved`` (``tf.saved_model.save``),
+  ``weights_h5`` (``.weights.h5``).
+- both: ``json`` (``model.to_json()``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+CASES: list[dict] = [
+    {"name": "lstm", "layers": [("LSTM", 5, {"name": "enc_lstm"})], "train": True},
+    {"name": "gru_reset_after", "layers": [("GRU", 4, {"name": "gru_ra", "reset_after": True})]},
+    {"name": "gru_reset_before",
+     "layers": [("GRU", 4, {"name": "gru_rb", "reset_after": False})]},
+    {"name": "simple_rnn", "layers": [("SimpleRNN", 6, {"name": "srnn"})]},
+    {"name": "bidirectional", "train": True, "layers": [
+        ("Bi:LSTM", 3, {"name": "bi_lstm"}),
+        ("Bi:GRU", 2, {"name": "bi_gru", "reset_after": False}),
+    ]},
+    {"name": "stacked", "layers": [
+        ("LSTM", 6, {"name": "s_lstm"}), ("GRU", 5, {"name": "s_gru"}),
+        ("SimpleRNN", 4, {"name": "s_rnn"}),
+    ]},
+    {"name": "no_bias", "layers": [
+        ("LSTM", 4, {"name": "nb_lstm", "use_bias": False}),
+        ("GRU", 3, {"name": "nb_gru", "use_bias": False}),
+    ]},
+    # Unnamed layers in a Sequential: Keras 3 prefixes full names with the model's name.
+    {"name": "sequential", "sequential": True, "layers": [("LSTM", 4, {}), ("GRU", 3, {})]},
+    # A Dense before the LSTM: replayable only with a config; otherwise --layer-input.
+    {"name": "dense_front", "layers": [
+        ("Dense", 4, {"name": "proj", "activation": "tanh"}), ("LSTM", 3, {"name": "after_dense"}),
+    ]},
+    # Options no file without a config can know: only --config / keras_metadata get them right.
+    {"name": "options", "needs_config": True, "layers": [
+        ("LSTM", 4, {"name": "opt_lstm", "activation": "relu",
+                     "recurrent_activation": "hard_sigmoid", "go_backwards": True}),
+    ], "scale": 0.3},
+    # RNN(StackedRNNCells): Keras 3 does not save its cells in TF checkpoints (tf_keras only).
+    {"name": "stacked_cells", "backends": ["keras2"], "layers": [
+        ("Stack:LSTM,GRU", (4, 3), {"name": "rnn_stack"}),
+    ]},
+    # A subclassed model: no layer graph anywhere, names from the variables.
+    {"name": "subclassed", "subclassed": True, "layers": [("LSTM", 4, {"name": "sub_lstm"})]},
+]
+
+FEATURES, BATCH, STEPS = 3, 3, 7
+
+
+def _layer(keras, kind: str, units, options: dict):
+    options = dict(options)
+    if kind == "Dense":
+        return keras.layers.Dense(units, **options)
+    if kind.startswith("Bi:"):
+        name = options.pop("name")
+        inner = getattr(keras.layers, kind[3:])(units, return_sequences=True, **options)
+        return keras.layers.Bidirectional(inner, name=name)
+    if kind.startswith("Stack:"):
+        classes = kind[6:].split(",")
+        cells = [getattr(keras.layers, f"{c}Cell")(u) for c, u in zip(classes, units, strict=True)]
+        return keras.layers.RNN(keras.layers.StackedRNNCells(cells), return_sequences=True, **options)
+    return getattr(keras.layers, kind)(units, return_sequences=True, **options)
+
+
+def build_model(keras, case: dict):
+    layers = [_layer(keras, kind, units, opts) for kind, units, opts in case["layers"]]
+    head = keras.layers.Dense(2, name="head")
+    if case.get("sequential"):
+        return keras.Sequential([keras.Input((STEPS, FEATURES)), *layers, head])
+    if case.get("subclassed"):
+        class Tagger(keras.Model):
+            def __init__(self):
+                super().__init__(name="tagger")
+                self.rnn = layers[0]
+                self.head = head
+
+            def call(self, x):
+                return self.head(self.rnn(x))
+
+        import tensorflow as tf
+
+        model = Tagger()
+        model(tf.zeros((1, STEPS, FEATURES)))
+        return model
+    inputs = keras.Input((STEPS, FEATURES), name="x")
+    x = inputs
+    for layer in layers:
+        x = layer(x)
+    return keras.Model(inputs, head(x), name=case["name"])
+
+
+def references(keras, model, case: dict, x):
+    """Per-step hidden/cell states of every recurrent cell, keyed by lstm-trace's prefixes."""
+    import numpy as np
+    from common import cell_reference
+
+    out: dict[str, np.ndarray] = {}
+    prefixes = []
+    layer_inputs = {}
+    current = x
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if isinstance(layer, keras.layers.Dense):
+            if layer.name != "head":
+                current = layer(current).numpy()
+            continue
+        layer_inputs[layer.name] = current
+        if isinstance(layer, keras.layers.Bidirectional):
+            parts = [("forward", layer.forward_layer), ("backward", layer.backward_layer)]
+            for direction, inner in parts:
+                prefix = f"{layer.name}/{direction}"
+                states = cell_reference(inner.cell, current, reverse=direction == "backward")
+                prefixes.append(_prefix(prefix, inner.cell, direction == "backward"))
+                out.update({f"{prefix}/{q}": v for q, v in states.items()})
+        elif isinstance(layer.cell, keras.layers.StackedRNNCells):
+            seq = current
+            for k, cell in enumerate(layer.cell.cells):
+                prefix = f"{layer.name}/cell_{k}"
+                states = cell_reference(cell, seq)
+                prefixes.append(_prefix(prefix, cell, False))
+                out.update({f"{prefix}/{q}": v for q, v in states.items()})
+                seq = states["hidden"]
+        else:
+            reverse = bool(layer.go_backwards)
+            states = cell_reference(layer.cell, current, reverse=reverse)
+            prefixes.append(_prefix(layer.name, layer.cell, reverse))
+            out.update({f"{layer.name}/{q}": v for q, v in states.items()})
+        current = layer(current).numpy()
+    for key, value in out.items():
+        assert np.isfinite(value).all() and np.abs(value).max() < 100, (case["name"], key)
+    return out, prefixes, layer_inputs
+
+
+def _prefix(prefix: str, cell, reverse: bool) -> dict:
+    kind = {"LSTMCell": "lstm", "GRUCell": "gru", "SimpleRNNCell": "simple_rnn"}[type(cell).__name__]
+    return {"prefix": prefix, "kind": kind, "reverse": reverse}
+
+
+def main(out: Path) -> None:
+    import os
+
+    import numpy as np
+    import tensorflow as tf
+    from common import randomize, write_manifest
+
+    legacy = os.environ.get("TF_USE_LEGACY_KERAS") == "1"
+    backend = "keras2" if legacy else "keras3"
+    if legacy:
+        import tf_keras as keras
+    else:
+        import keras
+    manifest = []
+    for index, case in enumerate(CASES):
+        if backend not in case.get("backends", ["keras2", "keras3"]):
+            continue
+        name = case["name"]
+        keras.utils.set_random_seed(index)
+        model = build_model(keras, case)
+        rng = np.random.default_rng(100 + index)
+        x = rng.standard_normal((BATCH, STEPS, FEATURES)).astype(np.float32)
+        if case.get("train"):
+            model.compile(optimizer="adam", loss="mse")
+            model.fit(x, rng.standard_normal((BATCH, STEPS, 2)).astype(np.float32), verbose=0)
+        # A first, stale checkpoint with other weights: readers must follow the state file.
+        checkpoint = tf.train.Checkpoint(model=model, **(
+            {"optimizer": model.optimizer} if case.get("train") else {}))
+        manager = tf.train.CheckpointManager(checkpoint, str(out / f"{name}_tfckpt"), max_to_keep=3)
+        manager.save()
+        randomize(model, seed=index, scale=case.get("scale", 0.6))
+        manager.save()
+        np.save(out / f"{name}_input.npy", x)
+        reference, prefixes, layer_inputs = references(keras, model, case, x)
+        np.savez(out / f"{name}_reference.npz", **reference)
+        first = next(iter(layer_inputs))
+        np.save(out / f"{name}_layer_input.npy", layer_inputs[first])
+        files = {"tfckpt": f"{name}_tfckpt"}
+        if legacy:
+            model.save_weights(str(out / f"{name}_ckpt" / "weights"))
+            files["ckpt"] = f"{name}_ckpt/weights"
+            model.save(str(out / f"{name}_savedmodel"))
+            files["savedmodel"] = f"{name}_savedmodel"
+            if not case.get("subclassed"):
+                model.save_weights(str(out / f"{name}_weights.h5"))
+                files["weights_h5"] = f"{name}_weights.h5"
+        else:
+            model.export(str(out / f"{name}_export"))
+            files["export"] = f"{name}_export"
+            tf.saved_model.save(model, str(out / f"{name}_tf_saved"))
+            files["tf_saved"] = f"{name}_tf_saved"
+            if not case.get("subclassed"):
+                model.save_weights(str(out / f"{name}.weights.h5"))
+                files["weights_h5"] = f"{name}.weights.h5"
+        if not case.get("subclassed"):
+            (out / f"{name}.json").write_text(model.to_json())
+            files["json"] = f"{name}.json"
+        manifest.append({
+            "name": name, "backend": backend, "files": files, "input": f"{name}_input.npy",
+            "reference": f"{name}_reference.npz", "layer_input": f"{name}_layer_input.npy",
+            "prefixes": prefixes,
+            "layers": list(layer_inputs),
+        })
+    write_manifest(out, manifest)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
