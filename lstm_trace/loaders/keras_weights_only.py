@@ -17,13 +17,14 @@ each assumption is written to ``Network.notes``; options override them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from ..layers import Unsupported
+from ..layers import Embedding, Unsupported
 from ..network import Direction, Network, RecurrentLayer
 from .errors import LoadError
 from .keras_config import KerasContext, make_cell
@@ -171,6 +172,9 @@ def load_keras2_weights_h5(h5: h5py.File, path: Path, options: LoadOptions) -> N
         if not arrays:
             continue  # Dropout-like layers have no weights and nothing to replay
         names = [decode_attr(n) or "" for n in h5[name].attrs.get("weight_names", [])]
+        if _is_embedding(names, arrays):
+            layers.append(_embedding(name, arrays[0], ctx))
+            continue
         layer = layer_from_groups(name, _split_directions(names, arrays), ctx, version,
                                   reset_after_default=_gru_reset_after_default(version))
         layers.append(layer or Unsupported(
@@ -184,6 +188,7 @@ def load_keras3_weights_h5(h5: h5py.File, path: Path, options: LoadOptions) -> N
     ctx = KerasContext(3, options, [], "Keras 3 .weights.h5")
     layers: list = []
     skipped: list[str] = []
+    embeddings: list[tuple[str, np.ndarray]] = []
     root = h5["layers"]
     for name in _ordered_keys(root):
         group = root[name]
@@ -203,13 +208,20 @@ def load_keras3_weights_h5(h5: h5py.File, path: Path, options: LoadOptions) -> N
                 )
             groups = [WeightGroup([], own_vars(cell))]
         else:
-            if own_vars(group):
+            arrays = own_vars(group)
+            if re.fullmatch(r"embedding(_\d+)?", name) and len(arrays) == 1 and arrays[0].ndim == 2:
+                embeddings.append((name, arrays[0]))
+            elif arrays:
                 skipped.append(name)
             continue
         layer = layer_from_groups(name, groups, ctx, None)
         if layer is not None:
             layers.append(layer)
     layers = _chain_by_shapes(layers)
+    if len(embeddings) == 1 and layers and embeddings[0][1].shape[1] == layers[0].input_size:
+        layers.insert(0, _embedding(*embeddings[0], ctx))
+    else:
+        skipped = [name for name, _ in embeddings] + skipped
     if skipped:
         ctx.notes.append(
             f"layers {', '.join(skipped)} have weights but no configuration and are not replayed: "
@@ -227,25 +239,47 @@ def _chain_by_shapes(layers: list) -> list:
     """Order recurrent layers into a chain where each input size matches the previous output.
 
     Keras 3 sorts nothing for us: ``gru`` and ``lstm`` groups come back alphabetically.
-    Within one class the numbered order is kept; between classes, sizes decide. When
-    sizes cannot decide, the given order stays.
+    Within one class the numbered order is kept; between classes, sizes decide: if exactly
+    one ordering chains every layer, it is used. Otherwise the given order stays.
     """
     recurrent = [layer for layer in layers if isinstance(layer, RecurrentLayer)]
-    if len({layer.class_name for layer in recurrent}) < 2:
+    if len({layer.class_name for layer in recurrent}) < 2 or len(recurrent) != len(layers):
         return layers
-    outputs = {layer.output_size for layer in recurrent}
-    starts = [layer for layer in recurrent if layer.input_size not in outputs]
-    chain = [starts[0]] if len(starts) == 1 else []
-    rest = [layer for layer in recurrent if layer not in chain]
-    while chain and rest:
-        follow = [layer for layer in rest if layer.input_size == chain[-1].output_size]
-        if not follow:
-            break
-        chain.append(follow[0])
-        rest.remove(follow[0])
-    if not chain or rest:
-        return layers
-    return chain
+    queues: dict[str, list] = {}
+    for layer in recurrent:
+        queues.setdefault(layer.class_name, []).append(layer)
+    found: list[list] = []
+
+    def extend(chain: list, taken: dict[str, int]) -> None:
+        if len(found) > 1:
+            return  # ambiguous already
+        if len(chain) == len(recurrent):
+            found.append(list(chain))
+            return
+        for cls, queue in queues.items():
+            if taken[cls] < len(queue):
+                nxt = queue[taken[cls]]
+                if not chain or nxt.input_size == chain[-1].output_size:
+                    taken[cls] += 1
+                    extend([*chain, nxt], taken)
+                    taken[cls] -= 1
+
+    extend([], dict.fromkeys(queues, 0))
+    return found[0] if len(found) == 1 else layers
+
+
+def _is_embedding(names: list[str], arrays: list[np.ndarray]) -> bool:
+    """A Keras 2 ``Embedding``: one 2-D weight named ``.../embeddings:0``."""
+    return (len(arrays) == 1 and arrays[0].ndim == 2 and len(names) == 1
+            and names[0].split("/")[-1].split(":")[0] == "embeddings")
+
+
+def _embedding(name: str, table: np.ndarray, ctx: KerasContext) -> Embedding:
+    ctx.notes.append(
+        f"{name}: weights-only file, assumed Embedding(mask_zero=False): the file does not "
+        "say whether id 0 was masked; trace the full model (.keras/.h5) to replay its mask"
+    )
+    return Embedding(name, "Embedding", embeddings=table, mask_zero=False)
 
 
 def _ordered_keys(group: h5py.Group) -> list[str]:
