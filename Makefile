@@ -20,7 +20,7 @@ $(STAMP_TEST): pyproject.toml | $(BIN)/python
 	touch $@ $(STAMP_CORE)
 
 demo: $(STAMP_CORE)
-	$(BIN)/lstm-trace sample_models/brackets.keras sample_models/brackets_input.npy --units 0:8
+	$(BIN)/lstm-trace sample_models/brackets.keras sample_models/brackets_input.npy --format table --units 0:8 --steps 0:14
 
 test: $(STAMP_TEST)
 	$(BIN)/pip install --quiet torch==2.13.0 || true

@@ -100,7 +100,7 @@ def test_a_cell_unit_counts_nesting_depth():
 def test_demo_command_prints_the_sample_trace():
     """`make demo`'s command, through the CLI."""
     result = CliRunner().invoke(
-        main, [str(MODEL), str(INPUTS["input"]), "--units", "0:8"],
+        main, [str(MODEL), str(INPUTS["input"]), "--format", "table", "--units", "0:8"],
     )
     assert result.exit_code == 0, result.output
     assert "lstm/forget_gate" in result.output and "lstm/cell" in result.output
