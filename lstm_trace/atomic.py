@@ -57,7 +57,14 @@ def atomic_write(
     target = Path(os.fspath(path))  # type: ignore[arg-type]
     if target.is_dir():
         raise IsADirectoryError(f"{target}: is a directory, not a file")
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    if not target.parent.is_dir():
+        raise FileNotFoundError(
+            f"{target}: cannot write, the directory {target.parent} does not exist"
+        )
+    try:
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as err:
+        raise OSError(f"{target}: cannot write ({err.strerror or err})") from None
     tmp = Path(tmp_name)
     try:
         with os.fdopen(

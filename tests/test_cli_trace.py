@@ -290,3 +290,10 @@ def test_console_script_runs(model, input_npy, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert next(csv.reader(io.StringIO(proc.stdout)))[:5] == ["sample", "layer", "direction", "step", "unit"]
+
+
+def test_output_into_a_missing_directory_names_the_real_path(model, input_npy, tmp_path):
+    out = tmp_path / "no" / "such" / "trace.csv"
+    result = invoke(model, input_npy, "-o", out)
+    assert_user_error(result, str(out), "does not exist")
+    assert ".tmp" not in result.output
