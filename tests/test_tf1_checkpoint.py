@@ -228,6 +228,9 @@ def test_tf1_sharded_and_partitioned_checkpoint(tf1_fixtures):
     assert bundle.slice_entries("layer1/lstm_cell/kernel")  # stored in 3 pieces
     network = load(tf1_fixtures, "sharded_partitioned")
     assert [layer.name for layer in network.layers] == ["layer1/lstm_cell", "layer2/rnn/gru_cell"]
+    # The .meta graph reads a partitioned kernel through a concat of its parts.
+    cell = network.layers[0].directions[0].cell
+    assert cell.forget_bias == pytest.approx(BUILT_WITH["sharded_partitioned"]["forget_bias"])
 
 
 def test_tf1_separate_rnns_need_layer_input_for_the_second(tf1_fixtures):

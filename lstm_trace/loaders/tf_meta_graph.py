@@ -43,6 +43,7 @@ no such step.
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -93,6 +94,8 @@ BLOCK_LSTM_OPS: dict[str, int] = {"LSTMBlockCell": 3, "BlockLSTM": 4, "BlockLSTM
 
 _DT_FLOAT, _DT_DOUBLE, _DT_INT32, _DT_INT64, _DT_BFLOAT16, _DT_HALF = 1, 2, 3, 9, 14, 19
 _MAX_DEPTH = 64
+#: A partitioned variable's pieces are separate variables ``<name>/part_<k>``.
+_PART = re.compile(r"^(.*)/part_\d+$")
 
 Tensor = tuple[str, int]  # (node name, output index)
 
@@ -307,8 +310,10 @@ class MetaGraph:
         return index
 
     def variables(self) -> list[str]:
-        """Variable names of the main graph in creation order."""
-        return [n.name for n in self.graphs[""].nodes.values() if n.op in VARIABLE_OPS]
+        """Variable names of the main graph in creation order (partitioned ones once)."""
+        names = [_PART.sub(r"\1", n.name) for n in self.graphs[""].nodes.values()
+                 if n.op in VARIABLE_OPS]
+        return list(dict.fromkeys(names))
 
     # -- resolving tensors --------------------------------------------------------
 
@@ -330,6 +335,13 @@ class MetaGraph:
             return node.name
         if node.op in PASS_THROUGH and node.inputs:
             return self.variable(graph, node.inputs[0], depth + 1)
+        if node.op == "ConcatV2" and len(node.inputs) > 2:
+            # A partitioned variable is read as the concatenation of its parts.
+            parts = {self.variable(graph, t, depth + 1) for t in node.inputs[:-1]}
+            bases = {m.group(1) for p in parts if p and (m := _PART.match(p))}
+            if len(bases) == 1 and None not in parts and len(parts) == len(node.inputs) - 1:
+                return bases.pop()
+            return None
         if node.op == "_Arg":
             for caller_graph, source in self._through_arg(graph, node, depth):
                 found = self.variable(caller_graph, source, depth + 1)

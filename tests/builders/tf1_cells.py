@@ -105,6 +105,7 @@ BUILT_WITH = {
     "lstm_projection_clip": {"cell_clip": 0.5, "proj_clip": 0.3},
     "lstm_projection_clip_options": {"cell_clip": 0.5, "proj_clip": 0.3},
     "lstm_block_cell": {"forget_bias": 0.6, "cell_clip": 0.9},
+    "sharded_partitioned": {"forget_bias": 0.7},
 }
 
 
@@ -346,7 +347,8 @@ def main(out: Path) -> None:  # noqa: C901 - one small builder per case, run in 
             x = tf1.placeholder(tf.float32, (case["batch"], case["steps"], case["features"]))
             with tf.device("/cpu:0"):
                 c1 = rnn.LSTMCell(6, num_unit_shards=3, num_proj=4, num_proj_shards=2,
-                                  use_peepholes=True)
+                                  use_peepholes=True,
+                                  forget_bias=BUILT_WITH[case["name"]]["forget_bias"])
                 out1, st1 = tf1.nn.dynamic_rnn(c1, x, dtype=tf.float32, scope="layer1")
             with tf.device("/cpu:1"), tf1.variable_scope(
                     "layer2", partitioner=tf1.fixed_size_partitioner(2)):
