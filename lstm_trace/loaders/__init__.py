@@ -8,6 +8,8 @@ directory with a ``checkpoint`` state file) a TensorFlow checkpoint.
 
 from __future__ import annotations
 
+import struct
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -116,9 +118,13 @@ def load(path: str | Path, options: LoadOptions | None = None, **overrides: obje
         return _FORMATS[fmt][1](path, options)
     except LoadError:
         raise
-    except (KeyError, TypeError, IndexError, AttributeError) as err:
+    except (KeyError, TypeError, IndexError, AttributeError, ValueError, RuntimeError,
+            RecursionError, EOFError, struct.error, zlib.error) as err:
+        # h5py, zipfile and json report damage in many ways; all mean the same to a user.
+        detail = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
         raise LoadError(
-            f"{path.name}: malformed or unsupported model ({type(err).__name__}: {err})"
+            f"{path.name}: malformed, corrupt or unsupported model file ({detail}); "
+            "re-save it from the framework, or run with --debug for details"
         ) from None
     except OSError as err:
         raise LoadError(f"{path.name}: cannot read ({err})") from None
