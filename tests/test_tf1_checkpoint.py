@@ -185,6 +185,16 @@ def test_tf1_clips_are_needed_without_meta(tf1_fixtures):
     assert np.abs(trace["rnn/lstm_cell/cell"] - reference["rnn/lstm_cell/cell"]).max() > 1e-2
 
 
+def test_tf1_meta_graph_with_tf1_style_while_loops(tf1_fixtures):
+    """TF 1.x graphs keep dynamic_rnn's loop body in the main graph (Enter/Switch/Merge)."""
+    network = load(tf1_fixtures, "control_flow_v1_meta")
+    lstm, gru = (layer.directions[0].cell for layer in network.recurrent_layers)
+    built = BUILT_WITH["control_flow_v1_meta"]
+    assert (lstm.forget_bias, lstm.cell_clip, lstm.proj_clip) == pytest.approx(
+        (built["forget_bias"], built["cell_clip"], built["proj_clip"]))
+    assert gru.activation == built["gru_activation"]
+
+
 def test_tf1_activation_read_from_meta_graph(tf1_fixtures):
     cell = load(tf1_fixtures, "basic_rnn_relu_meta").recurrent_layers[0].directions[0].cell
     assert cell.activation == "relu"

@@ -88,6 +88,11 @@ CASES: list[dict] = [
      "steps": 6, "expect": {"rnn/cudnn_compatible_lstm_cell": "rnn/cudnn_compatible_lstm_cell"}},
     {"name": "gru_block_cell", "meta": False, "options": {}, "features": 3, "batch": 2,
      "steps": 6, "expect": {"rnn/gru_cell": "rnn/gru_cell"}},
+    # A TF 1.x-style graph: while loops as Enter/Switch/Merge nodes in the main graph.
+    {"name": "control_flow_v1_meta", "meta": True, "options": {}, "features": 3, "batch": 2,
+     "steps": 6, "scale": 1.6,
+     "expect": {"rnn/multi_rnn_cell/cell_0/lstm_cell": "rnn/multi_rnn_cell/cell_0/lstm_cell",
+                "rnn/multi_rnn_cell/cell_1/gru_cell": "rnn/multi_rnn_cell/cell_1/gru_cell"}},
     # Two RNNs on different inputs: the decoder is traced on its own input (--layer-input).
     {"name": "separate_rnns", "meta": True, "options": {}, "features": 3, "batch": 2, "steps": 5,
      "expect": {"encoder/rnn/basic_lstm_cell": "encoder/rnn/basic_lstm_cell",
@@ -106,6 +111,8 @@ BUILT_WITH = {
     "lstm_projection_clip_options": {"cell_clip": 0.5, "proj_clip": 0.3},
     "lstm_block_cell": {"forget_bias": 0.6, "cell_clip": 0.9},
     "sharded_partitioned": {"forget_bias": 0.7},
+    "control_flow_v1_meta": {"forget_bias": 0.4, "cell_clip": 0.6, "proj_clip": 0.2,
+                             "gru_activation": "relu"},
 }
 
 
@@ -453,7 +460,19 @@ def main(out: Path) -> None:  # noqa: C901 - one small builder per case, run in 
                 directory.mkdir()
                 saver.save(sess, str(directory / "model"))
 
+    def control_flow_v1(case):
+        built = BUILT_WITH[case["name"]]
+        tf1.disable_control_flow_v2()
+        try:
+            dynamic(case, lambda: [
+                rnn.LSTMCell(4, forget_bias=built["forget_bias"], cell_clip=built["cell_clip"],
+                             num_proj=3, proj_clip=built["proj_clip"]),
+                rnn.GRUCell(3, activation=getattr(tf.nn, built["gru_activation"]))])
+        finally:
+            tf1.enable_control_flow_v2()
+
     builders["separate_rnns"] = separate
+    builders["control_flow_v1_meta"] = control_flow_v1
     dense_only(out / NO_CELL_CASE)
     manifest = []
     for case in CASES:
