@@ -89,6 +89,62 @@ def _lstm_steps(
     return h, c
 
 
+def _lstm_fusable(cell: Cell, mask: np.ndarray | None) -> bool:
+    """Whether :func:`_lstm_steps_fused` covers ``cell``: the common Keras LSTM and nothing extra."""
+    return (
+        cell.recurrent_activation == "sigmoid" and cell.activation == "tanh" and mask is None
+        and not cell.peepholes and cell.projection is None and cell.cell_clip is None
+    )
+
+
+def _lstm_steps_fused(
+    cell: Cell, xw: np.ndarray, h: np.ndarray, c: np.ndarray, reverse: bool,
+    out: dict[str, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_lstm_steps` for σ = sigmoid, φ = tanh without peepholes, projection, clip or mask.
+
+    Same equations, in about ten NumPy calls a step instead of thirty, by two exact rewrites:
+
+    - σ(z) = ½·tanh(½·z) + ½, and scaling by ½ is exact in binary floating point. So the
+      sigmoid columns (i, f, o) of ``U`` and of ``x W + b`` are pre-scaled by ½ once; then one
+      ``tanh`` covers all four gates and one multiply-add per column (``½, ½`` for σ, ``1, 0``
+      for the candidate) finishes them. The values equal :func:`_lstm_steps`'s.
+    - Buffers are step-major ``(steps, batch, ·)``, so each step works on contiguous rows;
+      the recorded quantities are transposed to ``(batch, steps, units)`` once, at the end.
+    """
+    batch, steps, width = xw.shape
+    u = cell.units
+    scale = np.full(width, 0.5, dtype=xw.dtype)
+    scale[2 * u:3 * u] = 1
+    shift = np.full(width, 0.5, dtype=xw.dtype)
+    shift[2 * u:3 * u] = 0
+    U = cell.recurrent_kernel * scale
+    # Pre-activations ½z | z, step-major; each step overwrites its own row with the gates.
+    gates = np.multiply(xw.transpose(1, 0, 2), scale, out=np.empty((steps, batch, width), xw.dtype))
+    cs = np.empty((steps, batch, u), xw.dtype)
+    hs = np.empty((steps, batch, u), xw.dtype)
+    hu = np.empty((batch, width), xw.dtype)
+    ig = np.empty((batch, u), xw.dtype)
+    for t in _steps(reverse, steps):
+        a = gates[t]
+        np.matmul(h, U, out=hu)
+        a += hu
+        np.tanh(a, out=a)
+        a *= scale
+        a += shift  # a = [i | f | g | o]
+        np.multiply(a[:, u:2 * u], c, out=cs[t])  # f ⊙ c
+        np.multiply(a[:, :u], a[:, 2 * u:3 * u], out=ig)  # i ⊙ g
+        cs[t] += ig
+        np.tanh(cs[t], out=hs[t])
+        hs[t] *= a[:, 3 * u:]  # o ⊙ tanh(c)
+        c, h = cs[t], hs[t]
+    for k, q in enumerate(("input_gate", "forget_gate", "candidate", "output_gate")):
+        out[q][...] = gates[:, :, k * u:(k + 1) * u].transpose(1, 0, 2)
+    out["cell"][...] = cs.transpose(1, 0, 2)
+    out["hidden"][...] = hs.transpose(1, 0, 2)
+    return h.copy(), c.copy()
+
+
 def _gru_steps(
     cell: Cell, xw: np.ndarray, mask: np.ndarray | None, h: np.ndarray,
     reverse: bool, out: dict[str, np.ndarray],
@@ -182,7 +238,10 @@ def run_direction(
     c_final = None
     if cell.kind == "lstm":
         c = _initial(initial_cell, batch, units, dtype)
-        h, c_final = _lstm_steps(cell, xw, mask, h, c, reverse, out)
+        if _lstm_fusable(cell, mask):
+            h, c_final = _lstm_steps_fused(cell, xw, h, c, reverse, out)
+        else:
+            h, c_final = _lstm_steps(cell, xw, mask, h, c, reverse, out)
     elif cell.kind == "gru":
         h = _gru_steps(cell, xw, mask, h, reverse, out)
     else:

@@ -1,0 +1,254 @@
+"""lstm-trace's NumPy engine vs Keras ``predict``, side by side; and the CLI end to end.
+
+    python benchmarks/bench_engine.py [--repeats 20] [--e2e-repeats 5]      # or: make bench
+
+Prints one table: for each case the median time of lstm-trace's engine (``Network.trace``,
+which records all six LSTM quantities at every step) and of Keras ``model.predict`` on
+the same saved model and input, and their ratio (engine / keras: below 1 means lstm-trace
+is faster). The last rows time whole processes: the ``lstm-trace`` CLI tracing the
+bundled sample model to CSV, against a script that loads the same ``.keras`` with Keras
+and predicts.
+
+Every measurement runs in its own process (``--worker ...``): TensorFlow's thread pools
+keep spinning after ``predict`` and starve NumPy's BLAS threads when both share one, which
+distorted a shared-process benchmark a hundredfold. Workers warm up, then report the
+median of N repeats as JSON on stdout.
+
+If ``OPENBLAS_CORETYPE`` / ``OPENBLAS_L2_SIZE`` are set (some machines set them for old
+OpenBLAS builds; they slow a current NumPy), the engine is also timed with both unset, in
+that worker process only, and the BLAS kernel each worker ran is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_MODEL = ROOT / "sample_models" / "brackets.keras"
+SAMPLE_INPUT = ROOT / "sample_models" / "brackets_input.npy"
+OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+TF_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "-1"}
+
+#: The engine-vs-predict cases: an LSTM(units) on (batch, steps, features) random input.
+CASES: list[dict] = [
+    {"key": "lstm128_b64_t100", "label": "LSTM(128), batch 64 x 100 steps",
+     "units": 128, "features": 32, "batch": 64, "steps": 100},
+    {"key": "lstm16_b1_t1000", "label": "LSTM(16), batch 1 x 1000 steps",
+     "units": 16, "features": 8, "batch": 1, "steps": 1000},
+]
+
+
+# ------------------------------------------------------------------ workers (own process each)
+
+def worker_build(out: Path) -> None:
+    """Save each case's model (random Glorot weights) as .keras, and its input as .npy."""
+    import keras
+    import numpy as np
+
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    for case in CASES:
+        model = keras.Sequential([
+            keras.Input((case["steps"], case["features"])),
+            keras.layers.LSTM(case["units"], return_sequences=True, name="lstm"),
+        ])
+        model.save(out / f"{case['key']}.keras")
+        x = rng.standard_normal((case["batch"], case["steps"], case["features"]))
+        np.save(out / f"{case['key']}.npy", x.astype(np.float32))
+
+
+def _median_ms(fn, repeats: int, warmup: int = 2) -> dict:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return {"median_ms": statistics.median(times), "min_ms": min(times), "repeats": repeats}
+
+
+def blas_info() -> str:
+    """The BLAS library and the kernel (core type) it runs, as threadpoolctl reports it."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown (pip install threadpoolctl to see the kernel)"
+    for pool in threadpool_info():
+        if pool.get("user_api") == "blas":
+            return (f"{pool.get('internal_api')} {pool.get('version')}, kernel "
+                    f"{pool.get('architecture')}, {pool.get('num_threads')} threads")
+    return "no BLAS found"
+
+
+def worker_engine(model: Path, x_path: Path, repeats: int) -> dict:
+    import numpy as np
+
+    import lstm_trace
+
+    network = lstm_trace.load(model)
+    x = np.load(x_path)
+    result = _median_ms(lambda: network.trace(x), repeats)
+    result["blas"] = blas_info()
+    return result
+
+
+def worker_keras(model: Path, x_path: Path, repeats: int) -> dict:
+    import keras
+    import numpy as np
+
+    net = keras.models.load_model(model, compile=False)
+    x = np.load(x_path)
+    result = _median_ms(lambda: net.predict(x, verbose=0), repeats)
+    # predict_on_batch skips predict's per-call data pipeline and callbacks: Keras's fastest
+    # public path for one in-memory batch, reported so the comparison is not flattered.
+    result["on_batch"] = _median_ms(lambda: net.predict_on_batch(x), repeats)
+    result["keras"] = keras.__version__
+    return result
+
+
+def worker_keras_script(model: Path, x_path: Path) -> None:
+    """What a user without lstm-trace runs: load the .keras with Keras and predict once."""
+    import keras
+    import numpy as np
+
+    x = np.load(x_path)
+    keras.models.load_model(model, compile=False).predict(x[None] if x.ndim == 2 else x, verbose=0)
+
+
+# ------------------------------------------------------------------ parent
+
+def run_worker(kind: str, model: Path, x_path: Path, repeats: int, env: dict | None = None) -> dict:
+    cmd = [sys.executable, __file__, "--worker", kind, str(model), str(x_path), "--repeats", str(repeats)]
+    proc = subprocess.run(cmd, env=env or worker_env(), capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"{kind} worker failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def worker_env(unset_openblas: bool = False, blas_threads: int | None = None) -> dict:
+    env = dict(os.environ, **TF_ENV)
+    if unset_openblas:
+        for var in OPENBLAS_VARS:
+            env.pop(var, None)
+    if blas_threads:
+        env["OPENBLAS_NUM_THREADS"] = str(blas_threads)
+    return env
+
+
+def wall_ms(cmd: list[str], repeats: int, env: dict) -> dict:
+    """Median wall time of running ``cmd`` as a fresh process (one warm-up for the disk cache)."""
+    def once() -> None:
+        subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    return _median_ms(once, repeats, warmup=1)
+
+
+def cli_command() -> list[str]:
+    exe = Path(sys.executable).parent / "lstm-trace"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "lstm_trace"]
+
+
+def fmt_row(cells: list[str], widths: list[int]) -> str:
+    return "| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                             for i, (c, w) in enumerate(zip(cells, widths, strict=True))) + " |"
+
+
+def print_table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    print(fmt_row(header, widths))
+    print("|" + "|".join(("-" * (w + 1) + ":") if i else ("-" * (w + 2))
+                         for i, w in enumerate(widths)) + "|")
+    for row in rows:
+        print(fmt_row(row, widths))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=20, help="timed repeats per in-process case")
+    parser.add_argument("--e2e-repeats", type=int, default=5, help="process launches per end-to-end case")
+    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker:
+        kind, *paths = args.worker
+        if kind == "build":
+            worker_build(Path(paths[0]))
+        elif kind == "keras-script":
+            worker_keras_script(Path(paths[0]), Path(paths[1]))
+        else:
+            fn = {"engine": worker_engine, "keras": worker_keras}[kind]
+            print(json.dumps(fn(Path(paths[0]), Path(paths[1]), args.repeats)))
+        return
+
+    openblas_set = {v: os.environ[v] for v in OPENBLAS_VARS if v in os.environ}
+    header = ["case", "lstm-trace engine (ms)", "engine, 1 BLAS thread (ms)", "keras predict (ms)",
+              "ratio", "keras predict_on_batch (ms)", "ratio"]
+    if openblas_set:
+        header.insert(3, "engine, OPENBLAS_* unset (ms)")
+    rows: list[list[str]] = []
+    kernels: set[str] = set()
+    keras_version = "?"
+    with tempfile.TemporaryDirectory(prefix="lstm-trace-bench-") as tmp:
+        tmpdir = Path(tmp)
+        subprocess.run([sys.executable, __file__, "--worker", "build", tmp], env=worker_env(), check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for case in CASES:
+            model, x = tmpdir / f"{case['key']}.keras", tmpdir / f"{case['key']}.npy"
+            engine = run_worker("engine", model, x, args.repeats)
+            kernels.add(f"as set: {engine['blas']}")
+            single = run_worker("engine", model, x, args.repeats, env=worker_env(blas_threads=1))
+            keras_run = run_worker("keras", model, x, args.repeats)
+            keras_version = keras_run["keras"]
+            predict, on_batch = keras_run["median_ms"], keras_run["on_batch"]["median_ms"]
+            row = [case["label"], f"{engine['median_ms']:.1f}", f"{single['median_ms']:.1f}",
+                   f"{predict:.1f}", f"{engine['median_ms'] / predict:.2f}",
+                   f"{on_batch:.1f}", f"{engine['median_ms'] / on_batch:.2f}"]
+            if openblas_set:
+                unset = run_worker("engine", model, x, args.repeats, env=worker_env(unset_openblas=True))
+                kernels.add(f"OPENBLAS_* unset: {unset['blas']}")
+                row.insert(3, f"{unset['median_ms']:.1f}")
+            rows.append(row)
+
+        out_csv = tmpdir / "trace.csv"
+        cli = wall_ms([*cli_command(), str(SAMPLE_MODEL), str(SAMPLE_INPUT), "--format", "csv",
+                       "-o", str(out_csv)], args.e2e_repeats, worker_env())
+        script = wall_ms([sys.executable, __file__, "--worker", "keras-script", str(SAMPLE_MODEL),
+                          str(SAMPLE_INPUT)], args.e2e_repeats, worker_env())
+        single = wall_ms([*cli_command(), str(SAMPLE_MODEL), str(SAMPLE_INPUT), "--format", "csv",
+                          "-o", str(out_csv)], args.e2e_repeats, worker_env(blas_threads=1))
+        row = ["CLI end to end: sample model -> CSV (process)", f"{cli['median_ms']:.0f}",
+               f"{single['median_ms']:.0f}", f"{script['median_ms']:.0f}",
+               f"{cli['median_ms'] / script['median_ms']:.2f}", "-", "-"]
+        if openblas_set:
+            unset = wall_ms([*cli_command(), str(SAMPLE_MODEL), str(SAMPLE_INPUT), "--format", "csv",
+                             "-o", str(out_csv)], args.e2e_repeats, worker_env(unset_openblas=True))
+            row.insert(3, f"{unset['median_ms']:.0f}")
+        rows.append(row)
+
+    import numpy as np
+
+    print(f"lstm-trace engine vs Keras {keras_version} predict; median of {args.repeats} runs "
+          f"(end to end: {args.e2e_repeats} process launches); each side in its own process")
+    print(f"cpus: {os.cpu_count()}, numpy {np.__version__}, "
+          f"OPENBLAS env: {openblas_set or 'not set'}")
+    for line in sorted(kernels):
+        print(f"BLAS {line}")
+    print("ratio = lstm-trace engine / keras (below 1: lstm-trace is faster); the engine records all "
+          "six LSTM quantities at every step, Keras returns only the hidden sequence")
+    print("end-to-end row: whole processes, import + load + trace + write CSV vs import keras + "
+          "load + predict")
+    print()
+    print_table(header, rows)
+
+
+if __name__ == "__main__":
+    main()
