@@ -992,3 +992,20 @@ def test_every_single_byte_flip_in_a_real_index_is_detected(dtypes_copy: Path) -
             continue
         with pytest.raises(BundleError):
             TensorBundle.open(dtypes_copy)
+
+
+def test_copied_checkpoint_directory_reads_its_own_files(tmp_path):
+    """A state file with an absolute path from before a copy names the file beside it."""
+    import shutil
+
+    from lstm_trace.loaders.tf_bundle import resolve_prefix
+
+    original = tmp_path / "original"
+    original.mkdir()
+    (original / "ckpt-1.index").write_bytes(b"x")
+    (original / "ckpt-1.data-00000-of-00001").write_bytes(b"x")
+    (original / "checkpoint").write_text(f'model_checkpoint_path: "{original / "ckpt-1"}"\n')
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy)
+    assert resolve_prefix(copy) == str(copy / "ckpt-1")
+    assert resolve_prefix(original) == str(original / "ckpt-1")

@@ -692,11 +692,12 @@ def _prefix_from_state_file(directory: Path) -> str:
         )
     target = _unescape_text_proto(match.group(1))
     prefix = Path(target) if os.path.isabs(target) else directory / target
+    # A directory copied or moved since TF wrote an absolute path: the checkpoint beside
+    # the state file is the one the user pointed at, even if the original still exists.
+    beside = directory / Path(target).name
+    if os.path.isabs(target) and Path(str(beside) + ".index").is_file():
+        return str(beside)
     if not Path(str(prefix) + ".index").is_file():
-        # The directory may have been moved since TF wrote an absolute path.
-        moved = directory / Path(target).name
-        if Path(str(moved) + ".index").is_file():
-            return str(moved)
         raise BundleError(
             f"checkpoint state file {state} points to {target!r}, but {prefix}.index does not exist; "
             "the checkpoint is incomplete or the state file is stale"
