@@ -87,13 +87,14 @@ def _gru_reset_after_default(version: str | None) -> bool | None:
 
 def layer_from_groups(
     name: str, groups: list[WeightGroup], ctx: KerasContext, version: str | None,
-    *, reset_after_default: bool | None = None,
+    *, reset_after_default: bool | None = None, what: str = "weights-only file",
 ) -> RecurrentLayer | None:
     """A recurrent layer from one group (or two: forward and backward), or None if not one.
 
     Shared by every config-less loader (weights-only ``.h5``, TF2 checkpoints). A GRU with
     a bias says ``reset_after`` by its shape (``(2, 3*units)``: reset_after); without one,
-    ``reset_after_default`` (if given) replaces the writer's version default.
+    ``reset_after_default`` (if given) replaces the writer's version default. ``what``
+    names the kind of file in the notes of assumed defaults.
     """
     infos = [infer_cell_kind(g.arrays) for g in groups]
     if not infos or any(info is None for info in infos):
@@ -110,7 +111,7 @@ def layer_from_groups(
         if kind != "simple_rnn" and not cudnn:
             config["recurrent_activation"] = _defaults_for(version, ctx.keras_major)
         cells.append(make_cell(kind, class_name, config, group.arrays, ctx, f"layer {name!r}"))
-        ctx.notes.append(_assumption_note(name, kind, cells[-1], cudnn, config))
+        ctx.notes.append(_assumption_note(name, kind, cells[-1], cudnn, what))
     if len(cells) == 1:
         return RecurrentLayer(name=name, directions=[Direction("forward", cells[0])],
                               return_sequences=True, class_name=CLASS_BY_KIND[cells[0].kind])
@@ -122,7 +123,7 @@ def layer_from_groups(
     )
 
 
-def _assumption_note(name: str, kind: str, cell, cudnn: bool, config: dict) -> str:
+def _assumption_note(name: str, kind: str, cell, cudnn: bool, what: str) -> str:
     parts = [f"activation={cell.activation}"]
     if kind != "simple_rnn":
         parts.append(f"recurrent_activation={cell.recurrent_activation}")
@@ -130,7 +131,7 @@ def _assumption_note(name: str, kind: str, cell, cudnn: bool, config: dict) -> s
         parts.append(f"reset_after={cell.reset_after}")
     why = "CuDNN layout" if cudnn else "defaults of the writer's Keras version"
     return (
-        f"{name}: weights-only file, assumed {CLASS_BY_KIND[kind]} with {', '.join(parts)} "
+        f"{name}: {what}, assumed {CLASS_BY_KIND[kind]} with {', '.join(parts)} "
         f"({why}; override with --activation/--recurrent-activation)"
     )
 

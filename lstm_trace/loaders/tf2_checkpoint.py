@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..layers import Unsupported
+from ..layers import Embedding, Unsupported
 from ..network import Network, RecurrentLayer
 from .errors import LoadError
 from .keras_config import (
@@ -367,6 +367,20 @@ def _display_names(layers: list[_InferredLayer]) -> dict[tuple[str, ...], str]:
     }
 
 
+def _is_embedding(plain: list[StoredVariable]) -> bool:
+    """A Keras Embedding holds one 2-D variable called ``embeddings``."""
+    return len(plain) == 1 and plain[0].leaf == "embeddings" and len(plain[0].shape) == 2
+
+
+def _embedding(bundle: TensorBundle, name: str, var: StoredVariable, ctx: KerasContext,
+               what: str) -> Embedding:
+    ctx.notes.append(
+        f"{name}: {what} without a config, assumed Embedding(mask_zero=False): the weights do "
+        "not say whether id 0 was masked; pass --config model.json to replay its mask"
+    )
+    return Embedding(name, "Embedding", embeddings=read_array(bundle, var), mask_zero=False)
+
+
 def _group(bundle: TensorBundle, cell: _CellVars) -> WeightGroup:
     names = [cell.leaves[k].full_name for k in CELL_LEAVES if k in cell.leaves]
     arrays = [read_array(bundle, cell.leaves[k]) for k in CELL_LEAVES if k in cell.leaves]
@@ -385,21 +399,25 @@ def infer_network(
     names = _display_names(inferred)
     layers: list = []
     unexplained: list[str] = []
+    assumed = f"{what} without a config"
     for item in inferred:
         name = names[item.path]
+        if not item.cells and not item.directions and _is_embedding(item.plain):
+            layers.append(_embedding(bundle, name, item.plain[0], ctx, what))
+            continue
         unexplained += [v.describe() for v in item.plain]
         built: list[RecurrentLayer] = []
         if item.directions:
             layer = layer_from_groups(
                 name, [_group(bundle, item.directions["forward"]),
                        _group(bundle, item.directions["backward"])],
-                ctx, None, reset_after_default=True,
+                ctx, None, reset_after_default=True, what=assumed,
             )
             built = [layer] if layer is not None else []
         elif item.stacked:
             for k, cell in enumerate(item.cells):
                 layer = layer_from_groups(f"{name}/cell_{k}", [_group(bundle, cell)], ctx, None,
-                                          reset_after_default=True)
+                                          reset_after_default=True, what=assumed)
                 if layer is None:
                     built = []
                     break
@@ -412,7 +430,7 @@ def infer_network(
                 )
         elif len(item.cells) == 1:
             layer = layer_from_groups(name, [_group(bundle, item.cells[0])], ctx, None,
-                                      reset_after_default=True)
+                                      reset_after_default=True, what=assumed)
             built = [layer] if layer is not None else []
         if built:
             layers.extend(built)
@@ -459,7 +477,10 @@ def infer_network(
             "named by the object paths that hold them"
         )
     unexplained += inv.training_summary()
-    return Network(layers=layers, source=ctx.source, notes=ctx.notes, unexplained=unexplained)
+    first = layers[0]
+    input_shape = (None, first.input_size) if isinstance(first, RecurrentLayer) else None
+    return Network(layers=layers, source=ctx.source, notes=ctx.notes, input_shape=input_shape,
+                   unexplained=unexplained)
 
 
 # --------------------------------------------------------------------------- with a config

@@ -49,6 +49,14 @@ CASES: list[dict] = [
         ("LSTM", 4, {"name": "opt_lstm", "activation": "relu",
                      "recurrent_activation": "hard_sigmoid", "go_backwards": True}),
     ], "scale": 0.3},
+    # Token ids: an Embedding is inferred from its one 2-D ``embeddings`` variable ...
+    {"name": "embedding", "tokens": 12, "layers": [
+        ("Embedding", 4, {"name": "tokens"}), ("LSTM", 5, {"name": "after_emb"}),
+    ]},
+    # ... but whether id 0 is masked only a config says.
+    {"name": "embedding_masked", "tokens": 12, "needs_config": True, "layers": [
+        ("Embedding", 4, {"name": "tokens", "mask_zero": True}), ("GRU", 3, {"name": "masked_gru"}),
+    ]},
     # RNN(StackedRNNCells): Keras 3 does not save its cells in TF checkpoints (tf_keras only).
     {"name": "stacked_cells", "backends": ["keras2"], "layers": [
         ("Stack:LSTM,GRU", (4, 3), {"name": "rnn_stack"}),
@@ -64,6 +72,8 @@ def _layer(keras, kind: str, units, options: dict):
     options = dict(options)
     if kind == "Dense":
         return keras.layers.Dense(units, **options)
+    if kind == "Embedding":
+        return keras.layers.Embedding(12, units, **options)
     if kind.startswith("Bi:"):
         name = options.pop("name")
         inner = getattr(keras.layers, kind[3:])(units, return_sequences=True, **options)
@@ -73,6 +83,12 @@ def _layer(keras, kind: str, units, options: dict):
         cells = [getattr(keras.layers, f"{c}Cell")(u) for c, u in zip(classes, units, strict=True)]
         return keras.layers.RNN(keras.layers.StackedRNNCells(cells), return_sequences=True, **options)
     return getattr(keras.layers, kind)(units, return_sequences=True, **options)
+
+
+def _input(keras, case: dict):
+    if case.get("tokens"):
+        return keras.Input((STEPS,), dtype="int32", name="x")
+    return keras.Input((STEPS, FEATURES), name="x")
 
 
 def build_model(keras, case: dict):
@@ -95,7 +111,7 @@ def build_model(keras, case: dict):
         model = Tagger()
         model(tf.zeros((1, STEPS, FEATURES)))
         return model
-    inputs = keras.Input((STEPS, FEATURES), name="x")
+    inputs = _input(keras, case)
     x = inputs
     for layer in layers:
         x = layer(x)
@@ -111,11 +127,14 @@ def references(keras, model, case: dict, x):
     prefixes = []
     layer_inputs = {}
     current = x
+    mask = None
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
             continue
-        if isinstance(layer, keras.layers.Dense):
+        if isinstance(layer, (keras.layers.Dense, keras.layers.Embedding)):
             if layer.name != "head":
+                if isinstance(layer, keras.layers.Embedding) and layer.mask_zero:
+                    mask = np.asarray(current) != 0
                 current = layer(current).numpy()
             continue
         layer_inputs[layer.name] = current
@@ -136,10 +155,10 @@ def references(keras, model, case: dict, x):
                 seq = states["hidden"]
         else:
             reverse = bool(layer.go_backwards)
-            states = cell_reference(layer.cell, current, reverse=reverse)
+            states = cell_reference(layer.cell, current, reverse=reverse, mask=mask)
             prefixes.append(_prefix(layer.name, layer.cell, reverse))
             out.update({f"{layer.name}/{q}": v for q, v in states.items()})
-        current = layer(current).numpy()
+        current = layer(current, mask=mask).numpy() if mask is not None else layer(current).numpy()
     for key, value in out.items():
         assert np.isfinite(value).all() and np.abs(value).max() < 100, (case["name"], key)
     return out, prefixes, layer_inputs
@@ -171,7 +190,11 @@ def main(out: Path) -> None:
         keras.utils.set_random_seed(index)
         model = build_model(keras, case)
         rng = np.random.default_rng(100 + index)
-        x = rng.standard_normal((BATCH, STEPS, FEATURES)).astype(np.float32)
+        if case.get("tokens"):
+            x = rng.integers(0, case["tokens"], (BATCH, STEPS)).astype(np.int32)
+            x[:, [2, 5]] = 0  # masked steps where the model masks id 0
+        else:
+            x = rng.standard_normal((BATCH, STEPS, FEATURES)).astype(np.float32)
         if case.get("train"):
             model.compile(optimizer="adam", loss="mse")
             model.fit(x, rng.standard_normal((BATCH, STEPS, 2)).astype(np.float32), verbose=0)
