@@ -515,11 +515,7 @@ class CheckpointWeightSource:
         owned = self.owned.get(spec.name, [])
         if not owned:
             if is_recurrent(spec.class_name):
-                raise LoadError(
-                    f"{self.where}: no variables for layer {spec.name!r} ({spec.class_name}); "
-                    "its full names should start with the layer name — is the config from "
-                    "this model? (Keras 3 does not save StackedRNNCells cells in TF checkpoints)"
-                )
+                raise LoadError(missing_layer_message(self.where, spec))
             return []
         if is_recurrent(spec.class_name):
             owned = self._recurrent_order(spec, owned)
@@ -602,6 +598,20 @@ def network_from_config(
     return network
 
 
+def missing_layer_message(where: str, spec: LayerSpec) -> str:
+    """The config names a recurrent layer the file has no variables for."""
+    cell = spec.config.get("cell") if spec.class_name == "RNN" else None
+    stacked = isinstance(cell, dict) and cell.get("class_name") == "StackedRNNCells"
+    why = (
+        "Keras 3 does not save the cells of RNN(StackedRNNCells) in TF checkpoints; trace "
+        "the .keras file instead" if stacked else "is the config from this model?"
+    )
+    return (
+        f"{where}: no stored variable is named {spec.name}/... for the config's layer "
+        f"{spec.name!r} ({spec.class_name}); {why}"
+    )
+
+
 def _check_config_matches(specs: list[LayerSpec], source: CheckpointWeightSource) -> None:
     """A config from another model fails loudly, not with a silently wrong trace."""
     if not source.owned:
@@ -611,6 +621,8 @@ def _check_config_matches(specs: list[LayerSpec], source: CheckpointWeightSource
             "is the config from this model?"
         )
     for spec in specs:
+        if is_recurrent(spec.class_name) and spec.name not in source.owned:
+            raise LoadError(missing_layer_message(source.where, spec))
         if spec.class_name in RECURRENT_CLASSES and spec.name in source.owned:
             units = spec.config.get("units")
             shapes = {v.leaf: v.shape for v in source.owned[spec.name]}
