@@ -431,13 +431,15 @@ def run(
             layer,
             directions=[Direction(d.name, d.cell.astype(dtype), d.reverse) for d in layer.directions],
         )
-        result = run_layer(run_copy, lx, mask=mask, initial_state=initial_state)
+        state = _wired_initial_state(layer, initial_state, values)
+        result = run_layer(run_copy, lx, mask=mask, initial_state=state)
         if layer.name in wanted:
             for prefix, direction in layer.trace_prefixes():
                 for q, arr in result.directions[direction.name].arrays.items():
                     arrays[f"{prefix}/{q}"] = arr
             traced.append(TracedLayer.from_layer(layer, masked=mask is not None))
-        values[layer.name] = (result.output, result.mask)
+        for k, value in enumerate(_keras_outputs(layer, result)):
+            values[f"{layer.name}:{k}" if k else layer.name] = value
     missing = [name for name in wanted if name not in {t.name for t in traced}]
     if missing and not explicit and traced:
         # A model with several inputs: trace what the given input reaches.
@@ -450,6 +452,54 @@ def run(
     order = {layer.name: i for i, layer in enumerate(network.layers)}
     traced.sort(key=lambda t: order[t.name])
     return Trace(arrays, traced)
+
+
+def _keras_outputs(
+    layer: RecurrentLayer, result: LayerResult
+) -> list[tuple[np.ndarray | tuple, np.ndarray | None]]:
+    """The layer's outputs as Keras numbers them, each with its mask.
+
+    ``[output]`` (``[forward, backward]`` for ``merge_mode=None``), then the final states
+    Keras returns with ``return_state``: ``hidden`` (and ``cell``) of each direction.
+    """
+    if isinstance(result.output, tuple):
+        outputs = [(part, result.mask) for part in result.output]
+    else:
+        outputs = [(result.output, result.mask)]
+    for direction in layer.directions:
+        res = result.directions[direction.name]
+        outputs.append((res.final_hidden, None))
+        if res.final_cell is not None:
+            outputs.append((res.final_cell, None))
+    return outputs
+
+
+def _wired_initial_state(
+    layer: RecurrentLayer, given: Mapping[str, np.ndarray], values: Mapping[str, tuple]
+) -> Mapping[str, np.ndarray]:
+    """Initial states: those given for this layer, else those the model wires in, if reached."""
+    prefixes = layer.trace_prefixes()
+    if not layer.initial_state_from or any(
+        key.startswith(f"{prefix}/") for key in given for prefix, _ in prefixes
+    ):
+        return given
+    keys = [f"{prefix}/{q}" for prefix, d in prefixes
+            for q in (("hidden", "cell") if d.cell.kind == "lstm" else ("hidden",))]
+    missing = [src for src in layer.initial_state_from if src not in values]
+    if missing:
+        producers = sorted({src.split(":")[0] or "the model input" for src in missing})
+        raise TraceError(
+            f"layer {layer.name!r} starts from states computed by {', '.join(producers)} "
+            "(Keras initial_state=...), which the given input does not reach; pass them "
+            f"with --initial-state FILE.npz (keys {', '.join(keys)})"
+        )
+    if len(keys) != len(layer.initial_state_from):
+        raise TraceError(
+            f"layer {layer.name!r} gets {len(layer.initial_state_from)} initial states from "
+            f"the model but needs {len(keys)} ({', '.join(keys)})"
+        )
+    return {**given, **{key: values[src][0] for key, src in zip(keys, layer.initial_state_from,
+                                                                strict=True)}}
 
 
 def _apply_upstream(

@@ -193,6 +193,9 @@ class RecurrentLayer:
     #: A cell of ``RNN(StackedRNNCells)`` other than the last: the next cell consumes its
     #: outputs step by step, so they stay in input-position order even with ``go_backwards``.
     feeds_stacked_cell: bool = False
+    #: Sources of the initial states the model wires in (Keras ``initial_state=[...]``), in
+    #: order: ``hidden`` then ``cell`` of each direction. Names as in ``Network.inbound``.
+    initial_state_from: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -236,8 +239,9 @@ class Network:
     input_dtype: str = "float32"
     notes: list[str] = field(default_factory=list)
     #: Data inputs of each layer by name (``()``: the model input; ``""`` names the model
-    #: input among several sources). A layer missing here takes the previous layer's
-    #: output, so a plain chain needs no entries.
+    #: input among several sources; ``"<layer>:<k>"`` is output ``k`` of a recurrent layer
+    #: with ``return_state``: its final states, ``hidden`` then ``cell`` of each direction).
+    #: A layer missing here takes the previous layer's output, so a plain chain needs none.
     inbound: dict[str, tuple[str, ...]] = field(default_factory=dict)
     #: Stored variables the loader could not attribute to any layer (optimizer slots,
     #: ``global_step``, a dense head of a checkpoint...), each ``"name (shape)"``; ``inspect``

@@ -20,12 +20,12 @@ from recombine import gru_candidate_from_reset, recombine_gru, recombine_lstm
 import lstm_trace
 from lstm_trace.activations import get_activation
 from lstm_trace.cli import main as cli_main
-from lstm_trace.engine import run_layer
+from lstm_trace.engine import _keras_outputs, run_layer
 from lstm_trace.layers import LayerReplayError
 from lstm_trace.network import RecurrentLayer
 
 ATOL = 1e-5
-SPECIAL = {"two_inputs", "unsupported_upstream"}
+SPECIAL = {"two_inputs", "unsupported_upstream", "seq2seq"}
 FORMATS = {3: ["keras", "h5", "weights_h5"], 2: ["h5", "weights_h5"]}
 
 
@@ -96,7 +96,9 @@ def _direction(layers: list[RecurrentLayer], net_prefix: str):
 def check_layers(network, trace, reference, entry: dict, fmt: str,
                  initial: dict | None = None) -> dict[str, float]:
     """Compare every recorded layer of ``entry`` with the framework; worst error per kind."""
-    initial = initial or {}
+    # States the model wires in from other layers count as initial states too.
+    initial = {**{k[len("__wired__/"):]: v for k, v in reference.items()
+                  if k.startswith("__wired__/")}, **(initial or {})}
     mapping = _network_names(network, entry, fmt)
     worst: dict[str, float] = {}
     for info in entry["layers"]:
@@ -155,13 +157,18 @@ def _check_output(layers, reference, name, x_in, mask, initial, mapping, info) -
                 state[f"{mapping[d['prefix']]}/{q}"] = initial[f"{d['prefix']}/{q}"]
     out = x_in
     for layer in layers:
-        out = run_layer(layer, out, mask=None if mask is None else mask.astype(bool),
-                        initial_state=state).output
-    if isinstance(out, tuple):
-        for k, part in enumerate(out):
-            assert np.abs(part - reference[f"{name}/__output__{k}"]).max() < ATOL, name
-    else:
+        result = run_layer(layer, out, mask=None if mask is None else mask.astype(bool),
+                           initial_state=state)
+        out = result.output
+    if f"{name}/__output__" in reference:
         assert np.abs(out - reference[f"{name}/__output__"]).max() < ATOL, name
+        return
+    # Several outputs (merge_mode=None, return_state), numbered as Keras numbers them.
+    outputs = _keras_outputs(layers[-1], result) if len(layers) == 1 else [(out, None)]
+    count = sum(key.startswith(f"{name}/__output__") for key in reference)
+    assert 1 < count <= len(outputs), name
+    for k, (value, _) in enumerate(outputs[:count]):
+        assert np.abs(value - reference[f"{name}/__output__{k}"]).max() < ATOL, (name, k)
 
 
 def run_case(directory, name: str, fmt: str) -> dict[str, float]:
@@ -224,6 +231,23 @@ def test_two_input_model_traces_what_the_first_input_reaches(fixtures):
         trace = network.trace(reference[f"{name}/__input__"], layers=[name], layer_input=True)
         one = dict(entry, layers=[i for i in entry["layers"] if i["name"] == name])
         check_layers(network, trace, reference, one, "keras")
+
+
+def test_initial_states_wired_from_other_layers(fixtures):
+    """seq2seq: Keras ``initial_state=[h, c]`` from another layer's ``return_state``."""
+    entry, network, x, reference = _load(fixtures, "seq2seq")
+    trace = network.trace(x)
+    reached = {"encoder", "refine", "bi_enc", "bi_dec"}
+    assert {layer.name for layer in trace.layers} == reached
+    check_layers(network, trace, reference, dict(
+        entry, layers=[i for i in entry["layers"] if i["name"] in reached]), "keras")
+    x_dec = reference["decoder/__input__"]
+    with pytest.raises(lstm_trace.TraceError, match=r"decoder.*encoder.*--initial-state"):
+        network.trace(x_dec, layers=["decoder"], layer_input=True)
+    given = {f"decoder/{q}": reference[f"__wired__/decoder/{q}"] for q in ("hidden", "cell")}
+    trace = network.trace(x_dec, layers=["decoder"], layer_input=True, initial_state=given)
+    check_layers(network, trace, reference, dict(
+        entry, layers=[i for i in entry["layers"] if i["name"] == "decoder"]), "keras")
 
 
 def test_bidirectional_mask_is_recorded_per_direction(fixtures):

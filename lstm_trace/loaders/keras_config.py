@@ -56,6 +56,8 @@ class LayerSpec:
     index: int = 0
     #: For an InputLayer: its position among the model's inputs (INPUT feeds input 0).
     input_index: int = 0
+    #: Tensor references (``name`` or ``name:k``) of the initial states the model passes in.
+    state_inbound: list[str] = field(default_factory=list)
 
 
 class WeightSource(Protocol):
@@ -138,27 +140,41 @@ def _functional_specs(config: dict) -> tuple[list[LayerSpec], tuple | None, str]
                 input_shape = tuple(shape[1:])
             if isinstance(cfg.get("dtype"), str):
                 input_dtype = cfg["dtype"]
-        inbound = _data_inputs(layer.get("inbound_nodes") or [])
-        spec = LayerSpec(name, class_name, cfg, inbound, index)
+        inbound, states = _node_inputs(layer.get("inbound_nodes") or [], class_name)
+        spec = LayerSpec(name, class_name, cfg, inbound, index, state_inbound=states)
         if class_name == "InputLayer":
             spec.input_index = input_names.index(name) if name in input_names else -1
         specs.append(spec)
     return specs, input_shape, input_dtype
 
 
-def _data_inputs(nodes: list) -> list[str]:
-    """Names of the layers feeding a layer's data input (masks passed as kwargs excluded)."""
+def _tensor_ref(name: str, tensor_index: object) -> str:
+    """``name`` for a layer's main output, ``name:k`` for its output ``k`` (return_state)."""
+    return f"{name}:{tensor_index}" if isinstance(tensor_index, int) and tensor_index > 0 else name
+
+
+def _node_inputs(nodes: list, class_name: str) -> tuple[list[str], list[str]]:
+    """A layer's data inputs and the inputs of its initial states, as tensor references.
+
+    Masks passed as kwargs are excluded (lstm-trace propagates masks itself). Keras 3
+    passes initial states as the ``initial_state`` kwarg; Keras 2 lists them after the
+    data input of a recurrent layer.
+    """
     if not nodes:
-        return []
+        return [], []
     node = nodes[0]
     names: list[str] = []
+    states: list[str] = []
     if isinstance(node, dict):  # Keras 3: {"args": [...], "kwargs": {...}}
         _collect_history(node.get("args", []), names)
+        _collect_history((node.get("kwargs") or {}).get("initial_state"), states)
     else:  # Keras 2: [["name", node_index, tensor_index, kwargs], ...]
         for entry in node:
             if isinstance(entry, list) and entry and isinstance(entry[0], str):
-                names.append(entry[0])
-    return names
+                names.append(_tensor_ref(entry[0], entry[2] if len(entry) > 2 else 0))
+        if is_recurrent(class_name) and len(names) > 1:
+            names, states = names[:1], names[1:]
+    return names, states
 
 
 def _collect_history(value: object, names: list[str]) -> None:
@@ -166,7 +182,7 @@ def _collect_history(value: object, names: list[str]) -> None:
         if value.get("class_name") == "__keras_tensor__":
             history = value.get("config", {}).get("keras_history")
             if history:
-                names.append(history[0])
+                names.append(_tensor_ref(history[0], history[2] if len(history) > 2 else 0))
             return
         for v in value.values():
             _collect_history(v, names)
@@ -453,6 +469,10 @@ def build_network(
         for k, layer in enumerate(converted):
             inbound[layer.name] = sources if k == 0 else (converted[k - 1].name,)
             layers.append(layer)
+        if spec.state_inbound and isinstance(converted[0], RecurrentLayer):
+            converted[0].initial_state_from = tuple(
+                "" if _is_first_input(specs, s) else s for s in spec.state_inbound
+            )
         # Later layers name the Keras layer, which is the last of a stacked expansion.
         if len(converted) > 1:
             alias = converted[-1].name
@@ -472,6 +492,7 @@ def build_network(
 
 
 def _is_first_input(specs: list[LayerSpec], name: str) -> bool:
+    name = name.split(":")[0]
     for spec in specs:
         if spec.name == name:
             return spec.class_name == "InputLayer" and spec.input_index == 0
@@ -488,7 +509,8 @@ def _layers_feeding_recurrent(specs: list[LayerSpec]) -> set[str]:
         if name in needed or name not in by_name:
             continue
         needed.add(name)
-        stack.extend(by_name[name].inbound)
+        spec = by_name[name]
+        stack.extend(ref.split(":")[0] for ref in [*spec.inbound, *spec.state_inbound])
     return needed
 
 

@@ -17,7 +17,10 @@ For every recurrent layer (and each direction of a Bidirectional, each cell of a
 - ``<prefix>/__weights__<k>``: the cell's weights in Keras layout (for the GRU reset-gate
   check, which needs them; CuDNN layers give the weights Keras converts them to);
 - ``<layer>/__input__``, ``<layer>/__mask__``: what the framework feeds the layer;
-- ``<layer>/__output__`` (``__output__0/1`` for ``merge_mode=None``): the layer's output.
+- ``<layer>/__output__``: the layer's output; ``__output__<k>`` when it has several
+  (``merge_mode=None``, ``return_state``), numbered as Keras numbers them;
+- ``__wired__/<prefix>/hidden`` (``/cell``): initial states the model passes in from
+  other layers (``initial_state=[...]`` in the graph).
 
 Initial-state cases also write ``<name>_initial.npz`` with contract keys.
 """
@@ -115,6 +118,11 @@ CASES: list[dict] = [
     {"name": "two_inputs", "versions": "32",
      "input": {"kind": "float", "batch": 3, "steps": 6, "features": 3},
      "second_input": {"kind": "float", "batch": 3, "steps": 6, "features": 2}},
+    {"name": "seq2seq", "versions": "32",
+     "input": {"kind": "float", "batch": 3, "steps": 6, "features": 3},
+     "second_input": {"kind": "float", "batch": 3, "steps": 5, "features": 2}},
+    {"name": "bidi_none_consumed", "versions": "32",
+     "input": {"kind": "float", "batch": 3, "steps": 6, "features": 3, "pad": "mixed"}},
     {"name": "unsupported_upstream", "versions": "32",
      "input": {"kind": "float", "batch": 2, "steps": 6, "features": 3}},
 ]
@@ -554,6 +562,36 @@ def model_two_inputs(keras, case):
     return keras.Model([first, second], out, name=case["name"])
 
 
+def model_seq2seq(keras, case):
+    """Initial states wired from another layer's ``return_state`` outputs."""
+    L = keras.layers
+    shape, dtype = _input_shape(case)
+    spec2 = case["second_input"]
+    enc_in = keras.Input(shape, dtype=dtype, name="enc_in")
+    dec_in = keras.Input((spec2["steps"], spec2["features"]), name="dec_in")
+    seq, h, c = L.LSTM(4, return_sequences=True, return_state=True, name="encoder")(enc_in)
+    refine = L.GRU(4, return_sequences=True, name="refine")(seq, initial_state=[h])
+    _, bh_f, bc_f, bh_b, bc_b = L.Bidirectional(
+        L.LSTM(3, return_state=True), name="bi_enc")(refine)
+    bi_dec = L.Bidirectional(L.LSTM(3, return_sequences=True), name="bi_dec")(
+        refine, initial_state=[bh_f, bc_f, bh_b, bc_b])
+    decoder = L.LSTM(4, return_sequences=True, name="decoder")(dec_in, initial_state=[h, c])
+    return keras.Model([enc_in, dec_in], [refine, bi_dec, decoder], name=case["name"])
+
+
+def model_bidi_none_consumed(keras, case):
+    """The two outputs of a merge_mode=None Bidirectional feed different layers."""
+    L = keras.layers
+    shape, dtype = _input_shape(case)
+    inputs = keras.Input(shape, dtype=dtype)
+    x = L.Masking(0.0, name="masking")(inputs)
+    fw, bw = L.Bidirectional(L.GRU(4, return_sequences=True), merge_mode=None, name="bi")(x)
+    on_backward = L.SimpleRNN(3, return_sequences=True, name="on_backward")(bw)
+    joined = L.Add(name="add")([fw, bw])
+    on_sum = L.LSTM(3, return_sequences=True, name="on_sum")(joined)
+    return keras.Model(inputs, [on_backward, on_sum], name=case["name"])
+
+
 def model_unsupported_upstream(keras, case):
     L = keras.layers
     return _seq(keras, case, [
@@ -632,8 +670,11 @@ def _is_recurrent(layer) -> bool:
 def _layer_input_and_mask(keras, model, layer, legacy: bool):
     """The tensors the framework feeds ``layer`` in ``model``: (data, mask or None)."""
     if legacy:
-        data = layer.input
+        data, states = layer.input, []
         mask = layer.input_mask
+        if isinstance(data, (list, tuple)):  # tf_keras lists initial states after the data
+            data, states = data[0], list(data[1:])
+            mask = mask[0] if isinstance(mask, (list, tuple)) else mask
         if mask is not None:
             # tf_keras masks are not layer outputs; a Lambda that returns the mask it is
             # given makes the framework compute it along the graph at run time.
@@ -644,7 +685,8 @@ def _layer_input_and_mask(keras, model, layer, legacy: bool):
         mask = node.arguments.kwargs.get("mask")
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
-    return data, mask
+        states = list(node.arguments.kwargs.get("initial_state") or [])
+    return data, mask, states
 
 
 def _cell_weights(cell) -> list:
@@ -707,13 +749,14 @@ def reference_for_layer(keras, model, layer, x_model, legacy, initial_seed=None)
     import numpy as np
     from common import cell_reference
 
-    data, mask_t = _layer_input_and_mask(keras, model, layer, legacy)
-    outputs = [data] + ([mask_t] if mask_t is not None else [])
+    data, mask_t, state_t = _layer_input_and_mask(keras, model, layer, legacy)
+    outputs = [data] + ([mask_t] if mask_t is not None else []) + state_t
     probe = keras.Model(model.inputs, outputs)
     got = probe(x_model, training=False)
     got = list(got) if isinstance(got, (list, tuple)) else [got]
     x_in = np.asarray(got[0], dtype=np.float32)
     mask = np.asarray(got[1]).astype(bool) if mask_t is not None else None
+    wired = [np.asarray(s, dtype=np.float32) for s in got[len(got) - len(state_t):]] if state_t else []
     name = layer.name
     ref = {f"{name}/__input__": x_in}
     if mask is not None:
@@ -741,6 +784,13 @@ def reference_for_layer(keras, model, layer, x_model, legacy, initial_seed=None)
     initial_keys, initial = ({}, {})
     if initial_seed is not None:
         initial_keys, initial = _initial_states(prefixes, x_in.shape[0], initial_seed)
+    if wired:
+        # States the model wires in from other layers (hidden then cell, per direction).
+        for prefix, cell in prefixes:
+            sizes = cell.state_size if isinstance(cell.state_size, (list, tuple)) else [cell.state_size]
+            initial[prefix] = [wired.pop(0) for _ in sizes]
+            for q, value in zip(("hidden", "cell"), initial[prefix], strict=False):
+                ref[f"__wired__/{prefix}/{q}"] = value
     if parts:
         for (_, sub), d in zip(parts, info["directions"], strict=True):
             states = cell_reference(sub.cell, x_in, reverse=bool(sub.go_backwards), mask=mask,
@@ -783,7 +833,8 @@ def reference_for_layer(keras, model, layer, x_model, legacy, initial_seed=None)
         if layer.go_backwards:
             seq = seq[:, ::-1]
         if mask is None or initial_seed is None:
-            assert np.abs(seq - ref[f"{name}/__output__"]).max() < 1e-4, name
+            output = ref.get(f"{name}/__output__", ref.get(f"{name}/__output__0"))
+            assert np.abs(seq - output).max() < 1e-4, name
     return ref, info, initial_keys
 
 
