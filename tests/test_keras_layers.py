@@ -354,3 +354,18 @@ def test_every_case_is_built_for_the_versions_it_names(keras3_layers, keras2_lay
     built2 = {c["name"] for c in load_manifest(keras2_layers)}
     assert built3 == {n for n, c in CASE_BY_NAME.items() if "3" in c["versions"]}
     assert built2 == {n for n, c in CASE_BY_NAME.items() if "2" in c["versions"]}
+
+
+def test_cli_traces_a_text_model_on_token_ids(tmp_path, fixtures):
+    entry = _entry(fixtures, "embedding_text")
+    model = fixtures / entry["files"]["h5"]
+    out = tmp_path / "trace.npz"
+    result = CliRunner().invoke(cli_main, [str(model), str(fixtures / entry["input"]),
+                                           "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    reference = dict(np.load(fixtures / entry["reference"]))
+    with np.load(out) as got:
+        assert np.abs(got["lstm/cell"] - reference["lstm/cell"]).max() < ATOL
+        np.testing.assert_array_equal(got["lstm/mask"], reference["lstm/__mask__"])
+        assert np.abs(got["bi_gru/backward/hidden"]
+                      - reference["bi_gru/backward/hidden"]).max() < ATOL
