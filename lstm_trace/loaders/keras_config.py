@@ -316,6 +316,10 @@ def _recurrent_layer(
 
     ``RNN(StackedRNNCells([...]))`` becomes one layer per cell, named ``<name>/cell_<k>``.
     """
+    if config.get("time_major"):
+        raise LoadError(
+            f"layer {name!r}: time_major=True (input as (steps, batch, features)) is not supported"
+        )
     reverse = bool(config.get("go_backwards", False))
     return_sequences = bool(config.get("return_sequences", False))
     options = {k: config[k] for k in ("stateful", "unroll", "return_state") if k in config}
