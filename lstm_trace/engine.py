@@ -247,10 +247,10 @@ def run_direction(
     else:
         h = _simple_rnn_steps(cell, xw, mask, h, reverse, out)
     if mask is not None:
-        keep = mask[:, :, None]
+        skipped = ~mask.astype(bool)
         for q in out:
             if q not in ("hidden", "cell"):
-                out[q] *= keep
+                out[q][skipped] = 0  # assigned, not multiplied: no -0.0 from negative gates
         out["mask"] = mask.copy()
     return DirectionResult(out, h, c_final)
 
