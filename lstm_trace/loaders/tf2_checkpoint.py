@@ -426,7 +426,7 @@ def infer_network(
             else:
                 ctx.notes.append(
                     f"{name}: RNN of {len(built)} stacked cells, traced as {name}/cell_0.."
-                    f"{name}/cell_{len(built) - 1} in the order of the checkpoint's cells list"
+                    f"{name}/cell_{len(built) - 1} in their stored order"
                 )
         elif len(item.cells) == 1:
             layer = layer_from_groups(name, [_group(bundle, item.cells[0])], ctx, None,
@@ -452,9 +452,14 @@ def infer_network(
     ctx.notes[:] = list(dict.fromkeys(ctx.notes))  # a Bidirectional notes each direction
     recurrent = [layer for layer in layers if isinstance(layer, RecurrentLayer)]
     if not recurrent:
+        hint = (
+            f"; its recurrent cell {inv.empty_cells[0]!r} holds no variables (Keras 3 does not "
+            "save the cells of RNN(StackedRNNCells) in TF checkpoints: trace the .keras file "
+            "or a model.export() SavedModel)" if inv.empty_cells else ""
+        )
         raise LoadError(
             f"{ctx.source}: no recurrent layer found among the {what}'s {len(inv.model)} model "
-            "variables (expected kernel and recurrent_kernel pairs of LSTM/GRU/SimpleRNN cells)"
+            f"variables (expected kernel and recurrent_kernel pairs of LSTM/GRU/SimpleRNN cells){hint}"
         )
     while layers and not isinstance(layers[-1], RecurrentLayer):
         layers.pop()  # trailing heads are never needed to trace
@@ -604,7 +609,8 @@ def missing_layer_message(where: str, spec: LayerSpec) -> str:
     stacked = isinstance(cell, dict) and cell.get("class_name") == "StackedRNNCells"
     why = (
         "Keras 3 does not save the cells of RNN(StackedRNNCells) in TF checkpoints; trace "
-        "the .keras file instead" if stacked else "is the config from this model?"
+        "the .keras file or a model.export() SavedModel" if stacked
+        else "is the config from this model?"
     )
     return (
         f"{where}: no stored variable is named {spec.name}/... for the config's layer "
