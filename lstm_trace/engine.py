@@ -417,11 +417,6 @@ def run(
         if len(inputs) != 1:
             raise TraceError(f"recurrent layer {layer.name!r} has {len(inputs)} inputs")
         lx, mask = inputs[0]
-        if isinstance(lx, tuple):
-            raise TraceError(
-                f"layer {layer.name!r} follows a Bidirectional layer with merge_mode=None "
-                "(two outputs); trace it with --layer-input"
-            )
         if lx.dtype.kind != "f":
             raise TraceError(
                 f"layer {layer.name!r} needs float features but the input holds integers; "
@@ -507,8 +502,6 @@ def _apply_upstream(
 ) -> tuple[np.ndarray | tuple, np.ndarray | None]:
     try:
         if len(inputs) == 1:
-            if isinstance(inputs[0][0], tuple):
-                raise ValueError("its input is the two outputs of a merge_mode=None Bidirectional")
             x, mask = layer.apply(*inputs[0])
         else:
             x, mask = layer.apply_many([v for v, _ in inputs], [m for _, m in inputs])
