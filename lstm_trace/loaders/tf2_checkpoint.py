@@ -88,7 +88,7 @@ class StoredVariable:
 class Inventory:
     """The variables of an object checkpoint, sorted by what they are."""
 
-    #: Model weights, unique by full name, in depth-first (creation) order.
+    #: Model weights in depth-first (creation) order; a copy listed twice is kept once.
     model: list[StoredVariable] = field(default_factory=list)
     #: Optimizer slots and counters, ``save_counter``, metrics, RNG states.
     training: list[StoredVariable] = field(default_factory=list)
