@@ -81,6 +81,8 @@ def model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="TF1 LSTM forget_bias added at run time (default 1.0)."),
         click.option("--cell-clip", type=float, help="TF1 LSTMCell cell_clip."),
         click.option("--proj-clip", type=float, help="TF1 LSTMCell proj_clip."),
+        click.option("--reset-after/--no-reset-after", "reset_after", default=None,
+                     help="GRU variant to assume where the file does not say."),
         click.option("--config", "config_path", type=click.Path(dir_okay=False),
                      help="Keras model.to_json() file naming the layers of a config-less file."),
         click.option("--debug", is_flag=True, help="Show Python tracebacks for errors."),
@@ -98,6 +100,7 @@ def open_model(model: str, **kwargs: Any) -> Network:
         forget_bias=kwargs.get("forget_bias"),
         cell_clip=kwargs.get("cell_clip"),
         proj_clip=kwargs.get("proj_clip"),
+        reset_after=kwargs.get("reset_after"),
         config_path=kwargs.get("config_path"),
     )
     network = load(model, options)

@@ -297,3 +297,27 @@ def test_output_into_a_missing_directory_names_the_real_path(model, input_npy, t
     result = invoke(model, input_npy, "-o", out)
     assert_user_error(result, str(out), "does not exist")
     assert ".tmp" not in result.output
+
+
+def test_reset_after_flag_overrides_the_gru_variant(keras3_lstm_fixtures, tmp_path):
+    """A weights-only GRU with a (3*units,) bias is assumed reset_after=False unless told."""
+    import h5py
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "gru.weights.h5"
+    with h5py.File(path, "w") as h5:
+        cell = h5.create_group("layers/gru/cell/vars")
+        cell["0"] = rng.standard_normal((3, 12)).astype(np.float32)
+        cell["1"] = rng.standard_normal((4, 12)).astype(np.float32)
+        cell["2"] = rng.standard_normal((12,)).astype(np.float32)
+    x = tmp_path / "x.npy"
+    np.save(x, rng.standard_normal((5, 3)).astype(np.float32))
+    outputs = {}
+    for flag in ("--reset-after", "--no-reset-after"):
+        out = tmp_path / f"{flag}.npz"
+        result = invoke(path, x, flag, "-o", out)
+        assert result.exit_code == 0, result.output
+        assert f"reset_after={flag == '--reset-after'}" in result.output
+        with np.load(out) as data:
+            outputs[flag] = data["gru/hidden"]
+    assert not np.allclose(outputs["--reset-after"], outputs["--no-reset-after"])
