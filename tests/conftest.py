@@ -75,3 +75,15 @@ def keras3_lstm_fixtures() -> Path:
 @pytest.fixture(scope="session")
 def keras2_lstm_fixtures() -> Path:
     return build_fixtures("keras_lstm", legacy_keras=True)
+
+
+@pytest.fixture(scope="session")
+def wf3() -> Path:
+    """The workflow command models (tests/builders/workflow_models.py), Keras 3."""
+    return build_fixtures("workflow_models")
+
+
+@pytest.fixture(scope="session")
+def wf2() -> Path:
+    """The same models written by tf_keras (Keras 2)."""
+    return build_fixtures("workflow_models", legacy_keras=True)

@@ -15,24 +15,12 @@ import pytest
 from workflow_common import (
     ALL_FORMATS,
     assert_user_error,
-    build_keras2,
-    build_keras3,
     input_file,
     invoke,
     model_file,
 )
 
 from lstm_trace.check import compare
-
-
-@pytest.fixture(scope="session")
-def wf3():
-    return build_keras3()
-
-
-@pytest.fixture(scope="session")
-def wf2():
-    return build_keras2()
 
 
 @pytest.fixture()

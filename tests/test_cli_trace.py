@@ -12,9 +12,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-
-from lstm_trace.cli import main
+from workflow_common import assert_user_error, invoke
 
 LAYER = "basic_lstm_0"
 
@@ -34,20 +32,6 @@ def input_npy(tmp_path, x):
     path = tmp_path / "x.npy"
     np.save(path, x)
     return path
-
-
-def invoke(*args: object):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    return result
-
-
-def assert_user_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    message = result.output.strip().splitlines()
-    assert message and message[-1].startswith("error: "), result.output
-    for fragment in fragments:
-        assert fragment in result.output, (fragment, result.output)
 
 
 def test_bare_command_is_trace_and_prints_a_table(model, input_npy):

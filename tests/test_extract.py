@@ -16,8 +16,6 @@ import pytest
 from workflow_common import (
     ALL_FORMATS,
     assert_user_error,
-    build_keras2,
-    build_keras3,
     case,
     input_file,
     invoke,
@@ -33,16 +31,6 @@ KERAS_ORDER = {
 }
 TORCH_CASES = ["stacked_lstm", "bigru", "bilstm", "lstm_nobias", "simple_rnn"]
 WORST: dict[str, float] = {}
-
-
-@pytest.fixture(scope="session")
-def wf3():
-    return build_keras3()
-
-
-@pytest.fixture(scope="session")
-def wf2():
-    return build_keras2()
 
 
 def _extract(model, tmp_path, *args, name="w.npz"):

@@ -17,8 +17,6 @@ from builders.workflow_models import CASES
 from workflow_common import (
     ALL_FORMATS,
     assert_user_error,
-    build_keras2,
-    build_keras3,
     case,
     invoke,
     model_file,
@@ -29,16 +27,6 @@ from lstm_trace.inspect import describe
 
 RECURRENT_CASES = [c["name"] for c in CASES if c["name"] != "tokens"]
 TENSOR_INDEX = {"kernel": 0, "recurrent_kernel": 1, "bias": 2}
-
-
-@pytest.fixture(scope="session")
-def wf3():
-    return build_keras3()
-
-
-@pytest.fixture(scope="session")
-def wf2():
-    return build_keras2()
 
 
 def _apply(expression: str, raw: list[np.ndarray]) -> np.ndarray:
@@ -271,7 +259,7 @@ def test_tf1_gate_slices_point_into_the_checkpoint(tf1_checkpoints, name):
         pytest.skip(f"no {name} case in the TF1 fixtures")
     network = lstm_trace.load(path)
     bundle = TensorBundle.open(path)
-    tensors = {key: bundle.read(key) for key in bundle.keys()}
+    tensors = {key: bundle.read(key) for key in list(bundle)}
     info = describe(network)
     recurrent = [layer for layer in info["layers"] if layer["role"] == "recurrent"]
     assert recurrent

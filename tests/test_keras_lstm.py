@@ -35,7 +35,8 @@ def _options_for(case_spec: dict, fmt: str, keras_major: int) -> dict:
         out["activation"] = opts["activation"]
     if "recurrent_activation" in opts:
         ra = opts["recurrent_activation"]
-        out["recurrent_activation"] = "hard_sigmoid_keras2" if (ra == "hard_sigmoid" and keras_major == 2) else ra
+        keras2_hard = ra == "hard_sigmoid" and keras_major == 2
+        out["recurrent_activation"] = "hard_sigmoid_keras2" if keras2_hard else ra
     return out
 
 

@@ -9,8 +9,6 @@ import numpy as np
 import pytest
 from workflow_common import (
     assert_user_error,
-    build_keras2,
-    build_keras3,
     input_file,
     invoke,
     model_file,
@@ -21,16 +19,6 @@ import lstm_trace
 pytest.importorskip("matplotlib")
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="session")
-def wf3():
-    return build_keras3()
-
-
-@pytest.fixture(scope="session")
-def wf2():
-    return build_keras2()
 
 
 def png_size(path) -> tuple[int, int]:

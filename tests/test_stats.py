@@ -12,8 +12,6 @@ import numpy as np
 import pytest
 from workflow_common import (
     assert_user_error,
-    build_keras2,
-    build_keras3,
     input_file,
     invoke,
     model_file,
@@ -22,16 +20,6 @@ from workflow_common import (
 import lstm_trace
 from lstm_trace.stats import gate_stats
 from lstm_trace.trace import Trace, TracedLayer
-
-
-@pytest.fixture(scope="session")
-def wf3():
-    return build_keras3()
-
-
-@pytest.fixture(scope="session")
-def wf2():
-    return build_keras2()
 
 
 def reference_stats(values: np.ndarray, mask: np.ndarray | None):

@@ -2,7 +2,7 @@
 
 The models come from ``tests/builders/workflow_models.py``, run once by Keras 3 and once
 by tf_keras (Keras 2) in their own processes and cached (see ``conftest.build_fixtures``).
-Each test module declares its session fixtures ``wf3``/``wf2`` with these builders.
+The session fixtures ``wf3``/``wf2`` (in conftest.py) build them.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 from click.testing import CliRunner
-from conftest import build_fixtures
 
 from lstm_trace.cli import main
 
@@ -19,14 +18,6 @@ from lstm_trace.cli import main
 KERAS3_FORMATS = ("keras", "h5", "weights_h5")
 KERAS2_FORMATS = ("h5", "weights_h5")
 ALL_FORMATS = [("wf3", f) for f in KERAS3_FORMATS] + [("wf2", f) for f in KERAS2_FORMATS]
-
-
-def build_keras3() -> Path:
-    return build_fixtures("workflow_models")
-
-
-def build_keras2() -> Path:
-    return build_fixtures("workflow_models", legacy_keras=True)
 
 
 def case(directory: Path, name: str) -> dict:
