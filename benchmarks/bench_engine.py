@@ -2,12 +2,13 @@
 
     python benchmarks/bench_engine.py [--repeats 20] [--e2e-repeats 5]      # or: make bench
 
-Prints one table: for each case the median time of lstm-trace's engine (``Network.trace``,
-which records all six LSTM quantities at every step) and of Keras ``model.predict`` on
-the same saved model and input, and their ratio (engine / keras: below 1 means lstm-trace
-is faster). The last rows time whole processes: the ``lstm-trace`` CLI tracing the
-bundled sample model to CSV, against a script that loads the same ``.keras`` with Keras
-and predicts.
+Prints two tables. The first: for each case the median time of lstm-trace's engine
+(``Network.trace``, which records all six LSTM quantities at every step) and of Keras
+``model.predict`` (and ``predict_on_batch``) on the same saved model and input, with their
+ratio (engine / keras: below 1 means lstm-trace is faster); also the engine on one BLAS
+thread and with the general (unfused) LSTM step loop. The second times whole processes: the
+``lstm-trace`` CLI tracing the bundled sample model to CSV, against a script that loads the
+same ``.keras`` with Keras and predicts.
 
 Every measurement runs in its own process (``--worker ...``): TensorFlow's thread pools
 keep spinning after ``predict`` and starve NumPy's BLAS threads when both share one, which
@@ -89,11 +90,15 @@ def blas_info() -> str:
     return "no BLAS found"
 
 
-def worker_engine(model: Path, x_path: Path, repeats: int) -> dict:
+def worker_engine(model: Path, x_path: Path, repeats: int, general: bool = False) -> dict:
+    """Time ``Network.trace``; ``general`` forces the general LSTM loop (the fused one's baseline)."""
     import numpy as np
 
     import lstm_trace
+    from lstm_trace import engine
 
+    if general:
+        engine._lstm_fusable = lambda cell, mask: False
     network = lstm_trace.load(model)
     x = np.load(x_path)
     result = _median_ms(lambda: network.trace(x), repeats)
@@ -126,30 +131,36 @@ def worker_keras_script(model: Path, x_path: Path) -> None:
 
 # ------------------------------------------------------------------ parent
 
-def run_worker(kind: str, model: Path, x_path: Path, repeats: int, env: dict | None = None) -> dict:
-    cmd = [sys.executable, __file__, "--worker", kind, str(model), str(x_path), "--repeats", str(repeats)]
-    proc = subprocess.run(cmd, env=env or worker_env(), capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise SystemExit(f"{kind} worker failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def worker_env(unset_openblas: bool = False, blas_threads: int | None = None) -> dict:
+def worker_env(*, unset_openblas: bool = False, blas_threads: int | None = None,
+               pycache: Path | None = None) -> dict:
+    """The environment of a worker process: this one's, with the benchmark's variations."""
     env = dict(os.environ, **TF_ENV)
     if unset_openblas:
         for var in OPENBLAS_VARS:
             env.pop(var, None)
     if blas_threads:
         env["OPENBLAS_NUM_THREADS"] = str(blas_threads)
+    if pycache is not None:
+        # Like an installed package: compiled modules are cached (outside the source tree).
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(pycache)
     return env
 
 
-def wall_ms(cmd: list[str], repeats: int, env: dict) -> dict:
-    """Median wall time of running ``cmd`` as a fresh process (one warm-up for the disk cache)."""
+def run_worker(kind: str, model: Path, x_path: Path, repeats: int, env: dict) -> dict:
+    cmd = [sys.executable, __file__, "--worker", kind, str(model), str(x_path), "--repeats", str(repeats)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"{kind} worker failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def wall_ms(cmd: list[str], repeats: int, env: dict) -> float:
+    """Median wall time of ``cmd`` as a fresh process, after one warm-up launch."""
     def once() -> None:
         subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    return _median_ms(once, repeats, warmup=1)
+    return _median_ms(once, repeats, warmup=1)["median_ms"]
 
 
 def cli_command() -> list[str]:
@@ -157,18 +168,70 @@ def cli_command() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "lstm_trace"]
 
 
-def fmt_row(cells: list[str], widths: list[int]) -> str:
-    return "| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                             for i, (c, w) in enumerate(zip(cells, widths, strict=True))) + " |"
-
-
 def print_table(header: list[str], rows: list[list[str]]) -> None:
+    """A Markdown table: first column left-aligned, numbers right-aligned."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    print(fmt_row(header, widths))
-    print("|" + "|".join(("-" * (w + 1) + ":") if i else ("-" * (w + 2))
-                         for i, w in enumerate(widths)) + "|")
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                                 for i, (c, w) in enumerate(zip(cells, widths, strict=True))) + " |"
+
+    print(line(header))
+    print("|" + "|".join("-" * (w + 1) + ":" if i else "-" * (w + 2) for i, w in enumerate(widths)) + "|")
     for row in rows:
-        print(fmt_row(row, widths))
+        print(line(row))
+
+
+def engine_table(
+    tmpdir: Path, repeats: int, openblas_set: dict,
+) -> tuple[list[str], list[list[str]], set[str], str]:
+    """Engine vs Keras on each case in CASES; also the engine on one BLAS thread, and with the
+    general LSTM step loop instead of the fused one (the speed-up of the fast path)."""
+    header = ["case", "lstm-trace engine (ms)", "keras predict (ms)", "ratio",
+              "keras predict_on_batch (ms)", "ratio", "engine, 1 BLAS thread (ms)",
+              "general loop (ms)"]
+    if openblas_set:
+        header.append("engine, OPENBLAS_* unset (ms)")
+    rows, kernels, keras_version = [], set(), "?"
+    for case in CASES:
+        model, x = tmpdir / f"{case['key']}.keras", tmpdir / f"{case['key']}.npy"
+        engine = run_worker("engine", model, x, repeats, worker_env())
+        kernels.add(f"as set: {engine['blas']}")
+        single = run_worker("engine", model, x, repeats, worker_env(blas_threads=1))
+        general = run_worker("engine-general", model, x, repeats, worker_env())
+        keras_run = run_worker("keras", model, x, repeats, worker_env())
+        keras_version = keras_run["keras"]
+        ms = engine["median_ms"]
+        predict, on_batch = keras_run["median_ms"], keras_run["on_batch"]["median_ms"]
+        row = [case["label"], f"{ms:.1f}", f"{predict:.1f}", f"{ms / predict:.2f}",
+               f"{on_batch:.1f}", f"{ms / on_batch:.2f}", f"{single['median_ms']:.1f}",
+               f"{general['median_ms']:.1f}"]
+        if openblas_set:
+            unset = run_worker("engine", model, x, repeats, worker_env(unset_openblas=True))
+            kernels.add(f"OPENBLAS_* unset: {unset['blas']}")
+            row.append(f"{unset['median_ms']:.1f}")
+        rows.append(row)
+    return header, rows, kernels, keras_version
+
+
+def end_to_end_table(tmpdir: Path, repeats: int, openblas_set: dict) -> tuple[list[str], list[list[str]]]:
+    """Whole processes on the sample model: the CLI writing CSV vs a Keras load-and-predict script."""
+    cli = [*cli_command(), str(SAMPLE_MODEL), str(SAMPLE_INPUT), "--format", "csv",
+           "-o", str(tmpdir / "trace.csv")]
+    script = [sys.executable, __file__, "--worker", "keras-script", str(SAMPLE_MODEL), str(SAMPLE_INPUT)]
+    pycache = tmpdir / "pycache"
+    keras_ms = wall_ms(script, repeats, worker_env(pycache=pycache))
+    variants = [("lstm-trace CLI -> CSV vs Keras load + predict", worker_env(pycache=pycache))]
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        variants.append(("  same, PYTHONDONTWRITEBYTECODE=1 as set here (recompiles lstm_trace)",
+                         worker_env()))
+    if openblas_set:
+        variants.append(("  same, OPENBLAS_* unset", worker_env(pycache=pycache, unset_openblas=True)))
+    rows = []
+    for label, env in variants:
+        ms = wall_ms(cli, repeats, env)
+        rows.append([label, f"{ms:.0f}", f"{keras_ms:.0f}", f"{ms / keras_ms:.2f}"])
+    return ["end to end, sample model (process)", "lstm-trace (ms)", "keras script (ms)", "ratio"], rows
 
 
 def main() -> None:
@@ -185,69 +248,32 @@ def main() -> None:
         elif kind == "keras-script":
             worker_keras_script(Path(paths[0]), Path(paths[1]))
         else:
-            fn = {"engine": worker_engine, "keras": worker_keras}[kind]
+            fn = {"engine": worker_engine, "keras": worker_keras,
+                  "engine-general": lambda *a: worker_engine(*a, general=True)}[kind]
             print(json.dumps(fn(Path(paths[0]), Path(paths[1]), args.repeats)))
         return
 
+    import numpy as np
+
     openblas_set = {v: os.environ[v] for v in OPENBLAS_VARS if v in os.environ}
-    header = ["case", "lstm-trace engine (ms)", "engine, 1 BLAS thread (ms)", "keras predict (ms)",
-              "ratio", "keras predict_on_batch (ms)", "ratio"]
-    if openblas_set:
-        header.insert(3, "engine, OPENBLAS_* unset (ms)")
-    rows: list[list[str]] = []
-    kernels: set[str] = set()
-    keras_version = "?"
     with tempfile.TemporaryDirectory(prefix="lstm-trace-bench-") as tmp:
         tmpdir = Path(tmp)
         subprocess.run([sys.executable, __file__, "--worker", "build", tmp], env=worker_env(), check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for case in CASES:
-            model, x = tmpdir / f"{case['key']}.keras", tmpdir / f"{case['key']}.npy"
-            engine = run_worker("engine", model, x, args.repeats)
-            kernels.add(f"as set: {engine['blas']}")
-            single = run_worker("engine", model, x, args.repeats, env=worker_env(blas_threads=1))
-            keras_run = run_worker("keras", model, x, args.repeats)
-            keras_version = keras_run["keras"]
-            predict, on_batch = keras_run["median_ms"], keras_run["on_batch"]["median_ms"]
-            row = [case["label"], f"{engine['median_ms']:.1f}", f"{single['median_ms']:.1f}",
-                   f"{predict:.1f}", f"{engine['median_ms'] / predict:.2f}",
-                   f"{on_batch:.1f}", f"{engine['median_ms'] / on_batch:.2f}"]
-            if openblas_set:
-                unset = run_worker("engine", model, x, args.repeats, env=worker_env(unset_openblas=True))
-                kernels.add(f"OPENBLAS_* unset: {unset['blas']}")
-                row.insert(3, f"{unset['median_ms']:.1f}")
-            rows.append(row)
+        header, rows, kernels, keras_version = engine_table(tmpdir, args.repeats, openblas_set)
+        e2e_header, e2e_rows = end_to_end_table(tmpdir, args.e2e_repeats, openblas_set)
 
-        out_csv = tmpdir / "trace.csv"
-        cli = wall_ms([*cli_command(), str(SAMPLE_MODEL), str(SAMPLE_INPUT), "--format", "csv",
-                       "-o", str(out_csv)], args.e2e_repeats, worker_env())
-        script = wall_ms([sys.executable, __file__, "--worker", "keras-script", str(SAMPLE_MODEL),
-                          str(SAMPLE_INPUT)], args.e2e_repeats, worker_env())
-        single = wall_ms([*cli_command(), str(SAMPLE_MODEL), str(SAMPLE_INPUT), "--format", "csv",
-                          "-o", str(out_csv)], args.e2e_repeats, worker_env(blas_threads=1))
-        row = ["CLI end to end: sample model -> CSV (process)", f"{cli['median_ms']:.0f}",
-               f"{single['median_ms']:.0f}", f"{script['median_ms']:.0f}",
-               f"{cli['median_ms'] / script['median_ms']:.2f}", "-", "-"]
-        if openblas_set:
-            unset = wall_ms([*cli_command(), str(SAMPLE_MODEL), str(SAMPLE_INPUT), "--format", "csv",
-                             "-o", str(out_csv)], args.e2e_repeats, worker_env(unset_openblas=True))
-            row.insert(3, f"{unset['median_ms']:.0f}")
-        rows.append(row)
-
-    import numpy as np
-
-    print(f"lstm-trace engine vs Keras {keras_version} predict; median of {args.repeats} runs "
-          f"(end to end: {args.e2e_repeats} process launches); each side in its own process")
-    print(f"cpus: {os.cpu_count()}, numpy {np.__version__}, "
-          f"OPENBLAS env: {openblas_set or 'not set'}")
+    print(f"lstm-trace engine vs Keras {keras_version}, each side in its own process; median of "
+          f"{args.repeats} runs after warm-up (end to end: of {args.e2e_repeats} process launches)")
+    print(f"cpus: {os.cpu_count()}, numpy {np.__version__}, OPENBLAS env: {openblas_set or 'not set'}")
     for line in sorted(kernels):
         print(f"BLAS {line}")
-    print("ratio = lstm-trace engine / keras (below 1: lstm-trace is faster); the engine records all "
-          "six LSTM quantities at every step, Keras returns only the hidden sequence")
-    print("end-to-end row: whole processes, import + load + trace + write CSV vs import keras + "
-          "load + predict")
+    print("ratio = lstm-trace / keras (below 1: lstm-trace is faster). The engine records all six LSTM "
+          "quantities at every step; Keras returns only the hidden sequence.")
     print()
     print_table(header, rows)
+    print()
+    print_table(e2e_header, e2e_rows)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The fused LSTM loop (sigmoid/tanh fast path) equals the general loop and the plain equations.
 
 The framework tests cover the fused loop on real Keras files (most of their LSTMs use
-sigmoid/tanh); these tests pin it against the general loop, bit for bit, and against a
+sigmoid/tanh); these tests pin it against the general loop (to the float ulp) and against a
 short, obviously-correct reference step, on shapes and options the fixtures do not vary.
 """
 
@@ -75,11 +75,13 @@ def test_fused_lstm_loop_equals_general_loop_and_equations(monkeypatch, dtype, r
         a, b = fused.arrays[q], general.arrays[q]
         assert a.dtype == b.dtype == np.dtype(dtype) and a.shape == b.shape == (batch, steps, units)
         assert a.flags.c_contiguous
-        # ½-scaling is exact, so the two loops agree to the last bit; allow one ulp anyway.
-        np.testing.assert_allclose(a, b, rtol=0, atol=np.finfo(dtype).eps)
+        # ½-scaling is exact; only the step-major input projection may round a sum one ulp
+        # differently, and that difference must stay at the ulp level.
+        eps = np.finfo(dtype).eps
+        np.testing.assert_allclose(a, b, rtol=4 * eps, atol=4 * eps)
         np.testing.assert_allclose(a, reference[q], rtol=0, atol=tolerance)
-    np.testing.assert_array_equal(fused.final_hidden, general.final_hidden)
-    np.testing.assert_array_equal(fused.final_cell, general.final_cell)
+    np.testing.assert_allclose(fused.final_hidden, general.final_hidden, rtol=4 * eps, atol=4 * eps)
+    np.testing.assert_allclose(fused.final_cell, general.final_cell, rtol=4 * eps, atol=4 * eps)
     if steps:
         last = 0 if reverse else -1
         np.testing.assert_array_equal(fused.final_hidden, fused.arrays["hidden"][:, last])
