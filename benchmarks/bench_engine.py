@@ -78,16 +78,40 @@ def _median_ms(fn, repeats: int, warmup: int = 2) -> dict:
 
 
 def blas_info() -> str:
-    """The BLAS library and the kernel (core type) it runs, as threadpoolctl reports it."""
+    """The BLAS library and the kernel (core type) it runs, as threadpoolctl reports it.
+
+    Without threadpoolctl, asks a loaded OpenBLAS directly (numpy's wheels bundle one whose
+    symbols carry a ``scipy_`` prefix and ``64_`` suffix).
+    """
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
-        return "unknown (pip install threadpoolctl to see the kernel)"
+        return _openblas_info()
     for pool in threadpool_info():
         if pool.get("user_api") == "blas":
             return (f"{pool.get('internal_api')} {pool.get('version')}, kernel "
-                    f"{pool.get('architecture')}, {pool.get('num_threads')} threads")
+                    f"{pool.get('architecture')}, {pool.get('num_threads')} threads (threadpoolctl)")
     return "no BLAS found"
+
+
+def _openblas_info() -> str:
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as maps:
+            libs = sorted({line.split()[-1] for line in maps if "openblas" in line.lower()})
+    except OSError:
+        libs = []
+    for lib in libs:
+        handle = ctypes.CDLL(lib)
+        for prefix, suffix in (("", ""), ("scipy_", "64_"), ("", "64_")):
+            corename = getattr(handle, f"{prefix}openblas_get_corename{suffix}", None)
+            threads = getattr(handle, f"{prefix}openblas_get_num_threads{suffix}", None)
+            if corename is not None and threads is not None:
+                corename.restype = ctypes.c_char_p
+                return (f"openblas, kernel {corename().decode()}, {threads()} threads "
+                        f"({Path(lib).name})")
+    return "unknown (no OpenBLAS found; pip install threadpoolctl to see other BLAS libraries)"
 
 
 def worker_engine(model: Path, x_path: Path, repeats: int, general: bool = False) -> dict:
