@@ -103,16 +103,19 @@ def _lstm_steps_fused(
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`_lstm_steps` for σ = sigmoid, φ = tanh without peepholes, projection, clip or mask.
 
-    Same equations on ``x`` ``(batch, steps, features)``, in fifteen NumPy calls a step instead
-    of about thirty, with no allocation in the loop:
+    Same equations on ``x`` ``(batch, steps, features)``, in about ten NumPy calls a step
+    instead of thirty, with no allocation and no copy in the loop:
 
     - σ(z) = ½·tanh(½·z) + ½, and scaling by ½ is exact in binary floating point. So the
       sigmoid columns (i, f, o) of ``U`` and of ``x W + b`` are pre-scaled by ½ once; then one
       ``tanh`` covers all four gates of a step and one multiply-add per column (``½, ½`` for
-      σ, ``1, 0`` for the candidate) finishes them, in one reused ``(batch, 4·units)`` buffer.
-    - The input projection is one matmul over the step-major (transposed) input, so each
-      step's rows are contiguous. (The BLAS may round a few of its sums differently from a
-      batch-major matmul: the two loops can differ by one float ulp.)
+      σ, ``1, 0`` for the candidate) finishes them.
+    - Everything is step-major: the input projection is one matmul over the transposed input
+      (the BLAS may round a few of its sums differently from a batch-major matmul: the two
+      loops can differ by one float ulp), each step turns its own contiguous row of it into
+      the gates in place, and ``c``/``h`` go straight into ``(steps, batch, units)`` arrays.
+      The recorded quantities replace ``out``'s arrays as ``(batch, steps, units)``
+      *transposed views* of those buffers: nothing is copied, so they are not C-contiguous.
     """
     batch, steps, _ = x.shape
     u = cell.units
@@ -122,27 +125,30 @@ def _lstm_steps_fused(
     shift = np.full(width, 0.5, dtype=x.dtype)
     shift[2 * u:3 * u] = 0
     U = cell.recurrent_kernel * scale
-    xs = _input_projection(cell, np.ascontiguousarray(x.transpose(1, 0, 2)))  # (steps, batch, 4u)
-    xs *= scale
-    gi, gf, gc, go = out["input_gate"], out["forget_gate"], out["candidate"], out["output_gate"]
-    cs, hs = out["cell"], out["hidden"]
-    a = np.empty((batch, width), x.dtype)
-    i, f, g, o = a[:, :u], a[:, u:2 * u], a[:, 2 * u:3 * u], a[:, 3 * u:]  # views of a
+    # ½z | z for every step, (steps, batch, 4u); step t's row becomes [i | f | g | o] in place.
+    gates = _input_projection(cell, np.ascontiguousarray(x.transpose(1, 0, 2)))
+    gates *= scale
+    cs = np.empty((steps, batch, u), x.dtype)
+    hs = np.empty((steps, batch, u), x.dtype)
+    hu = np.empty((batch, width), x.dtype)
     ig = np.empty((batch, u), x.dtype)
     for t in _steps(reverse, steps):
-        np.matmul(h, U, out=a)
-        a += xs[t]
+        a = gates[t]
+        np.matmul(h, U, out=hu)
+        a += hu
         np.tanh(a, out=a)
         a *= scale
         a += shift  # a = [i | f | g | o]
-        gi[:, t], gf[:, t], gc[:, t], go[:, t] = i, f, g, o
-        c_new, h_new = cs[:, t], hs[:, t]
-        np.multiply(f, c, out=c_new)
-        np.multiply(i, g, out=ig)
-        c_new += ig  # c' = f ⊙ c + i ⊙ g
-        np.tanh(c_new, out=h_new)
-        h_new *= o  # h' = o ⊙ tanh(c')
-        c, h = c_new, h_new
+        np.multiply(a[:, u:2 * u], c, out=cs[t])
+        np.multiply(a[:, :u], a[:, 2 * u:3 * u], out=ig)
+        cs[t] += ig  # c' = f ⊙ c + i ⊙ g
+        np.tanh(cs[t], out=hs[t])
+        hs[t] *= a[:, 3 * u:]  # h' = o ⊙ tanh(c')
+        c, h = cs[t], hs[t]
+    for k, q in enumerate(("input_gate", "forget_gate", "candidate", "output_gate")):
+        out[q] = gates[:, :, k * u:(k + 1) * u].transpose(1, 0, 2)
+    out["cell"] = cs.transpose(1, 0, 2)
+    out["hidden"] = hs.transpose(1, 0, 2)
     return h.copy(), c.copy()
 
 
