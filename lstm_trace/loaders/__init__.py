@@ -68,6 +68,15 @@ def _is_hdf5(path: Path) -> bool:
 def detect_format(path: str | Path) -> str:
     """Name the format of ``path``: ``keras``, ``h5``, or a registered format name."""
     path = Path(path)
+    # Keras files first, by signature: cheap, and the checkpoint readers stay unimported.
+    if path.is_file():
+        try:
+            if _head(path).startswith(ZIP_MAGIC):
+                return "keras"
+            if _is_hdf5(path):
+                return "h5"
+        except OSError as err:
+            raise LoadError(f"{path}: cannot read ({err.strerror or err})") from None
     if not _FORMATS:
         _register_builtin_formats()
     for name, (match, _) in _FORMATS.items():
@@ -83,14 +92,6 @@ def detect_format(path: str | Path) -> str:
         )
     if not path.exists():
         raise LoadError(f"{path}: no such file or directory")
-    try:
-        head = _head(path)
-        if head.startswith(ZIP_MAGIC):
-            return "keras"
-        if _is_hdf5(path):
-            return "h5"
-    except OSError as err:
-        raise LoadError(f"{path}: cannot read ({err.strerror or err})") from None
     raise LoadError(
         f"{path}: not a model file lstm-trace can read (expected a .keras zip, an HDF5 .h5, "
         "a TensorFlow checkpoint or a SavedModel directory)"
