@@ -9,6 +9,7 @@ nodes, which only matter if a traced layer needs their output.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -58,6 +59,12 @@ class LayerSpec:
     input_index: int = 0
     #: Tensor references (``name`` or ``name:k``) of the initial states the model passes in.
     state_inbound: list[str] = field(default_factory=list)
+    #: Names of the sub-models (nested Sequential/Functional) this layer sits in, outermost first.
+    scope: tuple[str, ...] = ()
+    #: The layer's name inside its sub-model (``name`` may be prefixed to stay unique).
+    own_name: str = ""
+    #: Where a Keras 3 weights file keeps this layer (``layers/sequential/layers/lstm``).
+    keras3_path: str = ""
 
 
 class WeightSource(Protocol):
@@ -88,15 +95,116 @@ def parse_model_config(model_config: dict) -> tuple[list[LayerSpec], tuple | Non
     config = model_config.get("config")
     if class_name == "Sequential":
         raw = config["layers"] if isinstance(config, dict) else config
-        return _sequential_specs(raw, config if isinstance(config, dict) else {})
-    if class_name in ("Functional", "Model") or (
+        parsed = _sequential_specs(raw, config if isinstance(config, dict) else {})
+    elif _is_model_config(class_name, config):
+        parsed = _functional_specs(config)
+    else:
+        raise LoadError(
+            f"model class {class_name!r} is not a Sequential or Functional Keras model; "
+            "subclassed models keep no layer graph in the file"
+        )
+    specs, input_shape, input_dtype = parsed
+    for spec, path in zip(specs, unique_names([s.class_name for s in specs]), strict=True):
+        spec.keras3_path = f"layers/{path}"
+        spec.own_name = spec.name
+    return _flatten_submodels(specs), input_shape, input_dtype
+
+
+def _is_model_config(class_name: str, config: object) -> bool:
+    return class_name in ("Functional", "Model") or (
         isinstance(config, dict) and "input_layers" in config and "layers" in config
-    ):
-        return _functional_specs(config)
-    raise LoadError(
-        f"model class {class_name!r} is not a Sequential or Functional Keras model; "
-        "subclassed models keep no layer graph in the file"
     )
+
+
+def is_submodel(spec: LayerSpec) -> bool:
+    """A nested Sequential or Functional model used as a layer."""
+    return isinstance(spec.config, dict) and "layers" in spec.config and (
+        spec.class_name == "Sequential" or _is_model_config(spec.class_name, spec.config)
+    )
+
+
+def _flatten_submodels(specs: list[LayerSpec]) -> list[LayerSpec]:
+    """Replace each nested model by its layers, wired into the outer graph.
+
+    The sub-model's inputs become the outer layers feeding it; whatever read the
+    sub-model's output now reads its output layer. Inner layers keep their own names
+    (Keras names are unique in a session) unless that would clash, then they become
+    ``<submodel>/<layer>``; ``scope`` and ``keras3_path`` say where their weights are.
+    """
+    if not any(is_submodel(spec) for spec in specs):
+        return specs
+    taken = {spec.name for spec in specs if not is_submodel(spec)}
+    out: list[LayerSpec] = []
+    renames: dict[str, str] = {}
+    for spec in specs:
+        if not is_submodel(spec):
+            out.append(spec)
+            continue
+        inner, _, _ = parse_model_config({"class_name": spec.class_name, "config": spec.config})
+        inner_inputs = [s for s in inner if s.class_name == "InputLayer"]
+        feeds = {s.name: [spec.inbound[k]] if k < len(spec.inbound) else []
+                 for k, s in enumerate(sorted(inner_inputs, key=lambda s: s.input_index))}
+        local: dict[str, str] = {}
+        for s in inner:
+            if s.class_name != "InputLayer":
+                local[s.name] = s.name if s.name not in taken else f"{spec.name}/{s.name}"
+                taken.add(local[s.name])
+        for s in inner:
+            if s.class_name == "InputLayer":
+                continue
+            sources: list[str] = []
+            for ref in s.inbound:
+                base, sep, k = ref.partition(":")
+                sources += feeds[base] if base in feeds else [local.get(base, base) + sep + k]
+            if not s.inbound:  # the first layer of a Sequential without an InputLayer
+                sources = list(spec.inbound)
+            s.inbound = sources
+            s.state_inbound = [local.get(r.partition(":")[0], r) for r in s.state_inbound]
+            s.name = local[s.name]
+            s.scope = (spec.own_name, *s.scope)
+            s.keras3_path = f"{spec.keras3_path}/{s.keras3_path}"
+            out.append(s)
+        renames[spec.name] = local.get(_submodel_output(spec, inner), spec.name)
+    for s in out:
+        s.inbound = [_renamed(ref, renames) for ref in s.inbound]
+        s.state_inbound = [_renamed(ref, renames) for ref in s.state_inbound]
+    return out
+
+
+def _submodel_output(spec: LayerSpec, inner: list[LayerSpec]) -> str:
+    outputs = spec.config.get("output_layers")
+    if outputs:
+        first = outputs if isinstance(outputs[0], str) else outputs[0]
+        return first[0]
+    return inner[-1].own_name if inner else spec.name
+
+
+def _renamed(ref: str, renames: dict[str, str]) -> str:
+    base, sep, k = ref.partition(":")
+    return renames[base] + sep + k if base in renames else ref
+
+
+def snake_case(class_name: str) -> str:
+    """Keras's class-name-to-path rule: ``SimpleRNN`` -> ``simple_rnn``, ``LSTMCell`` -> ``lstm_cell``."""
+    name = re.sub(r"\W+", "", class_name)
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    name = re.sub(r"([a-z])([A-Z])", r"\1_\2", name)
+    return name.lower()
+
+
+def unique_names(class_names: list[str]) -> list[str]:
+    """Paths Keras 3 gives a list of objects: ``lstm``, ``lstm_1``, ``dense``, ``lstm_2``..."""
+    used: dict[str, int] = {}
+    out = []
+    for class_name in class_names:
+        base = snake_case(class_name)
+        if base in used:
+            used[base] += 1
+            out.append(f"{base}_{used[base]}")
+        else:
+            used[base] = 0
+            out.append(base)
+    return out
 
 
 def _sequential_specs(raw: Sequence[dict], config: dict) -> tuple[list[LayerSpec], tuple | None, str]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import zipfile
 from pathlib import Path
 
@@ -22,12 +21,14 @@ import h5py
 import numpy as np
 
 from .errors import LoadError
+from .keras1 import adapt_keras1
 from .keras_config import (
     CELL_CLASSES,
     KerasContext,
     LayerSpec,
     build_network,
     parse_model_config,
+    unique_names,
 )
 from .keras_version import decode_attr, keras_major
 from .options import LoadOptions
@@ -35,29 +36,6 @@ from .options import LoadOptions
 #: Largest archive member lstm-trace reads into memory (guards against zip bombs).
 MAX_MEMBER_BYTES = 8 << 30
 MAX_CONFIG_BYTES = 256 << 20
-
-
-def snake_case(class_name: str) -> str:
-    """Keras's class-name-to-path rule: ``SimpleRNN`` -> ``simple_rnn``, ``LSTMCell`` -> ``lstm_cell``."""
-    name = re.sub(r"\W+", "", class_name)
-    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    name = re.sub(r"([a-z])([A-Z])", r"\1_\2", name)
-    return name.lower()
-
-
-def unique_names(class_names: list[str]) -> list[str]:
-    """Paths Keras 3 gives a list of objects: ``lstm``, ``lstm_1``, ``dense``, ``lstm_2``..."""
-    used: dict[str, int] = {}
-    out = []
-    for class_name in class_names:
-        base = snake_case(class_name)
-        if base in used:
-            used[base] += 1
-            out.append(f"{base}_{used[base]}")
-        else:
-            used[base] = 0
-            out.append(base)
-    return out
 
 
 def own_vars(group: h5py.Group) -> list[np.ndarray]:
@@ -108,17 +86,14 @@ class Keras3WeightSource:
     def __init__(self, h5: h5py.File, specs: list[LayerSpec], where: str):
         self.h5 = h5
         self.where = where
-        self.paths = dict(zip(
-            (s.name for s in specs), unique_names([s.class_name for s in specs]), strict=True
-        ))
 
     def layer_weights(self, spec: LayerSpec) -> list[np.ndarray]:
-        layers = self.h5.get("layers")
-        path = self.paths[spec.name]
-        group = layers.get(path) if isinstance(layers, h5py.Group) else None
+        # parse_model_config gave every layer its class-derived path, nested models included.
+        group = self.h5.get(spec.keras3_path)
         if not isinstance(group, h5py.Group):
             raise LoadError(
-                f"{self.where}: no weights for layer {spec.name!r} (expected group layers/{path})"
+                f"{self.where}: no weights for layer {spec.name!r} "
+                f"(expected group {spec.keras3_path})"
             )
         return collect_keras3_weights(group, spec.class_name, spec.config)
 
@@ -131,7 +106,26 @@ class H5WeightSource:
         self.where = where
 
     def layer_weights(self, spec: LayerSpec) -> list[np.ndarray]:
+        if spec.scope:
+            return read_h5_nested_layer(self.root, spec, self.where)
         return read_h5_layer(self.root, spec.name, self.where)
+
+
+def read_h5_nested_layer(root: h5py.Group, spec: LayerSpec, where: str) -> list[np.ndarray]:
+    """A layer inside a nested model: the outer model's group lists all of the sub-model's
+    weights; this layer's are those whose path names it (``encoder/lstm/lstm_cell/kernel``)."""
+    group = root.get(spec.scope[0])
+    if not isinstance(group, h5py.Group):
+        raise LoadError(f"{where}: no weights group for sub-model {spec.scope[0]!r}")
+    out = []
+    for raw in group.attrs.get("weight_names", []):
+        weight_name = decode_attr(raw) or ""
+        if spec.own_name in weight_name.split("/")[:-1]:
+            data = group.get(weight_name)
+            if not isinstance(data, h5py.Dataset):
+                raise LoadError(f"{where}: weight {weight_name!r} of layer {spec.name!r} is missing")
+            out.append(np.asarray(data))
+    return out
 
 
 def read_h5_layer(root: h5py.Group, name: str, where: str) -> list[np.ndarray]:
@@ -219,10 +213,11 @@ def load_keras_h5_model(h5: h5py.File, path: Path, options: LoadOptions):  # -> 
     version = decode_attr(h5.attrs.get("keras_version") or root.attrs.get("keras_version"))
     major = keras_major(version, 2)
     specs, input_shape, input_dtype = _parse(config, where)
-    label = "Keras 3 legacy .h5" if major >= 3 else f"Keras {version or '2'} .h5"
+    specs, source, major = adapt_keras1(specs, H5WeightSource(root, where), major, where)
+    label = "Keras 3 legacy .h5" if major >= 3 else f"Keras {version or major} .h5"
     ctx = KerasContext(major, options, [], label)
     return build_network(
-        specs, H5WeightSource(root, where), ctx,
+        specs, source, ctx,
         input_shape=input_shape, input_dtype=input_dtype, keras_version=version,
     )
 
@@ -255,6 +250,7 @@ def load_weights_with_config(h5: h5py.File, path: Path, options: LoadOptions):  
         version = decode_attr(root.attrs.get("keras_version"))
         source = H5WeightSource(root, path.name)
         major = keras_major(version, 2)
+    specs, source, major = adapt_keras1(specs, source, major, path.name)
     ctx = KerasContext(major, options, [], f"Keras {version or major} weights + --config")
     return build_network(
         specs, source, ctx, input_shape=input_shape, input_dtype=input_dtype, keras_version=version,
