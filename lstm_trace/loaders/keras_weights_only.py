@@ -27,6 +27,7 @@ import numpy as np
 from ..layers import Embedding, Unsupported
 from ..network import Direction, Network, RecurrentLayer
 from .errors import LoadError
+from .keras1 import is_keras1_embedding, is_keras1_weight_names, keras1_weight_arrays
 from .keras_config import KerasContext, make_cell
 from .keras_files import own_vars, read_h5_layer
 from .keras_version import decode_attr, keras_major, version_tuple
@@ -165,7 +166,18 @@ def load_keras2_weights_h5(h5: h5py.File, path: Path, options: LoadOptions) -> N
     """A Keras 2 / tf.keras ``save_weights`` ``.h5`` (``layer_names`` at the root)."""
     version = decode_attr(h5.attrs.get("keras_version"))
     major = keras_major(version, 2)
-    ctx = KerasContext(major, options, [], f"Keras {version or '2'} weights-only .h5")
+    # Keras 1.0 wrote no keras_version; its weight names (lstm_1_W_i) still tell.
+    keras1 = major == 1 or (version is None and _has_keras1_names(h5))
+    defaults_version = (version or "1") if keras1 else version
+    if keras1:
+        major = 1
+    ctx = KerasContext(major, options, [], f"Keras {version or major} weights-only .h5")
+    if keras1:
+        ctx.notes.append(
+            "Keras 1 weights-only file: LSTM/GRU told apart by their 12/9 per-gate arrays; "
+            "assumed inner_activation=hard_sigmoid (clip(0.2x+0.5)) and activation=tanh, "
+            "the Keras 1 defaults"
+        )
     layers: list = []
     for raw in h5.attrs["layer_names"]:
         name = decode_attr(raw) or ""
@@ -173,15 +185,27 @@ def load_keras2_weights_h5(h5: h5py.File, path: Path, options: LoadOptions) -> N
         if not arrays:
             continue  # Dropout-like layers have no weights and nothing to replay
         names = [decode_attr(n) or "" for n in h5[name].attrs.get("weight_names", [])]
-        if _is_embedding(names, arrays):
+        if _is_embedding(names, arrays) or (keras1 and is_keras1_embedding(name, names, arrays)):
             layers.append(_embedding(name, arrays[0], ctx))
             continue
-        layer = layer_from_groups(name, _split_directions(names, arrays), ctx, version,
+        groups = _split_directions(names, arrays)
+        if keras1:
+            groups = [WeightGroup(g.names, keras1_weight_arrays(g.arrays) or g.arrays)
+                      for g in groups]
+        layer = layer_from_groups(name, groups, ctx, defaults_version,
                                   reset_after_default=_gru_reset_after_default(version))
         layers.append(layer or Unsupported(
             name, "unknown", reason="weights-only file: the layer's configuration is unknown"
         ))
     return _finish(layers, ctx, version)
+
+
+def _has_keras1_names(h5: h5py.Group) -> bool:
+    """Every weight name of every layer is Keras 1 style (``lstm_1_W_i``, no ``/kernel:0``)."""
+    names = [decode_attr(n) or "" for raw in h5.attrs["layer_names"]
+             if isinstance(h5.get(decode_attr(raw) or ""), h5py.Group)
+             for n in h5[decode_attr(raw) or ""].attrs.get("weight_names", [])]
+    return is_keras1_weight_names(names)
 
 
 def load_keras3_weights_h5(h5: h5py.File, path: Path, options: LoadOptions) -> Network:
