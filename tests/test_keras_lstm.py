@@ -12,7 +12,7 @@ from lstm_trace.activations import get_activation
 
 ATOL = 1e-5
 KERAS3_FORMATS = ["keras", "h5", "weights_h5"]
-KERAS2_FORMATS = ["h5", "weights_h5"]
+KERAS2_FORMATS = ["h5", "weights_h5", "keras"]
 WEIGHTS_ONLY_NEEDS_OPTIONS = {"hard_sigmoid", "relu_linear", "elu_softsign", "selu_swish",
                               "gelu_softplus", "exponential", "stacked"}
 

@@ -89,7 +89,8 @@ def main(out: Path) -> None:
         if legacy:
             model.save(out / f"{name}.h5")
             model.save_weights(out / f"{name}_weights.h5")
-            files = {"h5": f"{name}.h5", "weights_h5": f"{name}_weights.h5"}
+            model.save(out / f"{name}.keras")  # tf_keras writes the zip format too
+            files = {"h5": f"{name}.h5", "weights_h5": f"{name}_weights.h5", "keras": f"{name}.keras"}
         else:
             model.save(out / f"{name}.keras")
             model.save(out / f"{name}.h5")
