@@ -12,12 +12,11 @@ import shutil
 import numpy as np
 import pytest
 from builders.tf2_models import CASES
-from click.testing import CliRunner
 from conftest import build_fixtures
 from tf2_checks import ATOL, cases, check_against_framework
+from workflow_common import assert_user_error, invoke
 
 import lstm_trace
-from lstm_trace.cli import main
 from lstm_trace.loaders import LoadError, detect_format
 
 SAVED_MODELS = {"keras2": ["savedmodel"], "keras3": ["export", "tf_saved"]}
@@ -126,19 +125,6 @@ def test_saved_model_pb_file_and_directory_are_the_same_model(tf2_keras3):
 
 
 # ------------------------------------------------------------------------------- CLI
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_user_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    last = result.output.strip().splitlines()[-1]
-    assert last.startswith("error: "), result.output
-    for fragment in fragments:
-        assert fragment in last, (fragment, last)
 
 
 @pytest.mark.parametrize(("backend", "fmt"), [("keras2", "savedmodel"), ("keras3", "export")])

@@ -8,12 +8,11 @@ import shutil
 import numpy as np
 import pytest
 from builders.tf2_models import CASES
-from click.testing import CliRunner
 from conftest import build_fixtures
 from tf2_checks import ATOL, cases, check_against_framework, directions_by_prefix
+from workflow_common import assert_user_error, invoke
 
 import lstm_trace
-from lstm_trace.cli import main
 from lstm_trace.loaders import LoadError
 
 CHECKPOINTS = {"keras2": ["ckpt", "tfckpt"], "keras3": ["tfckpt"]}
@@ -220,19 +219,6 @@ def test_config_with_wrong_units_is_refused(tf2_keras2, tmp_path):
 
 
 # ------------------------------------------------------------------------------- CLI
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_user_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    last = result.output.strip().splitlines()[-1]
-    assert last.startswith("error: "), result.output
-    for fragment in fragments:
-        assert fragment in last, (fragment, last)
 
 
 @pytest.mark.parametrize("form", ["prefix", "directory", "index"])

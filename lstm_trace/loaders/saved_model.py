@@ -37,7 +37,7 @@ from .tf2_checkpoint import (
     infer_network,
     looks_like_keras3,
     network_from_config,
-    read_keras_config,
+    network_with_config_file,
     take_inventory,
     untuple,
 )
@@ -75,12 +75,7 @@ def open_saved_model(path: Path, options: LoadOptions) -> Network:
     inv = take_inventory(bundle, graph)
     major = 3 if looks_like_keras3(graph) else 2
     if options.config_path:
-        config = read_keras_config(options.config_path)
-        major, version = config_keras_major(config, major)
-        ctx = KerasContext(major, options, [], f"SavedModel {where} + --config")
-        return network_from_config(
-            config, bundle, inv, ctx, where=Path(options.config_path).name, keras_version=version,
-        )
+        return network_with_config_file(options, bundle, inv, major, f"SavedModel {where}")
     metadata = read_keras_metadata(directory)
     if metadata is not None:
         network = _from_metadata(metadata, bundle, inv, options, where)

@@ -643,6 +643,18 @@ def _check_config_matches(specs: list[LayerSpec], source: CheckpointWeightSource
 # --------------------------------------------------------------------------- entry point
 
 
+def network_with_config_file(
+    options: LoadOptions, bundle: TensorBundle, inv: Inventory, major: int, label: str
+) -> Network:
+    """The network of ``--config model.json`` with its weights taken from ``bundle``."""
+    config = read_keras_config(options.config_path or "")
+    major, version = config_keras_major(config, major)
+    ctx = KerasContext(major, options, [], f"{label} + --config")
+    return network_from_config(
+        config, bundle, inv, ctx, where=Path(options.config_path or "").name, keras_version=version,
+    )
+
+
 def load_tf2_checkpoint(bundle: TensorBundle, path: Path, options: LoadOptions) -> Network:
     """A TF2 object checkpoint (bundle with an object graph) as a canonical Network."""
     graph = parse_object_graph(bundle.object_graph() or b"")
@@ -651,12 +663,7 @@ def load_tf2_checkpoint(bundle: TensorBundle, path: Path, options: LoadOptions) 
     writer = "Keras 3" if major == 3 else "tf_keras"
     where = Path(bundle.prefix).name
     if options.config_path:
-        config = read_keras_config(options.config_path)
-        major, version = config_keras_major(config, major)
-        ctx = KerasContext(major, options, [], f"TF2 checkpoint {where} + --config")
-        return network_from_config(
-            config, bundle, inv, ctx, where=Path(options.config_path).name, keras_version=version,
-        )
+        return network_with_config_file(options, bundle, inv, major, f"TF2 checkpoint {where}")
     ctx = KerasContext(major, options, [], f"TF2 checkpoint {where} ({writer} objects)")
     _check_not_empty(inv, where)
     return infer_network(bundle, inv, ctx, what="checkpoint")
