@@ -76,5 +76,25 @@ def layer_input(keras, model, layer) -> np.ndarray:
     return keras.Model(model.inputs, layer.input)
 
 
+def save_every_format(model, out: Path, name: str, *, legacy: bool, weights: bool = True,
+                      legacy_zip: bool = False) -> dict[str, str]:
+    """Save ``model`` in each Keras format its writer has; returns ``{format: file name}``.
+
+    Keras 3 writes ``.keras``, legacy ``.h5`` and ``.weights.h5``; tf_keras (``legacy``)
+    writes ``.h5`` and a weights-only ``.h5``, and with ``legacy_zip`` its ``.keras`` too.
+    """
+    files = {"h5": f"{name}.h5"}
+    if not legacy or legacy_zip:
+        files["keras"] = f"{name}.keras"
+    if weights:
+        files["weights_h5"] = f"{name}_weights.h5" if legacy else f"{name}.weights.h5"
+    for fmt, file in files.items():
+        if fmt == "weights_h5":
+            model.save_weights(out / file)
+        else:
+            model.save(out / file)
+    return files
+
+
 def write_manifest(out: Path, cases: list[dict]) -> None:
     (out / "manifest.json").write_text(json.dumps({"cases": cases}, indent=1))

@@ -860,6 +860,7 @@ def _cell_options(cell) -> dict:
 
 def build_case(keras, case: dict, index: int, out: Path, legacy: bool) -> dict:
     import numpy as np
+    from common import save_every_format
 
     name = case["name"]
     model = globals()[f"model_{name}"](keras, case)
@@ -871,16 +872,7 @@ def build_case(keras, case: dict, index: int, out: Path, legacy: bool) -> dict:
         x2 = make_input(case["second_input"], seed=200 + index)
         np.save(out / f"{name}_input2.npy", x2)
         x_model = [x, x2]
-    files = {}
-    if legacy:
-        model.save(out / f"{name}.h5")
-        model.save_weights(out / f"{name}_weights.h5")
-        files = {"h5": f"{name}.h5", "weights_h5": f"{name}_weights.h5"}
-    else:
-        model.save(out / f"{name}.keras")
-        model.save(out / f"{name}.h5")
-        model.save_weights(out / f"{name}.weights.h5")
-        files = {"keras": f"{name}.keras", "h5": f"{name}.h5", "weights_h5": f"{name}.weights.h5"}
+    files = save_every_format(model, out, name, legacy=legacy)
     reference_model = model
     if name == "cudnn":
         # CuDNN kernels only run on a GPU: Keras's own loader converts their weights into

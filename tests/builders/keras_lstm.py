@@ -56,7 +56,7 @@ def main(out: Path) -> None:
     import os
 
     import numpy as np
-    from common import cell_reference, randomize, write_manifest
+    from common import cell_reference, randomize, save_every_format, write_manifest
 
     legacy = os.environ.get("TF_USE_LEGACY_KERAS") == "1"
     if legacy:
@@ -85,17 +85,7 @@ def main(out: Path) -> None:
         for key, value in reference.items():
             assert np.isfinite(value).all() and np.abs(value).max() < 100, (name, key)
         np.savez(out / f"{name}_reference.npz", **reference)
-        files = {}
-        if legacy:
-            model.save(out / f"{name}.h5")
-            model.save_weights(out / f"{name}_weights.h5")
-            model.save(out / f"{name}.keras")  # tf_keras writes the zip format too
-            files = {"h5": f"{name}.h5", "weights_h5": f"{name}_weights.h5", "keras": f"{name}.keras"}
-        else:
-            model.save(out / f"{name}.keras")
-            model.save(out / f"{name}.h5")
-            model.save_weights(out / f"{name}.weights.h5")
-            files = {"keras": f"{name}.keras", "h5": f"{name}.h5", "weights_h5": f"{name}.weights.h5"}
+        files = save_every_format(model, out, name, legacy=legacy, legacy_zip=True)
         manifest.append({
             "name": name, "files": files, "input": f"{name}_input.npy",
             "reference": f"{name}_reference.npz",

@@ -47,7 +47,7 @@ def build(keras, name: str):
 
 def main(out: Path) -> None:
     import numpy as np
-    from common import cell_reference, randomize, write_manifest
+    from common import cell_reference, randomize, save_every_format, write_manifest
 
     legacy = os.environ.get("TF_USE_LEGACY_KERAS") == "1"
     if legacy:
@@ -71,11 +71,7 @@ def main(out: Path) -> None:
             for q, v in cell_reference(layer.cell, layer_x).items():
                 reference[f"{key}/{q}"] = v
         np.savez(out / f"{name}_reference.npz", **reference)
-        files = {"h5": f"{name}.h5"}
-        model.save(out / f"{name}.h5")
-        if not legacy:
-            model.save(out / f"{name}.keras")
-            files["keras"] = f"{name}.keras"
+        files = save_every_format(model, out, name, legacy=legacy, weights=False)
         manifest.append({"name": name, "files": files, "input": f"{name}_input.npy",
                          "reference": f"{name}_reference.npz"})
     write_manifest(out, manifest)

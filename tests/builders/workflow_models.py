@@ -81,7 +81,7 @@ def main(out: Path) -> None:
     import os
 
     import numpy as np
-    from common import randomize, write_manifest
+    from common import randomize, save_every_format, write_manifest
 
     legacy = os.environ.get("TF_USE_LEGACY_KERAS") == "1"
     if legacy:
@@ -111,16 +111,7 @@ def main(out: Path) -> None:
             for w, value in enumerate(layer.get_weights()):
                 reference[f"{layer.name}/raw/{w}"] = value
         np.savez(out / f"{name}_reference.npz", **reference)
-        if legacy:
-            model.save(out / f"{name}.h5")
-            model.save_weights(out / f"{name}_weights.h5")
-            files = {"h5": f"{name}.h5", "weights_h5": f"{name}_weights.h5"}
-        else:
-            model.save(out / f"{name}.keras")
-            model.save(out / f"{name}.h5")
-            model.save_weights(out / f"{name}.weights.h5")
-            files = {"keras": f"{name}.keras", "h5": f"{name}.h5",
-                     "weights_h5": f"{name}.weights.h5"}
+        files = save_every_format(model, out, name, legacy=legacy)
         manifest.append({"name": name, "files": files, "input": f"{name}_input.npy",
                          "reference": f"{name}_reference.npz", "layers": recurrent,
                          "keras_version": keras.__version__})
