@@ -467,25 +467,34 @@ def _settings(match: CellMatch, facts: CellFacts | None, options: LoadOptions) -
         default = 0.0 if match.class_name == "CudnnCompatibleLSTMCell" else DEFAULT_FORGET_BIAS
         settings.forget_bias = default
         settings.assumed.append(f"forget_bias={_fmt(default)}")
-    if options.cell_clip is not None:
-        settings.cell_clip = options.cell_clip
-    elif facts is not None:
-        if facts.cell_clip is not None:
-            settings.cell_clip = _float32_literal(facts.cell_clip)
-            settings.from_meta.append(f"cell_clip={_fmt(facts.cell_clip)}")
-    elif not no_clip:
-        settings.assumed.append("no cell_clip")
+    settings.cell_clip = _resolve_clip(
+        settings, "cell_clip", options.cell_clip, facts, facts and facts.cell_clip,
+        note_default=not no_clip,
+    )
     if "projection" in match.keys:
-        if options.proj_clip is not None:
-            settings.proj_clip = options.proj_clip
-        elif facts is not None:
-            if facts.proj_clip is not None:
-                settings.proj_clip = _float32_literal(facts.proj_clip)
-                settings.from_meta.append(f"proj_clip={_fmt(facts.proj_clip)}")
-        else:
-            settings.assumed.append("no proj_clip")
+        settings.proj_clip = _resolve_clip(
+            settings, "proj_clip", options.proj_clip, facts, facts and facts.proj_clip,
+        )
     settings.assumed += activation_assumed
     return settings
+
+
+def _resolve_clip(
+    settings: _Settings, name: str, option: float | None, facts: CellFacts | None,
+    meta_value: float | None, *, note_default: bool = True,
+) -> float | None:
+    """A clip: the option, else the ``.meta``'s value (noted), else none (noted as assumed
+    when there is no ``.meta`` to say so)."""
+    if option is not None:
+        return option
+    if facts is not None:
+        if meta_value is None:
+            return None
+        settings.from_meta.append(f"{name}={_fmt(meta_value)}")
+        return _float32_literal(meta_value)
+    if note_default:
+        settings.assumed.append(f"no {name}")
+    return None
 
 
 def _facts(meta: MetaGraph | None, match: CellMatch) -> CellFacts | None:
