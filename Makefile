@@ -23,7 +23,6 @@ demo: $(STAMP_CORE)
 	$(BIN)/lstm-trace sample_models/brackets.keras sample_models/brackets_input.npy --format table --units 0:8 --steps 0:14
 
 test: $(STAMP_TEST)
-	$(BIN)/pip install --quiet torch==2.13.0 || true
 	$(BIN)/ruff check lstm_trace tests benchmarks sample_models
 	$(BIN)/python -m pytest -q
 
