@@ -135,10 +135,15 @@ def to_pytorch(network: Network, layers: Iterable[str] | None = None) -> list[To
     Modules are ``batch_first=True`` (lstm-trace's ``(batch, steps, features)``).
     Raises :class:`ExportError` for what PyTorch cannot express.
     """
-    return [torch_layer(layer) for layer in select_layers(network, layers)]
+    from .inspect import mask_source
+
+    index = {layer.name: i for i, layer in enumerate(network.layers)}
+    return [torch_layer(layer, masked=mask_source(network, index[layer.name]) is not None)
+            for layer in select_layers(network, layers)]
 
 
-def torch_layer(layer: RecurrentLayer) -> TorchLayer:
+def torch_layer(layer: RecurrentLayer, masked: bool = False) -> TorchLayer:
+    """One layer as a module; ``masked``: the layer receives a Keras mask (padded steps)."""
     where = f"layer {layer.name!r}"
     directions = layer.directions
     cells = [d.cell for d in directions]
@@ -170,8 +175,7 @@ def torch_layer(layer: RecurrentLayer) -> TorchLayer:
             f"{layer.name}: go_backwards=True has no PyTorch flag: feed the module x.flip(1); "
             "its output is then in Keras's (processing) order"
         )
-    if not layer.return_sequences:
-        notes.append(f"{layer.name}: Keras returns only the last step: take output[:, -1]")
+    notes.extend(_output_notes(layer, masked))
 
     kwargs: dict[str, Any] = {"input_size": first.input_size, "hidden_size": first.units}
     if first.kind == "simple_rnn":
@@ -188,6 +192,38 @@ def torch_layer(layer: RecurrentLayer) -> TorchLayer:
         suffix = "_reverse" if layer.bidirectional and direction.name == "backward" else ""
         state.update(_torch_params(cell, suffix))
     return TorchLayer(layer.name, TORCH_MODULE[first.kind], kwargs, state, notes)
+
+
+def _output_notes(layer: RecurrentLayer, masked: bool) -> list[str]:
+    """How to get the Keras layer's output from the torch module's ``output, h_n``.
+
+    Without ``return_sequences`` Keras returns each direction's *final* state: the forward
+    direction's after the last step, the backward direction's after it consumed ``x[0]``,
+    which is ``h_n`` (not ``output[:, -1]``, whose backward half saw one step only). With a
+    mask, Keras skips padded steps; torch does that only for a packed sequence.
+    """
+    name = layer.name
+    notes: list[str] = []
+    if not layer.return_sequences:
+        if layer.bidirectional:
+            notes.append(
+                f"{name}: Keras returns each direction's final state: the forward one after the "
+                "last step, the backward one after the first: take torch.cat([h_n[0], h_n[1]], "
+                "-1) (= torch.cat([output[:, -1, :H], output[:, 0, H:]], -1)), not output[:, -1]"
+            )
+        else:
+            notes.append(f"{name}: Keras returns only the final state: take h_n[0] "
+                         "(= output[:, -1] without padding)")
+    if masked:
+        notes.append(
+            f"{name}: Keras skips masked (padded) steps: feed torch.nn.utils.rnn."
+            "pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False) "
+            + ("and take h_n" if not layer.return_sequences else
+               "and unpack with pad_packed_sequence" + (
+                   "" if layer.bidirectional else
+                   " (padded steps come out 0; Keras repeats the last state there)"))
+        )
+    return notes
 
 
 def _check_torch_cell(cell: Cell, where: str) -> None:
