@@ -166,7 +166,7 @@ def load_keras_archive(path: Path, options: LoadOptions):  # -> Network
             raise LoadError(f"{where}: model.weights.h5 is {info.file_size} bytes, too large")
         try:
             weights_bytes = archive.read("model.weights.h5")
-        except (zipfile.BadZipFile, OSError, EOFError) as err:
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as err:
             raise LoadError(f"{where}: cannot read model.weights.h5 ({err})") from None
     version = metadata.get("keras_version") if isinstance(metadata, dict) else None
     specs, input_shape, input_dtype = _parse(config, where)
@@ -188,7 +188,7 @@ def _read_json_member(archive: zipfile.ZipFile, name: str, where: str) -> dict:
         raise LoadError(f"{where}: {name} is {info.file_size} bytes, too large for a config")
     try:
         return json.loads(archive.read(name))
-    except (ValueError, zipfile.BadZipFile, OSError, EOFError) as err:
+    except (ValueError, zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as err:
         raise LoadError(f"{where}: {name} is not valid JSON ({err})") from None
 
 

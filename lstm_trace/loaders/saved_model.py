@@ -56,7 +56,7 @@ def match(path: Path) -> bool:
     return path.name in GRAPH_FILES and path.is_file()
 
 
-def open_saved_model(path: Path, options: LoadOptions) -> Network:
+def open(path: Path, options: LoadOptions) -> Network:  # noqa: A001 - the registry's verb
     """Read a SavedModel directory into a canonical Network, without TensorFlow."""
     directory = path if path.is_dir() else path.parent
     where = directory.name or str(directory)

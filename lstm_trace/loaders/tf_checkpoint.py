@@ -32,7 +32,7 @@ def match(path: Path) -> bool:
     return True
 
 
-def open_checkpoint(path: Path, options: LoadOptions) -> Network:
+def open(path: Path, options: LoadOptions) -> Network:  # noqa: A001 - the registry's verb
     bundle = TensorBundle.open(path)
     if bundle.object_graph() is not None:
         from .tf2_checkpoint import load_tf2_checkpoint

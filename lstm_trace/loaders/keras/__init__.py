@@ -1,0 +1,1 @@
+"""The Keras toolkit and Keras's two file formats (``.keras`` archives, HDF5 ``.h5``)."""
