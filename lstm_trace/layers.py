@@ -521,3 +521,125 @@ class Merge(UpstreamLayer):
 
     def describe(self) -> str:
         return f"{self.class_name} ({self.op})"
+
+
+# ---------------------------------------------------------------------------- activation layers
+
+
+@dataclass
+class ReLU(UpstreamLayer):
+    """Keras ``ReLU(max_value, negative_slope, threshold)``, computed as Keras computes it.
+
+    With ``s = negative_slope``, ``θ = threshold``, ``m = max_value``::
+
+        f(x) = min(x, m)        if x > θ          (no upper bound when m is None)
+        f(x) = s · (x - θ)      if x <= θ         (0 when s = 0)
+
+    Keras builds this in steps: ``y = x·[x > θ]`` (``relu(x)`` when θ = 0), clipped to
+    ``[0, m]``, minus ``s·relu(θ - x)``; with only a slope it is ``leaky_relu``
+    (``x if x > 0 else s·x``). ``LeakyReLU(negative_slope)`` (Keras 2: ``alpha``) and
+    Keras 2's ``ThresholdedReLU(theta)`` (``x·[x > θ]``) are this layer too. Masks pass.
+    """
+
+    max_value: float | None = None
+    negative_slope: float = 0.0
+    threshold: float = 0.0
+
+    def apply(self, x: np.ndarray, mask: Mask) -> tuple[np.ndarray, Mask]:
+        t = x.dtype.type
+        slope, top, theta = self.negative_slope, self.max_value, self.threshold
+        if slope != 0 and top is None and theta == 0:
+            return np.where(x > 0, x, x * t(slope)), mask
+        negative = np.maximum(t(theta) - x, t(0)) if slope != 0 else None
+        y = x * (x > t(theta)).astype(x.dtype) if theta != 0 else np.maximum(x, t(0))
+        if top is not None:
+            y = np.clip(y, t(0), t(top))
+        if negative is not None:
+            y = y - t(slope) * negative
+        return y, mask
+
+    def describe(self) -> str:
+        parts = [f"{k}={v}" for k, v in (("max_value", self.max_value),
+                                          ("negative_slope", self.negative_slope),
+                                          ("threshold", self.threshold)) if v]
+        return f"{self.class_name} ({', '.join(parts) or 'max(x, 0)'})"
+
+
+@dataclass
+class PReLU(UpstreamLayer):
+    """Keras ``PReLU``: ``f(x) = x if x > 0 else α·x`` with a learned ``α``.
+
+    ``alpha`` has the input's shape without the batch axis, with 1 on each of the
+    ``shared_axes`` (so it broadcasts against ``(batch, steps, features)``). Masks pass.
+    """
+
+    alpha: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+
+    def apply(self, x: np.ndarray, mask: Mask) -> tuple[np.ndarray, Mask]:
+        alpha = self.alpha.astype(x.dtype, copy=False)
+        try:
+            np.broadcast_shapes(alpha.shape, x.shape[1:])
+        except ValueError:
+            raise ValueError(
+                f"alpha of shape {alpha.shape} does not fit input {tuple(x.shape)} "
+                "(PReLU was built for another input length: give the input the model's length)"
+            ) from None
+        return np.where(x > 0, x, alpha * x), mask
+
+    def describe(self) -> str:
+        return f"PReLU (alpha {tuple(self.alpha.shape)})"
+
+
+@dataclass
+class ELU(UpstreamLayer):
+    """Keras ``ELU(alpha)``: ``f(x) = x if x > 0 else α·(eˣ - 1)``. Masks pass."""
+
+    alpha: float = 1.0
+
+    def apply(self, x: np.ndarray, mask: Mask) -> tuple[np.ndarray, Mask]:
+        t = x.dtype.type
+        return np.where(x > 0, x, t(self.alpha) * np.expm1(np.minimum(x, t(0)))), mask
+
+    def describe(self) -> str:
+        return f"ELU (alpha={self.alpha})"
+
+
+@dataclass
+class Softmax(UpstreamLayer):
+    """Keras ``Softmax(axis)``: ``exp(x - max) / Σ exp(x - max)`` over ``axis`` (one or more).
+
+    Keras passes an incoming mask to the layer, broadcast against the input from the last
+    axis: Keras 3 sets masked logits to -1e9 and masked outputs to 0; Keras 2 adds
+    ``(1 - mask)·(-1e9)`` to the logits. The mask passes on.
+    """
+
+    axis: int | tuple[int, ...] = -1
+    keras_major: int = 3
+
+    def apply(self, x: np.ndarray, mask: Mask) -> tuple[np.ndarray, Mask]:
+        t = x.dtype.type
+        axes = tuple(a % x.ndim for a in ((self.axis,) if isinstance(self.axis, int) else self.axis))
+        if 0 in axes:
+            raise ValueError(f"axis={self.axis} of a {x.ndim}-D input is the batch axis")
+        keep = None
+        if mask is not None:
+            try:
+                keep = np.broadcast_to(mask, x.shape)
+            except ValueError:
+                raise ValueError(
+                    f"the mask of shape {tuple(mask.shape)} does not broadcast to the input "
+                    f"{tuple(x.shape)} (Keras cannot run this model either)"
+                ) from None
+            if self.keras_major >= 3:
+                x = np.where(keep, x, t(-1e9))
+            else:
+                x = x + (t(1) - keep.astype(x.dtype)) * t(-1e9)
+        shifted = x - x.max(axis=axes, keepdims=True)
+        e = np.exp(shifted)
+        y = e / e.sum(axis=axes, keepdims=True)
+        if keep is not None and self.keras_major >= 3:
+            y = np.where(keep, y, t(0))
+        return y, mask
+
+    def describe(self) -> str:
+        return f"Softmax (axis={self.axis})"

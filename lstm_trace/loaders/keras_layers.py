@@ -18,6 +18,7 @@ import numpy as np
 
 from ..activations import keras_activation_name
 from ..layers import (
+    ELU,
     Activation,
     BatchNormalization,
     Conv1D,
@@ -29,8 +30,11 @@ from ..layers import (
     Merge,
     Permute,
     Pooling1D,
+    PReLU,
+    ReLU,
     RepeatVector,
     Reshape,
+    Softmax,
     TimeDistributed,
     Unsupported,
     UpstreamLayer,
@@ -268,3 +272,73 @@ def merge(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> Upst
 @register_upstream("Identity")
 def identity(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
     return Identity(spec.name, spec.class_name)
+
+
+# ---------------------------------------------------------------------------- activation layers
+
+
+def _number(config: dict, key: str, default: float | None, *, minimum: float | None = 0.0) -> float | None:
+    """A float option of an activation layer (``None`` stays ``None`` when allowed)."""
+    value = config.get(key, default)
+    if value is None:
+        if default is None:
+            return None
+        raise _Skip(f"{key}=None")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise _Skip(f"{key}={value!r} is not a number")
+    if minimum is not None and value < minimum:
+        raise _Skip(f"{key}={value!r} is below {minimum} (Keras refuses it too)")
+    return float(value)
+
+
+@register_upstream("ReLU")
+@_guard
+def relu(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
+    """``ReLU(max_value=None, negative_slope=0, threshold=0)`` (Keras 2 and 3 alike)."""
+    cfg = spec.config
+    return ReLU(spec.name, spec.class_name,
+                max_value=_number(cfg, "max_value", None),
+                negative_slope=_number(cfg, "negative_slope", 0.0),
+                threshold=_number(cfg, "threshold", 0.0))
+
+
+@register_upstream("LeakyReLU")
+@_guard
+def leaky_relu(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
+    """``LeakyReLU(negative_slope=0.3)``; Keras 2 (and old Keras 3 files) call it ``alpha``."""
+    key = "negative_slope" if "negative_slope" in spec.config else "alpha"
+    return ReLU(spec.name, spec.class_name, negative_slope=_number(spec.config, key, 0.3))
+
+
+@register_upstream("ThresholdedReLU")
+@_guard
+def thresholded_relu(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
+    """Keras 2 ``ThresholdedReLU(theta=1)``: ``x·[x > θ]``."""
+    return ReLU(spec.name, spec.class_name, threshold=_number(spec.config, "theta", 1.0))
+
+
+@register_upstream("PReLU")
+@_guard
+def prelu(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
+    """``PReLU(shared_axes)``: weights ``[alpha]``, the input shape with 1 on shared axes."""
+    (alpha,) = _weights(weights, 1, "alpha")
+    if alpha.dtype.kind != "f":
+        raise _Skip(f"alpha of dtype {alpha.dtype}")
+    return PReLU(spec.name, spec.class_name, alpha=alpha)
+
+
+@register_upstream("ELU")
+@_guard
+def elu(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
+    """``ELU(alpha=1)``."""
+    return ELU(spec.name, spec.class_name, alpha=_number(spec.config, "alpha", 1.0, minimum=None))
+
+
+@register_upstream("Softmax")
+@_guard
+def softmax(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
+    """``Softmax(axis=-1)``; ``axis`` may be a list (a joint softmax over those axes)."""
+    axis = _axis(spec.config.get("axis", -1))
+    if axis == 0 or (isinstance(axis, tuple) and (not axis or 0 in axis)):
+        raise _Skip(f"axis={axis} includes the batch axis")
+    return Softmax(spec.name, spec.class_name, axis=axis, keras_major=ctx.keras_major)
