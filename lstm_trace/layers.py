@@ -6,7 +6,7 @@ and ``mask`` is ``(batch, steps)`` booleans or ``None``. Masks propagate as Kera
 propagates them: layers that support masking pass the mask on, Embedding and Masking
 make one, and the others (Conv1D, pooling, Reshape, Permute, RepeatVector) drop it.
 
-The classes know no file format: ``lstm_trace.loaders.keras_layers`` builds them from
+The classes know no file format: ``lstm_trace.loaders.keras.upstream`` builds them from
 Keras configs and weights.
 """
 

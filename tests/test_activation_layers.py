@@ -19,7 +19,8 @@ from workflow_common import invoke
 
 import lstm_trace
 from lstm_trace.layers import ReLU, Unsupported
-from lstm_trace.loaders.keras_config import KerasContext, LayerSpec, convert_upstream
+from lstm_trace.loaders.keras.spec import KerasContext, LayerSpec
+from lstm_trace.loaders.keras.upstream import convert_upstream
 from lstm_trace.loaders.options import LoadOptions
 from lstm_trace.network import RecurrentLayer
 

@@ -20,7 +20,8 @@ from lstm_trace.layers import (
     TimeDistributed,
     Unsupported,
 )
-from lstm_trace.loaders.keras_config import KerasContext, LayerSpec, convert_upstream
+from lstm_trace.loaders.keras.spec import KerasContext, LayerSpec
+from lstm_trace.loaders.keras.upstream import convert_upstream
 from lstm_trace.loaders.options import LoadOptions
 
 

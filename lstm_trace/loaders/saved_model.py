@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ..network import Network
 from .errors import LoadError
-from .keras_config import KerasContext
+from .keras.spec import KerasContext
 from .options import LoadOptions
 from .protobuf_wire import ProtobufDecodeError, get_string, parse_message, repeated_messages
 from .tf2_checkpoint import (

@@ -19,7 +19,7 @@ listed in :attr:`Network.unexplained` as summaries, not used.
 Without a config, each recurrent cell is inferred from its shapes (``kernel (inputs,
 G*units)``, ``recurrent_kernel (units, G*units)``, ``bias``; ``G`` = 4 LSTM, 3 GRU, 1
 SimpleRNN; a GRU bias of shape ``(2, 3*units)`` means ``reset_after``) exactly like a
-weights-only ``.h5`` (:func:`.keras_weights_only.layer_from_groups`), and every default
+weights-only ``.h5`` (:func:`.keras.weights_only.layer_from_groups`), and every default
 assumed is noted. With ``--config model.json`` (``model.to_json()``) the layers, options
 and upstream layers come from the config, and each config layer takes the variables whose
 full names lie under its name (:class:`CheckpointWeightSource`).
@@ -40,16 +40,10 @@ import numpy as np
 from ..layers import Embedding, Unsupported
 from ..network import Network, RecurrentLayer
 from .errors import LoadError
-from .keras_config import (
-    RECURRENT_CLASSES,
-    KerasContext,
-    LayerSpec,
-    build_network,
-    is_recurrent,
-    parse_model_config,
-)
-from .keras_version import keras_major
-from .keras_weights_only import WeightGroup, layer_from_groups
+from .keras.config import build_network, is_recurrent, parse_model_config
+from .keras.spec import RECURRENT_CLASSES, KerasContext, LayerSpec
+from .keras.version import keras_major
+from .keras.weights_only import WeightGroup, layer_from_groups
 from .options import LoadOptions
 from .tf_bundle import ObjectGraph, TensorBundle, parse_object_graph
 
@@ -552,7 +546,7 @@ class CheckpointWeightSource:
 
 def read_keras_config(path: str) -> dict:
     """The ``--config`` file (``model.to_json()``), with its tf_keras ``__tuple__`` wrappers undone."""
-    from .keras_files import read_config_file
+    from .keras.files import read_config_file
 
     return untuple(read_config_file(path))
 

@@ -33,6 +33,6 @@ def match(path: Path) -> bool:
 
 
 def open(path: Path, options: LoadOptions) -> Network:  # noqa: A001 - the registry's verb
-    from ..keras_files import load_keras_archive
+    from .files import load_keras_archive
 
     return load_keras_archive(path, options)

@@ -37,8 +37,8 @@ def match(path: Path) -> bool:
 def open(path: Path, options: LoadOptions) -> Network:  # noqa: A001 - the registry's verb
     import h5py
 
-    from ..keras_files import load_keras_h5_model, load_weights_with_config
-    from ..keras_weights_only import load_keras2_weights_h5, load_keras3_weights_h5
+    from .files import load_keras_h5_model, load_weights_with_config
+    from .weights_only import load_keras2_weights_h5, load_keras3_weights_h5
 
     try:
         h5 = h5py.File(path, "r")

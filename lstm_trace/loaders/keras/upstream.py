@@ -12,12 +12,12 @@ Importing this module registers the converters with
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..activations import keras_activation_name
-from ..layers import (
+from ...activations import keras_activation_name
+from ...layers import (
     ELU,
     Activation,
     BatchNormalization,
@@ -39,7 +39,35 @@ from ..layers import (
     Unsupported,
     UpstreamLayer,
 )
-from .keras_config import KerasContext, LayerSpec, convert_upstream, register_upstream
+from .spec import IDENTITY_CLASSES, KerasContext, LayerSpec
+
+#: Converters for non-recurrent layers: ``(spec, weights, ctx) -> UpstreamLayer``.
+UpstreamConverter = Callable[[LayerSpec, list[np.ndarray], KerasContext], UpstreamLayer]
+UPSTREAM_CONVERTERS: dict[str, UpstreamConverter] = {}
+
+
+def register_upstream(*class_names: str) -> Callable[[UpstreamConverter], UpstreamConverter]:
+    """Decorator: register a converter from a Keras layer config to a replayable layer."""
+    def decorate(fn: UpstreamConverter) -> UpstreamConverter:
+        for class_name in class_names:
+            UPSTREAM_CONVERTERS[class_name] = fn
+        return fn
+    return decorate
+
+
+def convert_upstream(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
+    """A non-recurrent layer as a replayable layer, or :class:`Unsupported` with the reason."""
+    if spec.class_name in IDENTITY_CLASSES:
+        return Identity(spec.name, spec.class_name)
+    converter = UPSTREAM_CONVERTERS.get(spec.class_name)
+    if converter is not None:
+        return converter(spec, weights, ctx)
+    if spec.class_name == "Lambda":
+        reason = "a Lambda layer holds code, and lstm-trace never runs code from a model file"
+    else:
+        reason = "lstm-trace does not replay this layer class"
+    return Unsupported(spec.name, spec.class_name, reason=reason)
+
 
 #: Activations that are not elementwise and live with the layers (last-axis softmax).
 _AXIS_ACTIVATIONS = ("softmax", "log_softmax")

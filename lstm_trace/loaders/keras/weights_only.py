@@ -24,14 +24,15 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..layers import Embedding, Unsupported
-from ..network import Direction, Network, RecurrentLayer
-from .errors import LoadError
+from ...layers import Embedding, Unsupported
+from ...network import Direction, Network, RecurrentLayer
+from ..errors import LoadError
+from ..options import LoadOptions
+from .config import make_cell
+from .files import own_vars, read_h5_layer
 from .keras1 import is_keras1_embedding, is_keras1_weight_names, keras1_weight_arrays
-from .keras_config import KerasContext, make_cell
-from .keras_files import own_vars, read_h5_layer
-from .keras_version import decode_attr, keras_major, version_tuple
-from .options import LoadOptions
+from .spec import KerasContext
+from .version import decode_attr, keras_major, version_tuple
 
 KIND_BY_GATES = {4: "lstm", 3: "gru", 1: "simple_rnn"}
 CLASS_BY_KIND = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN"}

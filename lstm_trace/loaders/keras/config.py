@@ -10,76 +10,24 @@ nodes, which only matter if a traced layer needs their output.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Sequence
 
 import numpy as np
 
-from ..activations import keras_activation_name
-from ..gates import reorder_gates
-from ..layers import Identity, Unsupported, UpstreamLayer
-from ..network import Cell, Direction, Network, RecurrentLayer
-from .errors import LoadError
-from .options import LoadOptions
-
-#: Keras recurrent layer classes and the cell kind they hold.
-RECURRENT_CLASSES = {
-    "LSTM": "lstm", "GRU": "gru", "SimpleRNN": "simple_rnn",
-    "CuDNNLSTM": "lstm", "CuDNNGRU": "gru",
-    "LSTMV1": "lstm", "GRUV1": "gru",
-}
-CELL_CLASSES = {
-    "LSTMCell": "lstm", "GRUCell": "gru", "SimpleRNNCell": "simple_rnn",
-    "LSTMCellV1": "lstm", "GRUCellV1": "gru",
-}
-
-#: Layers that are the identity at inference time.
-IDENTITY_CLASSES = frozenset({
-    "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
-    "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization",
-    "InputLayer",
-})
-
-#: Layers that only compute a mask for the layers after them (Keras 3 functional configs).
-MASK_OP_CLASSES = frozenset({"NotEqual", "Any"})
-
-
-@dataclass
-class LayerSpec:
-    """One layer of a Keras config: its class, config and data inputs (layer names)."""
-
-    name: str
-    class_name: str
-    config: dict
-    inbound: list[str] = field(default_factory=list)
-    #: Position among the model's layers (weights of a ``.keras`` file are found by it).
-    index: int = 0
-    #: For an InputLayer: its position among the model's inputs (INPUT feeds input 0).
-    input_index: int = 0
-    #: Tensor references (``name`` or ``name:k``) of the initial states the model passes in.
-    state_inbound: list[str] = field(default_factory=list)
-    #: Names of the sub-models (nested Sequential/Functional) this layer sits in, outermost first.
-    scope: tuple[str, ...] = ()
-    #: The layer's name inside its sub-model (``name`` may be prefixed to stay unique).
-    own_name: str = ""
-    #: Where a Keras 3 weights file keeps this layer (``layers/sequential/layers/lstm``).
-    keras3_path: str = ""
-
-
-class WeightSource(Protocol):
-    """Gives a layer's weights as a list in Keras ``layer.get_weights()`` order."""
-
-    def layer_weights(self, spec: LayerSpec) -> list[np.ndarray]: ...
-
-
-@dataclass
-class KerasContext:
-    keras_major: int
-    options: LoadOptions
-    notes: list[str]
-    source: str
-
+from ...activations import keras_activation_name
+from ...gates import reorder_gates
+from ...layers import UpstreamLayer
+from ...network import Cell, Direction, Network, RecurrentLayer
+from ..errors import LoadError
+from .spec import (
+    CELL_CLASSES,
+    MASK_OP_CLASSES,
+    RECURRENT_CLASSES,
+    KerasContext,
+    LayerSpec,
+    WeightSource,
+)
+from .upstream import convert_upstream
 
 # --------------------------------------------------------------------------- model config
 
@@ -511,34 +459,6 @@ def _bidirectional(
     )
 
 
-#: Converters for non-recurrent layers: ``(spec, weights, ctx) -> UpstreamLayer``.
-UpstreamConverter = Callable[[LayerSpec, list[np.ndarray], KerasContext], UpstreamLayer]
-UPSTREAM_CONVERTERS: dict[str, UpstreamConverter] = {}
-
-
-def register_upstream(*class_names: str) -> Callable[[UpstreamConverter], UpstreamConverter]:
-    """Decorator: register a converter from a Keras layer config to a replayable layer."""
-    def decorate(fn: UpstreamConverter) -> UpstreamConverter:
-        for class_name in class_names:
-            UPSTREAM_CONVERTERS[class_name] = fn
-        return fn
-    return decorate
-
-
-def convert_upstream(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
-    """A non-recurrent layer as a replayable layer, or :class:`Unsupported` with the reason."""
-    if spec.class_name in IDENTITY_CLASSES:
-        return Identity(spec.name, spec.class_name)
-    converter = UPSTREAM_CONVERTERS.get(spec.class_name)
-    if converter is not None:
-        return converter(spec, weights, ctx)
-    if spec.class_name == "Lambda":
-        reason = "a Lambda layer holds code, and lstm-trace never runs code from a model file"
-    else:
-        reason = "lstm-trace does not replay this layer class"
-    return Unsupported(spec.name, spec.class_name, reason=reason)
-
-
 def is_recurrent(class_name: str) -> bool:
     return class_name in RECURRENT_CLASSES or class_name in ("RNN", "Bidirectional")
 
@@ -627,4 +547,3 @@ def _layers_feeding_recurrent(specs: list[LayerSpec]) -> set[str]:
 
 
 # Registers the converters of non-recurrent layers (Embedding, Dense, Conv1D...).
-from . import keras_layers  # noqa: E402,F401

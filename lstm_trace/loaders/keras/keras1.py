@@ -44,8 +44,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import LoadError
-from .keras_config import LayerSpec, WeightSource
+from ..errors import LoadError
+from .spec import LayerSpec, WeightSource
 
 #: Keras 1 recurrent layer classes and their cell kind.
 KERAS1_RNN_KINDS = {"LSTM": "lstm", "GRU": "gru", "SimpleRNN": "simple_rnn"}

@@ -20,18 +20,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .errors import LoadError
+from ..errors import LoadError
+from ..options import LoadOptions
+from .config import build_network, parse_model_config, unique_names
 from .keras1 import adapt_keras1
-from .keras_config import (
-    CELL_CLASSES,
-    KerasContext,
-    LayerSpec,
-    build_network,
-    parse_model_config,
-    unique_names,
-)
-from .keras_version import decode_attr, keras_major
-from .options import LoadOptions
+from .spec import CELL_CLASSES, KerasContext, LayerSpec
+from .version import decode_attr, keras_major
 
 #: Largest archive member lstm-trace reads into memory (guards against zip bombs).
 MAX_MEMBER_BYTES = 8 << 30
