@@ -7,7 +7,7 @@ which only matters if a traced layer needs that layer's output (the user then ge
 line naming the layer and suggesting ``--layer-input``).
 
 Importing this module registers the converters with
-:func:`lstm_trace.loaders.keras_config.register_upstream`.
+:func:`register_upstream` (this module).
 """
 
 from __future__ import annotations
