@@ -1,0 +1,68 @@
+"""PyTorch model files, read without torch and without running anything they contain.
+
+Formats (detected by content, not extension):
+
+- ``torch.save`` zip archives (PyTorch 1.6+): :mod:`.zipfile_format`;
+- legacy ``torch.save`` pickles (``_use_new_zipfile_serialization=False``): :mod:`.legacy_format`;
+- TorchScript archives (``torch.jit.save``): the zip format plus :mod:`.torchscript`;
+- ``.safetensors``: :mod:`.safetensors`.
+
+Pickles are interpreted by :mod:`.pickle_vm`, which calls nothing but an allow-list of
+tensor/container reconstructors. :mod:`.state_dict` finds the weights in whatever was
+saved and :mod:`.modules` turns the recurrent modules into canonical layers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...network import Network
+from ..errors import LoadError
+from ..options import LoadOptions
+from . import legacy_format, safetensors, zipfile_format
+
+__all__ = ["match", "open"]
+
+
+def match(path: Path) -> bool:
+    """A torch zip (``<root>/data.pkl``), a legacy torch pickle, or a safetensors file."""
+    if not path.is_file():
+        return False
+    return zipfile_format.match(path) or legacy_format.match(path) or safetensors.match(path)
+
+
+def open(path: Path, options: LoadOptions) -> Network:  # noqa: A001 - the registry's name
+    """Read the recurrent modules of a PyTorch file into a Network."""
+    from .modules import assemble
+    from .state_dict import Weights, find_weights
+
+    path = Path(path)
+    if zipfile_format.match(path):
+        archive = zipfile_format.TorchZip.open(path)
+        try:
+            obj = archive.load_pickle("data.pkl")
+            torchscript = archive.is_torchscript()
+            weights = find_weights(obj)
+            if torchscript:
+                from .torchscript import add_constants
+
+                add_constants(archive, obj, weights)
+            network = assemble(weights, options, path.name)
+        finally:
+            archive.close()
+        kind = "TorchScript archive" if torchscript else "torch.save zip"
+    elif legacy_format.match(path):
+        weights = find_weights(legacy_format.load_legacy(path))
+        network = assemble(weights, options, path.name)
+        kind = "torch.save legacy pickle"
+    elif safetensors.match(path):
+        tensors, _ = safetensors.read_safetensors(path)
+        weights = Weights(dict(tensors))
+        network = assemble(weights, options, path.name)
+        kind = "safetensors"
+    else:
+        raise LoadError(f"{path.name}: not a PyTorch file (torch.save zip or pickle, TorchScript, "
+                        "safetensors)")
+    where = f", weights from {weights.where}" if weights.where else ""
+    network.source = f"PyTorch {kind}{where}"
+    return network

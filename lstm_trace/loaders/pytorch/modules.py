@@ -1,0 +1,365 @@
+"""PyTorch recurrent modules, recognised in a flat state_dict and translated to canonical cells.
+
+``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` store, for layer ``k`` (and ``_reverse`` for the
+backward direction of a bidirectional module)::
+
+    weight_ih_l{k}  (G*H, input)     gates stacked along rows: LSTM i,f,g,o; GRU r,z,n
+    weight_hh_l{k}  (G*H, H or P)
+    bias_ih_l{k}, bias_hh_l{k}  (G*H,)        absent with bias=False
+    weight_hr_l{k}  (P, H)                    LSTM with proj_size=P
+
+``nn.LSTMCell`` / ``nn.GRUCell`` / ``nn.RNNCell`` store the same without the ``_l{k}``
+suffix. PyTorch's equations, and how they map to :class:`~lstm_trace.network.Cell`::
+
+    LSTM  i,f,o = σ(W_i* x + b_i* + W_h* h + b_h*)   g = tanh(...)   -> bias = b_ih + b_hh
+          c' = f ⊙ c + i ⊙ g    h' = o ⊙ tanh(c')   [h' = W_hr h']    -> projection = W_hr.T
+    GRU   r,z = σ(W_i* x + b_i* + W_h* h + b_h*)
+          n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))               -> Keras reset_after:
+          h' = (1 - z) ⊙ n + z ⊙ h                                        bias = b_ih,
+                                                                          recurrent_bias = b_hh
+    RNN   h' = tanh|relu(W_ih x + b_ih + W_hh h + b_hh)               -> bias = b_ih + b_hh
+
+The kind comes from the module's class or ``mode`` where the file stored it, else from
+the shapes (``weight_hh`` rows / hidden size: 4 LSTM, 3 GRU, 1 RNN).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...gates import reorder_gates
+from ...layers import Embedding
+from ...network import Cell, Direction, Network, RecurrentLayer
+from ..errors import LoadError
+from ..options import LoadOptions
+from .state_dict import ModuleInfo, Tensor, Weights, materialize
+
+_PARAM = re.compile(
+    r"^(?:(?P<path>.+)\.)?(?P<param>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)"
+    r"(?:_l(?P<layer>\d+)(?P<reverse>_reverse)?)?$"
+)
+GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
+LAYOUT = {"lstm": "torch_lstm", "gru": "torch_gru", "simple_rnn": "simple_rnn"}
+MODULE_CLASS = {
+    ("lstm", True): "LSTM", ("gru", True): "GRU", ("simple_rnn", True): "RNN",
+    ("lstm", False): "LSTMCell", ("gru", False): "GRUCell", ("simple_rnn", False): "RNNCell",
+}
+CLASS_KIND = {"LSTM": "lstm", "GRU": "gru", "RNN": "simple_rnn", "LSTMCell": "lstm",
+              "GRUCell": "gru", "RNNCell": "simple_rnn"}
+MODE_KIND = {"LSTM": "lstm", "GRU": "gru", "RNN_TANH": "simple_rnn", "RNN_RELU": "simple_rnn"}
+#: Layer name for a module saved on its own (state_dict keys without a path).
+DEFAULT_NAMES = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn", "LSTMCell": "lstm_cell",
+                 "GRUCell": "gru_cell", "RNNCell": "rnn_cell"}
+
+
+@dataclass
+class RecurrentModule:
+    """The parameters of one recurrent module, by (layer index or None, reverse) and name."""
+
+    path: str
+    stacked: bool  # nn.LSTM/GRU/RNN (True) or an nn.*Cell (False)
+    params: dict[tuple[int | None, bool], dict[str, tuple[str, Tensor]]] = field(default_factory=dict)
+    first_key: int = 0  # position of its first tensor in the state_dict
+
+    def keys(self) -> list[str]:
+        return [full for group in self.params.values() for full, _ in group.values()]
+
+
+def group_modules(tensors: dict[str, Tensor]) -> list[RecurrentModule]:
+    """Recurrent modules by path, in state_dict order (cells and stacked modules apart)."""
+    found: dict[tuple[str, bool], RecurrentModule] = {}
+    for position, (key, value) in enumerate(tensors.items()):
+        m = _PARAM.match(key)
+        if not m:
+            continue
+        stacked = m["layer"] is not None
+        path = m["path"] or ""
+        module = found.setdefault((path, stacked), RecurrentModule(path, stacked, first_key=position))
+        index = int(m["layer"]) if stacked else None
+        module.params.setdefault((index, bool(m["reverse"])), {})[m["param"]] = (key, value)
+    return [m for m in found.values() if any("weight_hh" in g for g in m.params.values())]
+
+
+@dataclass
+class ModuleSettings:
+    """Facts about a module: from its pickled state or TorchScript constants, else inferred."""
+
+    kind: str
+    class_name: str
+    activation: str | None = None  # nn.RNN / RNNCell nonlinearity where stored
+    batch_first: bool | None = None
+
+
+def module_settings(module: RecurrentModule, info: ModuleInfo | None, where: str) -> ModuleSettings:
+    group = module.params[min(module.params, key=lambda k: (k[0] or 0, k[1]))]
+    settings = info.settings if info else {}
+    kind = None
+    short = info.short_class if info else ""
+    if short in CLASS_KIND:
+        kind = CLASS_KIND[short]
+    mode = settings.get("mode")
+    if isinstance(mode, str) and mode in MODE_KIND:
+        kind = MODE_KIND[mode]
+    if kind is None:
+        kind = _kind_from_shapes(group, where)
+    activation = None
+    if isinstance(mode, str) and mode.startswith("RNN_"):
+        activation = mode[4:].lower()
+    nonlinearity = settings.get("nonlinearity")
+    if isinstance(nonlinearity, str):
+        activation = nonlinearity
+    batch_first = settings.get("batch_first")
+    return ModuleSettings(kind, MODULE_CLASS[(kind, module.stacked)], activation,
+                          batch_first if isinstance(batch_first, bool) else None)
+
+
+def _kind_from_shapes(group: dict[str, tuple[str, Tensor]], where: str) -> str:
+    key, w_hh = group["weight_hh"]
+    if "weight_hr" in group:
+        return "lstm"
+    rows, cols = _shape2(w_hh, key)
+    for kind, gates in GATES.items():
+        if rows == gates * cols:
+            return kind
+    raise LoadError(f"{where}: {key} has shape ({rows}, {cols}), which is no LSTM (4H, H), GRU "
+                    "(3H, H) or RNN (H, H) recurrent weight")
+
+
+def _shape2(tensor: Tensor, key: str) -> tuple[int, int]:
+    shape = tuple(tensor.shape)
+    if len(shape) != 2:
+        raise LoadError(f"{key} has shape {shape}; a recurrent weight is a matrix")
+    return int(shape[0]), int(shape[1])
+
+
+def build_cell(group: dict[str, tuple[str, Tensor]], kind: str, activation: str,
+               where: str) -> tuple[Cell, dict[str, str]]:
+    """One direction of one layer as a canonical Cell, and the file's names of its tensors."""
+    for needed in ("weight_ih", "weight_hh"):
+        if needed not in group:
+            present = ", ".join(sorted(k for k, _ in group.values()))
+            raise LoadError(f"{where}: {needed} is missing (found {present})")
+    names = {param: key for param, (key, _) in group.items()}
+    arrays = {param: materialize(t) for param, (_, t) in group.items()}
+    gates = GATES[kind]
+    w_ih, w_hh = arrays["weight_ih"], arrays["weight_hh"]
+    _shape2(w_ih, names["weight_ih"])
+    rows, state = _shape2(w_hh, names["weight_hh"])
+    if rows % gates:
+        raise LoadError(f"{where}: {names['weight_hh']} has {rows} rows, not a multiple of "
+                        f"{gates} gates")
+    hidden = rows // gates
+    projection = None
+    if "weight_hr" in arrays:
+        if kind != "lstm":
+            raise LoadError(f"{where}: {names['weight_hr']} (a projection) belongs to an LSTM only")
+        w_hr = arrays["weight_hr"]
+        if w_hr.shape != (state, hidden):
+            raise LoadError(f"{where}: {names['weight_hr']} is {w_hr.shape}, expected "
+                            f"({state}, {hidden}) for hidden size {hidden}")
+        projection = np.ascontiguousarray(w_hr.T)
+    elif state != hidden:
+        raise LoadError(f"{where}: {names['weight_hh']} is ({rows}, {state}); without a projection "
+                        f"it must be ({rows}, {hidden})")
+    if w_ih.shape[0] != rows:
+        raise LoadError(f"{where}: {names['weight_ih']} has {w_ih.shape[0]} rows but "
+                        f"{names['weight_hh']} has {rows}")
+    layout = LAYOUT[kind]
+    kernel = reorder_gates(np.ascontiguousarray(w_ih.T), layout, kind)
+    recurrent = reorder_gates(np.ascontiguousarray(w_hh.T), layout, kind)
+    biases = {}
+    for param in ("bias_ih", "bias_hh"):
+        if param in arrays:
+            b = arrays[param]
+            if b.shape != (rows,):
+                raise LoadError(f"{where}: {names[param]} has shape {b.shape}, expected ({rows},)")
+            biases[param] = reorder_gates(b, layout, kind)
+    bias = recurrent_bias = None
+    if kind == "gru":
+        bias, recurrent_bias = biases.get("bias_ih"), biases.get("bias_hh")
+        if bias is None and recurrent_bias is not None:
+            bias = np.zeros_like(recurrent_bias)
+    elif biases:
+        bias = sum(biases.values())
+    dtype = np.result_type(kernel.dtype, np.float32)
+    if dtype.kind != "f":
+        raise LoadError(f"{where}: {names['weight_ih']} holds {kernel.dtype} values, not floats")
+
+    def cast(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else np.ascontiguousarray(a, dtype=dtype)
+
+    cell = Cell(kind=kind, units=hidden, kernel=cast(kernel), recurrent_kernel=cast(recurrent),
+                bias=cast(bias), recurrent_bias=cast(recurrent_bias), activation=activation,
+                recurrent_activation="sigmoid", reset_after=True, projection=cast(projection),
+                layout=layout)
+    return cell, names
+
+
+@dataclass
+class Built:
+    """Layers of one module: names, layers, and the state_dict keys they used."""
+
+    module: RecurrentModule
+    settings: ModuleSettings
+    layers: list[RecurrentLayer]
+    sources: dict[str, dict[str, str]]  # trace prefix -> {param: state_dict key}
+
+    @property
+    def input_size(self) -> int:
+        return self.layers[0].input_size
+
+    @property
+    def output_size(self) -> int:
+        return self.layers[-1].output_size
+
+
+def build_module(module: RecurrentModule, settings: ModuleSettings, name: str,
+                 options: LoadOptions, notes: list[str]) -> Built:
+    """The module's RecurrentLayers: ``<name>/l<k>`` per layer of a stacked module, else ``<name>``."""
+    kind = settings.kind
+    activation = "tanh"
+    if kind == "simple_rnn":
+        if options.activation:
+            activation = options.activation
+        elif settings.activation:
+            activation = settings.activation
+        else:
+            notes.append(f"{name}: the file does not store nn.{settings.class_name}'s nonlinearity; "
+                         "assuming tanh (pass --activation relu for nonlinearity='relu')")
+    layers: list[RecurrentLayer] = []
+    sources: dict[str, dict[str, str]] = {}
+    if module.stacked:
+        indices = sorted({k for k, _ in module.params})
+        if indices != list(range(len(indices))):
+            raise LoadError(f"{name}: layers {indices} are not numbered 0..{len(indices) - 1}")
+        for k in indices:
+            layer_name = f"{name}/l{k}"
+            directions = [("forward", False)]
+            if (k, True) in module.params:
+                directions.append(("backward", True))
+            layers.append(_layer(module, layer_name, k, directions, kind, activation, settings,
+                                 sources))
+    else:
+        layers.append(_layer(module, name, None, [("forward", False)], kind, activation, settings,
+                             sources))
+    for prev, nxt in zip(layers, layers[1:], strict=False):
+        if nxt.input_size != prev.output_size:
+            raise LoadError(f"{nxt.name} takes {nxt.input_size} inputs but {prev.name} gives "
+                            f"{prev.output_size}: the state_dict is inconsistent")
+    return Built(module, settings, layers, sources)
+
+
+def _layer(module: RecurrentModule, name: str, index: int | None,
+           directions: list[tuple[str, bool]], kind: str, activation: str,
+           settings: ModuleSettings, sources: dict[str, dict[str, str]]) -> RecurrentLayer:
+    built: list[Direction] = []
+    bidirectional = len(directions) == 2
+    for direction, reverse in directions:
+        cell, names = build_cell(module.params[(index, reverse)], kind, activation, name)
+        built.append(Direction(direction, cell, reverse))
+        sources[f"{name}/{direction}" if bidirectional else name] = names
+    if bidirectional:
+        a, b = (d.cell for d in built)
+        if (a.input_size, a.units, a.state_size) != (b.input_size, b.units, b.state_size):
+            raise LoadError(f"{name}: the forward and _reverse weights have different shapes")
+    options: dict[str, object] = {}
+    if settings.batch_first is not None:
+        options["batch_first"] = settings.batch_first
+    return RecurrentLayer(name=name, directions=built, bidirectional=bidirectional,
+                          merge_mode="concat", return_sequences=True,
+                          class_name=settings.class_name, options=options)
+
+
+def layer_name(path: str, settings: ModuleSettings) -> str:
+    return path or DEFAULT_NAMES[settings.class_name]
+
+
+def embedding_before(weights: Weights, first: RecurrentModule, input_size: int,
+                     used: set[str]) -> tuple[str, np.ndarray] | None:
+    """An ``nn.Embedding`` feeding the first recurrent module: ``(path, weight)`` or None.
+
+    A module whose stored class is ``Embedding``, or (plain state_dict) whose path names an
+    embedding (``embed``), with a 2-D ``weight`` of width ``input_size``, stored before
+    the recurrent module.
+    """
+    keys = list(weights.tensors)
+    for position, key in enumerate(keys[:first.first_key]):
+        if not key.endswith("weight") or key in used:
+            continue
+        path = key[: -len("weight")].rstrip(".")
+        info = weights.modules.get(path)
+        is_embedding = (info.short_class == "Embedding") if info and info.class_name else \
+            "embed" in path.lower() and f"{path}.bias" not in weights.tensors
+        tensor = weights.tensors[key]
+        if is_embedding and len(tensor.shape) == 2 and tensor.shape[1] == input_size:
+            return path, materialize(tensor)
+    return None
+
+
+def assemble(weights: Weights, options: LoadOptions, source: str) -> Network:
+    """The canonical Network of the recurrent modules in ``weights``."""
+    modules = group_modules(weights.tensors)
+    if not modules:
+        shown = ", ".join(list(weights.tensors)[:6])
+        raise LoadError(
+            f"{source}: no nn.LSTM/GRU/RNN or LSTMCell/GRUCell/RNNCell weights found "
+            f"(state_dict keys: {shown}{', ...' if len(weights.tensors) > 6 else ''}); "
+            "lstm-trace reads recurrent modules only"
+        )
+    notes: list[str] = []
+    built: list[Built] = []
+    for module in modules:
+        settings = module_settings(module, weights.modules.get(module.path), module.path or source)
+        built.append(build_module(module, settings, layer_name(module.path, settings), options,
+                                  notes))
+    layers: list = []
+    inbound: dict[str, tuple[str, ...]] = {}
+    used = {key for b in built for key in b.module.keys()}
+    first = built[0]
+    embedding = embedding_before(weights, first.module, first.input_size, used)
+    if embedding is not None:
+        path, table = embedding
+        layers.append(Embedding(name=path, class_name="Embedding", embeddings=table))
+        used.add(f"{path}.weight")
+        notes.append(f"{path}: replayed as the nn.Embedding before {first.layers[0].name}; "
+                     "INPUT holds integer token ids (or pass --layer-input with float features)")
+    chained = [first.module.path or first.layers[0].name]
+    width = first.output_size
+    layers.extend(first.layers)
+    for b in built[1:]:
+        layers.extend(b.layers)
+        if b.input_size == width:
+            chained.append(b.module.path or b.layers[0].name)
+            width = b.output_size
+        else:
+            inbound[b.layers[0].name] = (f"(input of {b.layers[0].name}: not connected)",)
+            notes.append(
+                f"{b.layers[0].name} takes {b.input_size} features, which no earlier module "
+                f"gives: traced only on its own (--layer {b.layers[0].name} --layer-input)"
+            )
+    if len(chained) > 1:
+        notes.append(
+            "a state_dict stores no graph: chained " + " -> ".join(chained) +
+            " in file order because their sizes fit (use --layer to trace one)"
+        )
+    for b in built:
+        if b.settings.batch_first:
+            notes.append(f"{b.module.path or b.layers[0].name}: batch_first=True; lstm-trace "
+                         "always takes (batch, steps, features)")
+    unexplained = [f"{key} ({'x'.join(map(str, t.shape))})"
+                   for key, t in weights.tensors.items() if key not in used]
+    unexplained += weights.skipped
+    first_layer = layers[0]
+    if isinstance(first_layer, Embedding):
+        input_shape: tuple[int | None, ...] = (None,)
+        input_dtype = "int64"
+    else:
+        input_shape, input_dtype = (None, first.input_size), "float32"
+    network = Network(layers=layers, source=source, input_shape=input_shape,
+                      input_dtype=input_dtype, notes=notes, inbound=inbound,
+                      unexplained=unexplained)
+    network.tensor_sources = {k: v for b in built for k, v in b.sources.items()}  # type: ignore[attr-defined]
+    return network

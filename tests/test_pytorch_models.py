@@ -1,0 +1,194 @@
+"""PyTorch files of every kind trace to torch's own states at every step (atol 1e-5).
+
+Fixtures: tests/builders/torch_models.py (run with torch in its own process) saves each
+module as a state_dict zip, a checkpoint dict, a Lightning-style checkpoint, a whole
+pickled module, a legacy pickle, safetensors and TorchScript, and steps torch's own
+single-layer modules for ``hidden``/``cell`` at every input position.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from builders.torch_models import CASES, FILE_KINDS
+from conftest import build_fixtures, load_manifest
+from recombine import recombine_gru, recombine_lstm
+
+import lstm_trace
+from lstm_trace.activations import get_activation
+from lstm_trace.loaders.pytorch import open as open_pytorch
+
+ATOL = 1e-5
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def torch_fixtures() -> Path:
+    return build_fixtures("torch_models")
+
+
+def _case(directory: Path, name: str) -> dict:
+    return next(c for c in load_manifest(directory) if c["name"] == name)
+
+
+def _load(directory: Path, case: dict, kind: str) -> lstm_trace.Network:
+    entry = case["files"][kind]
+    options = {}
+    if kind in case["activation_option"]:
+        options["activation"] = case["activation_option"][kind]
+    return lstm_trace.load(directory / entry["file"], **options)
+
+
+def _trace_prefix(case: dict, kind: str) -> str:
+    """The layer-name prefix of the recurrent module in this file's trace."""
+    prefix = case["files"][kind]["path_prefix"]
+    path = ".".join(p for p in (prefix, case["module_path"]) if p)
+    return path or case["default_name"]
+
+
+def _reference_name(case: dict) -> str:
+    return case["module_path"] or case["default_name"]
+
+
+@pytest.mark.parametrize("kind", FILE_KINDS)
+@pytest.mark.parametrize("name", CASES)
+def test_pytorch_file_matches_torch_states(torch_fixtures: Path, name: str, kind: str) -> None:
+    case = _case(torch_fixtures, name)
+    network = _load(torch_fixtures, case, kind)
+    x = np.load(torch_fixtures / case["input"])
+    trace = network.trace(x)
+    reference = np.load(torch_fixtures / case["reference"])
+    ours, theirs = _trace_prefix(case, kind), _reference_name(case)
+    assert reference.files
+    for key in reference.files:
+        mine = ours + key[len(theirs):]
+        assert mine in trace, (mine, sorted(trace.keys()))
+        err = float(np.abs(trace[mine] - reference[key]).max())
+        assert err < ATOL, (mine, err)
+    # Every traced layer is the module's (nothing invented, nothing missing).
+    traced = {k.rsplit("/", 1)[0] for k in trace.keys()}
+    expected = {k.rsplit("/", 1)[0] for k in reference.files}
+    assert {ours + t[len(theirs):] for t in expected} == traced
+
+
+@pytest.mark.parametrize("name", ["lstm", "lstm_3_layers_bi", "lstm_cell", "lstm_no_bias"])
+def test_lstm_gates_recombine_into_torch_h_and_c(torch_fixtures: Path, name: str) -> None:
+    case = _case(torch_fixtures, name)
+    network = _load(torch_fixtures, case, "sd_zip")
+    trace = network.trace(np.load(torch_fixtures / case["input"]))
+    reference = np.load(torch_fixtures / case["reference"])
+    prefix = _trace_prefix(case, "sd_zip")
+    for layer in network.recurrent_layers:
+        for key, direction in layer.trace_prefixes():
+            h, c = recombine_lstm(trace, key, reverse=direction.reverse)
+            ref_key = _reference_name(case) + key[len(prefix):]
+            assert np.abs(h - reference[f"{ref_key}/hidden"]).max() < ATOL
+            assert np.abs(c - reference[f"{ref_key}/cell"]).max() < ATOL
+
+
+def test_projected_lstm_gates_recombine_through_weight_hr(torch_fixtures: Path) -> None:
+    """With proj_size, h = (o ⊙ tanh(c)) W_hrᵀ: torch's h from our gates and the file's W_hr."""
+    case = _case(torch_fixtures, "lstm_proj_bi")
+    network = _load(torch_fixtures, case, "sd_zip")
+    trace = network.trace(np.load(torch_fixtures / case["input"]))
+    reference = np.load(torch_fixtures / case["reference"])
+    for layer in network.recurrent_layers:
+        for key, direction in layer.trace_prefixes():
+            o, c = trace[f"{key}/output_gate"], trace[f"{key}/cell"]
+            h = (o * np.tanh(c)) @ direction.cell.projection
+            assert h.shape[-1] == 3
+            assert np.abs(h - reference[f"{key}/hidden"]).max() < ATOL
+
+
+@pytest.mark.parametrize("name", ["gru_bi", "gru_cell", "gru_no_bias"])
+def test_gru_gates_recombine_into_torch_h(torch_fixtures: Path, name: str) -> None:
+    case = _case(torch_fixtures, name)
+    network = _load(torch_fixtures, case, "safetensors")
+    trace = network.trace(np.load(torch_fixtures / case["input"]))
+    reference = np.load(torch_fixtures / case["reference"])
+    for layer in network.recurrent_layers:
+        for key, direction in layer.trace_prefixes():
+            h = recombine_gru(trace, key, reverse=direction.reverse)
+            assert np.abs(h - reference[f"{key}/hidden"]).max() < ATOL
+
+
+def test_rnn_nonlinearity_is_read_from_whole_module_and_torchscript(torch_fixtures: Path) -> None:
+    case = _case(torch_fixtures, "rnn_relu")
+    for kind in ("whole", "torchscript"):
+        network = lstm_trace.load(torch_fixtures / case["files"][kind]["file"])
+        assert network.recurrent_layers[0].directions[0].cell.activation == "relu"
+        assert not any("nonlinearity" in n for n in network.notes)
+
+
+def test_rnn_state_dict_assumes_tanh_with_a_note(torch_fixtures: Path) -> None:
+    case = _case(torch_fixtures, "rnn_relu")
+    network = lstm_trace.load(torch_fixtures / case["files"]["sd_zip"]["file"])
+    assert network.recurrent_layers[0].directions[0].cell.activation == "tanh"
+    assert any("assuming tanh" in n and "--activation relu" in n for n in network.notes)
+
+
+def test_tagger_replays_embedding_from_token_ids(torch_fixtures: Path) -> None:
+    case = _case(torch_fixtures, "tagger")
+    network = lstm_trace.load(torch_fixtures / case["files"]["sd_zip"]["file"])
+    assert [layer.name for layer in network.layers] == ["embedding", "lstm/l0"]
+    assert network.layers[0].class_name == "Embedding"
+    # The Linear head is not needed to trace, and it is listed, not dropped silently.
+    assert sorted(network.unexplained) == ["fc.bias (3)", "fc.weight (3x6)"]
+
+
+def test_checkpoint_source_names_where_the_weights_were(torch_fixtures: Path) -> None:
+    case = _case(torch_fixtures, "lstm")
+    network = lstm_trace.load(torch_fixtures / case["files"]["checkpoint"]["file"])
+    assert network.source == "PyTorch torch.save zip, weights from ['model_state_dict']"
+    lightning = lstm_trace.load(torch_fixtures / case["files"]["lightning"]["file"])
+    assert [layer.name for layer in lightning.recurrent_layers] == ["model.rnn/l0"]
+
+
+def test_gate_order_is_converted_from_torch_rows(torch_fixtures: Path) -> None:
+    """Canonical input_gate columns are weight_ih rows 0:H, forget H:2H, candidate 2H:3H."""
+    from lstm_trace.loaders.pytorch.safetensors import read_safetensors
+
+    case = _case(torch_fixtures, "lstm")
+    path = torch_fixtures / case["files"]["safetensors"]["file"]
+    tensors, _ = read_safetensors(path)
+    cell = open_pytorch(path, lstm_trace.LoadOptions()).recurrent_layers[0].directions[0].cell
+    w = tensors["rnn.weight_ih_l0"]
+    gates = cell.gate_weights()
+    h = cell.units
+    for k, gate in enumerate(("input_gate", "forget_gate", "candidate", "output_gate")):
+        np.testing.assert_array_equal(gates[gate]["kernel"], w[k * h:(k + 1) * h].T)
+    np.testing.assert_allclose(cell.bias, np.concatenate([
+        (tensors["rnn.bias_ih_l0"] + tensors["rnn.bias_hh_l0"])[k * h:(k + 1) * h] for k in range(4)
+    ]))
+
+
+def test_tracing_pytorch_files_never_imports_torch(torch_fixtures: Path) -> None:
+    case = _case(torch_fixtures, "lstm_3_layers_bi")
+    files = [str(torch_fixtures / entry["file"]) for entry in case["files"].values()]
+    code = (
+        "import sys, numpy as np, lstm_trace\n"
+        f"x = np.load({str(torch_fixtures / case['input'])!r})\n"
+        f"for f in {files!r}:\n"
+        "    lstm_trace.load(f).trace(x)\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in "
+        "('torch', 'safetensors', 'tensorflow', 'pickle', 'onnx')]\n"
+        "print('imported:', bad)\n"
+        "sys.exit(1 if bad else 0)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_relu_rnn_with_activation_option_matches_torch(torch_fixtures: Path) -> None:
+    case = _case(torch_fixtures, "rnn_relu")
+    network = lstm_trace.load(torch_fixtures / case["files"]["legacy"]["file"], activation="relu")
+    trace = network.trace(np.load(torch_fixtures / case["input"]))
+    reference = np.load(torch_fixtures / case["reference"])
+    relu = get_activation("relu")
+    assert np.all(trace["rnn/l0/hidden"] == relu(trace["rnn/l0/hidden"]))
+    assert np.abs(trace["rnn/l0/hidden"] - reference["rnn/l0/hidden"]).max() < ATOL
