@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from builders.torch_models import CASES, FILE_KINDS
-from conftest import build_fixtures, load_manifest
+from builders.torch_cases import CASES, FILE_KINDS
+from conftest import BUILDERS, build_fixtures, load_manifest
 from recombine import recombine_gru, recombine_lstm
 
 import lstm_trace
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def torch_fixtures() -> Path:
-    return build_fixtures("torch_models")
+    return build_fixtures("torch_models", inputs=(BUILDERS / "torch_cases.py",))
 
 
 def _case(directory: Path, name: str) -> dict:
@@ -70,7 +70,7 @@ def test_pytorch_file_matches_torch_states(torch_fixtures: Path, name: str, kind
         err = float(np.abs(trace[mine] - reference[key]).max())
         assert err < ATOL, (mine, err)
     # Every traced layer is the module's (nothing invented, nothing missing).
-    traced = {k.rsplit("/", 1)[0] for k in trace.keys()}
+    traced = {k.rsplit("/", 1)[0] for k in trace}
     expected = {k.rsplit("/", 1)[0] for k in reference.files}
     assert {ours + t[len(theirs):] for t in expected} == traced
 
@@ -167,15 +167,19 @@ def test_gate_order_is_converted_from_torch_rows(torch_fixtures: Path) -> None:
 
 
 def test_tracing_pytorch_files_never_imports_torch(torch_fixtures: Path) -> None:
+    """Every file kind loads and traces with torch absent and the stdlib unpickler disabled."""
     case = _case(torch_fixtures, "lstm_3_layers_bi")
     files = [str(torch_fixtures / entry["file"]) for entry in case["files"].values()]
     code = (
-        "import sys, numpy as np, lstm_trace\n"
+        "import sys, pickle, numpy as np, lstm_trace\n"
+        "def refuse(*args, **kwargs):\n"
+        "    raise SystemExit('the standard unpickler was used')\n"
+        "pickle.load = pickle.loads = pickle.Unpickler = pickle._Unpickler = refuse\n"
         f"x = np.load({str(torch_fixtures / case['input'])!r})\n"
         f"for f in {files!r}:\n"
         "    lstm_trace.load(f).trace(x)\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in "
-        "('torch', 'safetensors', 'tensorflow', 'pickle', 'onnx')]\n"
+        "('torch', 'safetensors', 'tensorflow', 'onnx')]\n"
         "print('imported:', bad)\n"
         "sys.exit(1 if bad else 0)\n"
     )

@@ -27,10 +27,9 @@ import numpy as np
 import torch
 from common import write_manifest
 from torch import nn
+from torch_cases import CASES, FILE_KINDS
 
 BATCH, STEPS, FEATURES = 3, 7, 4
-FILE_KINDS = ("sd_zip", "checkpoint", "lightning", "whole", "legacy", "safetensors",
-              "torchscript")
 
 
 class SeqNet(nn.Module):
@@ -99,9 +98,6 @@ def _cases() -> dict[str, tuple]:
         "tagger": (Tagger, "lstm"),
         "bare_lstm": (lambda: nn.LSTM(FEATURES, 6, num_layers=2), ""),
     }
-
-
-CASES = tuple(_cases())
 
 
 def randomize(module: nn.Module, seed: int) -> None:
@@ -215,13 +211,16 @@ def save_all(net: nn.Module, out: Path, case: str) -> dict[str, dict]:
     put("safetensors", f"{case}.safetensors")
     torch.jit.save(torch.jit.script(net), out / f"{case}-script.pt")
     put("torchscript", f"{case}-script.pt")
+    assert tuple(files) == FILE_KINDS
     return files
 
 
 def build(out: Path) -> None:
     torch.manual_seed(0)
     manifest = []
-    for seed, (case, (factory, path)) in enumerate(_cases().items()):
+    cases = _cases()
+    assert tuple(cases) == CASES
+    for seed, (case, (factory, path)) in enumerate(cases.items()):
         net = factory()
         randomize(net, seed + 1)
         net.eval()

@@ -64,7 +64,7 @@ class RecurrentModule:
     params: dict[tuple[int | None, bool], dict[str, tuple[str, Tensor]]] = field(default_factory=dict)
     first_key: int = 0  # position of its first tensor in the state_dict
 
-    def keys(self) -> list[str]:
+    def tensor_keys(self) -> list[str]:
         return [full for group in self.params.values() for full, _ in group.values()]
 
 
@@ -286,7 +286,7 @@ def embedding_before(weights: Weights, first: RecurrentModule, input_size: int,
     the recurrent module.
     """
     keys = list(weights.tensors)
-    for position, key in enumerate(keys[:first.first_key]):
+    for key in keys[:first.first_key]:
         if not key.endswith("weight") or key in used:
             continue
         path = key[: -len("weight")].rstrip(".")
@@ -317,7 +317,7 @@ def assemble(weights: Weights, options: LoadOptions, source: str) -> Network:
                                   notes))
     layers: list = []
     inbound: dict[str, tuple[str, ...]] = {}
-    used = {key for b in built for key in b.module.keys()}
+    used = {key for b in built for key in b.module.tensor_keys()}
     first = built[0]
     embedding = embedding_before(weights, first.module, first.input_size, used)
     if embedding is not None:
