@@ -180,7 +180,7 @@ def save_all(net: nn.Module, out: Path, case: str) -> dict[str, dict]:
     """Write the module in every file kind; ``{kind: {"file", "path_prefix"}}``."""
     from safetensors.torch import save_file
 
-    state = {k: v.clone() for k, v in net.state_dict().items()}
+    state = copy.deepcopy(net.state_dict())  # an OrderedDict with _metadata, as torch saves it
     files: dict[str, dict] = {}
 
     def put(kind: str, file: str, prefix: str = "") -> None:

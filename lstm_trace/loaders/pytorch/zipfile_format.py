@@ -55,7 +55,7 @@ def match(path: Path) -> bool:
                 return False
         with zipfile.ZipFile(path) as archive:
             return find_root(archive.namelist()) is not None
-    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError, NotImplementedError, RuntimeError):
         return False
 
 
@@ -72,7 +72,7 @@ class TorchZip:
     def open(cls, path: Path) -> TorchZip:
         try:
             archive = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as err:
             raise LoadError(f"{path.name}: not a readable zip archive ({err})") from None
         names = archive.namelist()
         bad = [n for n in names if _unsafe_name(n)]
@@ -126,7 +126,9 @@ class TorchZip:
         try:
             with self.archive.open(info) as f:
                 data = f.read(info.file_size if nbytes is None else nbytes)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError,
+                RuntimeError) as err:
+            # zipfile's words for damage: bad CRC, unknown compression or version, encryption
             raise LoadError(f"{self.path.name}: member {name!r} is damaged ({err})") from None
         want = info.file_size if nbytes is None else nbytes
         if len(data) != want:
