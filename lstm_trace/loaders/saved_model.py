@@ -11,7 +11,7 @@ TensorFlow functions, which lstm-trace never executes (nor needs).
 - **Keras 3** ``model.export('dir')`` and ``tf.saved_model.save`` keep no Keras config:
   the recurrent layers are inferred from the variables' full names and shapes, like a
   TF2 checkpoint (:mod:`.tf2_checkpoint`), or built from ``--config model.json``.
-- A TF1 SavedModel (variables without an object graph) goes to the TF1 checkpoint loader.
+- A TF1 SavedModel (variables without an object graph) goes to :mod:`.tf1_saved_model`.
 
 ``SavedMetadata`` (``keras/protobuf/saved_metadata.proto``)::
 
@@ -85,14 +85,9 @@ def open(path: Path, options: LoadOptions) -> Network:  # noqa: A001 - the regis
 
 
 def _tf1_saved_model(bundle: TensorBundle, directory: Path, options: LoadOptions) -> Network:
-    try:
-        from .tf1_checkpoint import load_tf1_checkpoint
-    except ImportError:
-        raise LoadError(
-            f"{directory.name}: TF1 SavedModel (variables without an object graph) is not "
-            "supported by this version of lstm-trace"
-        ) from None
-    return load_tf1_checkpoint(bundle, directory, options)
+    from .tf1_saved_model import open_tf1_saved_model
+
+    return open_tf1_saved_model(bundle, directory, options)
 
 
 def read_keras_metadata(directory: Path) -> list[dict] | None:

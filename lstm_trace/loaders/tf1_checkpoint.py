@@ -59,6 +59,7 @@ cell (optimizer slots, ``global_step``, dense layers) is listed in
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -564,8 +565,8 @@ def _rnn_cell(match: CellMatch, arrays: dict[str, np.ndarray], s: _Settings) -> 
     )
 
 
-def _make_cell(match: CellMatch, bundle: TensorBundle, s: _Settings) -> Cell:
-    arrays = {role: bundle.read(key) for role, key in match.keys.items()}
+def _make_cell(match: CellMatch, read: Callable[[str], np.ndarray], s: _Settings) -> Cell:
+    arrays = {role: read(key) for role, key in match.keys.items()}
     build = {"lstm": _lstm_cell, "gru": _gru_cell, "simple_rnn": _rnn_cell}[match.kind]
     try:
         return build(match, arrays, s)
@@ -596,16 +597,63 @@ def _one_direction(match: CellMatch, cell: Cell, reverse: bool = False) -> Recur
     )
 
 
-def load_tf1_checkpoint(bundle: TensorBundle, path: Path, options: LoadOptions) -> Network:
-    """A Network of the RNN cells of a name-based (TF1 ``Saver``) checkpoint."""
+@dataclass
+class WeightSource:
+    """Where a TF1 network's cells come from: their variables, and the graph they ran in.
+
+    A ``Saver`` checkpoint reads variables from its bundle (the graph, if any, is the
+    ``.meta`` beside it); a frozen GraphDef has the same tensors as ``Const`` nodes and is
+    its own graph; a TF1 SavedModel has a variables bundle and its MetaGraphDef. The cell
+    translation is the same for all of them (:func:`build_tf1_network`).
+    """
+
+    shapes: dict[str, tuple[int, ...]]  # variable name -> shape
+    read: Callable[[str], np.ndarray]
+    graph: MetaGraph | None  # None: no graph, the TF defaults are assumed (with a note)
+    graph_name: str  # how notes name the graph: "model-0.meta", "frozen.pb"
+    source: str  # Network.source: "TF1 checkpoint model-0"
+    what: str = "TF1 checkpoint"  # the kind of file, in messages
+    #: Why a build-time number is assumed when there is no graph at all.
+    no_graph: str = "not stored in a TF1 checkpoint and no .meta graph beside it"
+    #: Why the ops between two separate RNNs are not replayed.
+    between: str = "a TF1 checkpoint does not store the ops between separate RNNs"
+
+
+def load_tf1_checkpoint(
+    bundle: TensorBundle, path: Path, options: LoadOptions, graph: MetaGraph | None = None,
+    graph_name: str | None = None,
+) -> Network:
+    """A Network of the RNN cells of a name-based (TF1 ``Saver``) checkpoint.
+
+    ``graph`` is the graph the variables belong to when the caller has it (a TF1
+    SavedModel's MetaGraphDef); otherwise the ``<prefix>.meta`` beside the checkpoint
+    is read when there is one.
+    """
+    notes: list[str] = []
+    prefix_name = Path(bundle.prefix).name
+    if graph is None:
+        graph = _read_meta(bundle.prefix, notes)
+        graph_name = f"{prefix_name}.meta"
+    source = WeightSource(
+        shapes={key: bundle.shape(key) for key in bundle}, read=bundle.read, graph=graph,
+        graph_name=graph_name or "the graph", source=f"TF1 checkpoint {prefix_name}",
+    )
+    if graph is not None and graph_name and not graph_name.endswith(".meta"):
+        source.between = f"the ops between separate RNNs in {graph_name} are not replayed"
+    return build_tf1_network(source, options, notes, name=prefix_name)
+
+
+def build_tf1_network(
+    weights: WeightSource, options: LoadOptions, notes: list[str], *, name: str
+) -> Network:
+    """The canonical Network of every TF1 RNN cell among ``weights`` (``name``: the file,
+    in messages). ``notes`` may already hold notes of the caller; more are appended."""
     if options.activation:
         try:
             get_activation(options.activation)
         except ValueError as err:
             raise LoadError(f"--activation: {err}") from None
-    notes: list[str] = []
-    prefix_name = Path(bundle.prefix).name
-    shapes = {key: bundle.shape(key) for key in bundle}
+    shapes = weights.shapes
     for scope, class_name in unsupported_cells(shapes).items():
         notes.append(f"{scope}: not traced: looks like a {class_name}, which lstm-trace does not support")
     matches = []
@@ -621,31 +669,30 @@ def load_tf1_checkpoint(bundle: TensorBundle, path: Path, options: LoadOptions) 
         matches.append(match)
     if not matches:
         listed = ", ".join(f"{k} {shapes[k]}" for k in list(shapes)[:8])
-        skipped = f"; {notes[0]}" if notes else ""
+        skipped = f"; {notes[-1]}" if notes else ""
         raise LoadError(
-            f"{prefix_name}: TF1 checkpoint holds no recognisable RNN cell (expected variables "
-            f"like rnn/lstm_cell/kernel or rnn/gru_cell/gates/kernel; found {listed}"
+            f"{name}: {weights.what} holds no recognisable RNN cell (expected variables "
+            f"like rnn/lstm_cell/kernel or rnn/gru_cell/gates/kernel; found {listed or 'none'}"
             f"{', ...' if len(shapes) > 8 else ''}){skipped}"
         )
-    meta = _read_meta(bundle.prefix, notes)
-    order = {name: i for i, name in enumerate(meta.variables())} if meta is not None else {}
+    meta = weights.graph
+    order = {key: i for i, key in enumerate(meta.variables())} if meta is not None else {}
 
     cells: dict[str, Cell] = {}
     assumed: dict[str, list[str]] = {}
     for match in matches:
         settings = _settings(match, _facts(meta, match), options)
-        cells[match.scope] = _make_cell(match, bundle, settings)
+        cells[match.scope] = _make_cell(match, weights.read, settings)
         if settings.assumed:
             assumed.setdefault(", ".join(settings.assumed), []).append(match.scope)
         if settings.from_meta:
-            notes.append(f"{match.scope}: {', '.join(settings.from_meta)} (read from {prefix_name}.meta)")
+            notes.append(f"{match.scope}: {', '.join(settings.from_meta)} (read from {weights.graph_name})")
         if match.guessed:
             notes.append(
                 f"{match.scope}: unknown cell name, taken as a {match.class_name} from its kernel "
                 f"shape {shapes[match.kernel_key]}; if it is another cell type, this trace is wrong"
             )
-    why = ("not stored in a TF1 checkpoint and no .meta graph beside it" if meta is None
-           else f"not found in {prefix_name}.meta")
+    why = weights.no_graph if meta is None else f"not found in {weights.graph_name}"
     for what, scopes in assumed.items():
         flags = [flag for word, flag in OVERRIDE_FLAGS if word in what]
         notes.append(
@@ -653,18 +700,18 @@ def load_tf1_checkpoint(bundle: TensorBundle, path: Path, options: LoadOptions) 
             f"{', '.join(flags)}"
         )
 
-    layers, inbound = _assemble(_drivers(matches, order), cells, notes)
+    layers, inbound = _assemble(_drivers(matches, order), cells, notes, weights.between)
     used = {key for match in matches for key in match.keys.values()}
     unexplained = [f"{key} {shapes[key]}" for key in shapes if key not in used]
     first = next(layer for layer in layers if isinstance(layer, RecurrentLayer))
     return Network(
-        layers=layers, source=f"TF1 checkpoint {prefix_name}", input_shape=(None, first.input_size),
+        layers=layers, source=weights.source, input_shape=(None, first.input_size),
         notes=notes, inbound=inbound, unexplained=unexplained,
     )
 
 
 def _assemble(
-    drivers: list[_Driver], cells: dict[str, Cell], notes: list[str]
+    drivers: list[_Driver], cells: dict[str, Cell], notes: list[str], between: str,
 ) -> tuple[list[RecurrentLayer | UpstreamLayer], dict[str, tuple[str, ...]]]:
     """Lay the drivers out as a chain of layers, with ``inbound`` where a chain branches."""
     layers: list[RecurrentLayer | UpstreamLayer] = []
@@ -681,7 +728,7 @@ def _assemble(
             else:
                 layers.append(Unsupported(
                     name=f"<graph before {driver.name}>", class_name="TF1 graph",
-                    reason="a TF1 checkpoint does not store the ops between separate RNNs",
+                    reason=between,
                 ))
         source: tuple[str, ...] = (layers[-1].name,) if layers else ()
         pair = (driver.bidirectional and len(driver.forward) == 1 and len(driver.backward) == 1
@@ -718,7 +765,6 @@ def _assemble(
     if chained:
         notes.append(
             f"{', '.join(chained)}: assumed to take the previous RNN's output as input (its "
-            "size fits; a TF1 checkpoint does not store the graph); otherwise trace it with "
-            "--layer NAME --layer-input"
+            f"size fits; {between}); otherwise trace it with --layer NAME --layer-input"
         )
     return layers, inbound

@@ -49,6 +49,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .protobuf_wire import (
     Message,
     ProtobufDecodeError,
@@ -56,6 +58,7 @@ from .protobuf_wire import (
     decode_packed_fixed64,
     get_bool,
     get_bytes,
+    get_int,
     get_message,
     get_string,
     get_uint,
@@ -214,6 +217,66 @@ def _scalar(tensor: Message) -> float | None:
     return float(values[0]) if len(values) >= 1 else None
 
 
+#: TensorProto dtypes a weight can have: NumPy dtype, and the repeated field of its values.
+_TENSOR_DTYPES: dict[int, tuple[str, int]] = {
+    _DT_FLOAT: ("<f4", 5), _DT_DOUBLE: ("<f8", 6), _DT_HALF: ("<f2", 13), _DT_BFLOAT16: ("<u2", 13),
+}
+#: Largest tensor (elements) a graph constant may declare: a guard against hostile shapes.
+MAX_TENSOR_ELEMENTS = 1 << 31
+
+
+def tensor_shape(tensor: Message) -> tuple[int, ...] | None:
+    """The shape of a ``TensorProto`` (``tensor_shape = 2 { repeated Dim dim = 2 { int64
+    size = 1 } }``), or ``None`` when a dimension is unknown."""
+    shape = get_message(tensor, 2) or {}
+    dims = tuple(get_int(d, 1) for d in repeated_messages(shape, 2))
+    return None if any(d < 0 for d in dims) else dims
+
+
+def tensor_value(tensor: Message) -> np.ndarray:
+    """A floating-point ``TensorProto`` as a float32 array (float64 stays float64).
+
+    Values are in ``tensor_content`` (raw little-endian bytes) or in the typed repeated
+    field; fewer values than elements is TF's splat: the last value repeats. Raises
+    ``ValueError`` for other dtypes or a content that does not fit the shape.
+    """
+    dtype = get_uint(tensor, 1)
+    shape = tensor_shape(tensor)
+    if dtype not in _TENSOR_DTYPES or shape is None:
+        raise ValueError(f"not a floating-point tensor of known shape (dtype #{dtype})")
+    count = int(np.prod(shape, dtype=np.int64))
+    if count > MAX_TENSOR_ELEMENTS:
+        raise ValueError(f"tensor shape {shape} is too large")
+    np_dtype, values_field = _TENSOR_DTYPES[dtype]
+    content = get_bytes(tensor, 4)
+    if content:
+        flat = np.frombuffer(content, dtype=np_dtype)
+        if flat.size != count:
+            raise ValueError(f"tensor_content holds {flat.size} values for shape {shape}")
+    else:
+        if values_field == 13:
+            flat = np.array([v & 0xFFFF for v in repeated_varints(tensor, 13)], dtype="<u2")
+        else:
+            kind = "f" if dtype == _DT_FLOAT else "d"
+            values: list = []
+            for raw in tensor.get(values_field, []):
+                if isinstance(raw, bytes):
+                    values += (decode_packed_fixed32 if kind == "f" else decode_packed_fixed64)(raw, kind)
+                else:
+                    width = "<I" if kind == "f" else "<Q"
+                    values.append(struct.unpack("<" + kind, struct.pack(width, raw))[0])
+            flat = np.array(values, dtype=np_dtype)
+        if flat.size > count or (flat.size == 0 and count):
+            raise ValueError(f"tensor holds {flat.size} values for shape {shape}")
+        if flat.size < count:
+            flat = np.concatenate([flat, np.full(count - flat.size, flat[-1], flat.dtype)])
+    if dtype == _DT_BFLOAT16:
+        flat = (flat.astype(np.uint32) << 16).view(np.float32)
+    elif dtype == _DT_HALF:
+        flat = flat.astype(np.float32)
+    return flat.astype(flat.dtype.newbyteorder("="), copy=True).reshape(shape)
+
+
 def _float_attr(node: _Node, name: str) -> float | None:
     value = node.attrs().get(name)
     if not value or 4 not in value:
@@ -225,13 +288,17 @@ def _float_attr(node: _Node, name: str) -> float | None:
 class MetaGraph:
     """A parsed ``MetaGraphDef``: nodes of the main graph and of every library function."""
 
-    def __init__(self, data: bytes, source: str = "") -> None:
+    def __init__(self, data: bytes, source: str = "", *, frozen: bool = False) -> None:
+        """Parse a serialized ``MetaGraphDef`` (``frozen``: a bare ``GraphDef`` whose
+        variables were turned into ``Const`` nodes, which then count as the variables)."""
         self.source = source
+        self.variable_ops = VARIABLE_OPS | {"Const"} if frozen else VARIABLE_OPS
         try:
-            meta = parse_message(data)
-            graph_def = get_message(meta, 2)
+            message = parse_message(data)
+            graph_def = message if frozen else get_message(message, 2)
             if graph_def is None:
                 raise MetaGraphError(f"{source}: no graph_def in the MetaGraphDef")
+            self.graph_def = graph_def
             main = _Graph("")
             for msg in repeated_messages(graph_def, 1):
                 main.add(_node(msg, in_function=False))
@@ -248,7 +315,8 @@ class MetaGraph:
                     body.add(_node(msg, in_function=True))
                 self.graphs[body.name] = body
         except ProtobufDecodeError as err:
-            raise MetaGraphError(f"{source}: not a readable MetaGraphDef ({err})") from None
+            kind = "GraphDef" if frozen else "MetaGraphDef"
+            raise MetaGraphError(f"{source}: not a readable {kind} ({err})") from None
         self._callers = self._find_callers()
         self._matmuls = self._index_matmuls()
         self._blocks = self._index_block_ops()
@@ -312,8 +380,21 @@ class MetaGraph:
     def variables(self) -> list[str]:
         """Variable names of the main graph in creation order (partitioned ones once)."""
         names = [_PART.sub(r"\1", n.name) for n in self.graphs[""].nodes.values()
-                 if n.op in VARIABLE_OPS]
+                 if n.op in self.variable_ops]
         return list(dict.fromkeys(names))
+
+    def constants(self) -> list[tuple[str, Message, list[str]]]:
+        """Every ``Const`` of the main graph: its name, ``TensorProto`` and the op types
+        of the nodes that read it."""
+        main = self.graphs[""]
+        found = []
+        for node in main.nodes.values():
+            if node.op != "Const":
+                continue
+            tensor = get_message(node.attrs().get("value", {}), 8)
+            if tensor is not None:
+                found.append((node.name, tensor, [n.op for n in main.users((node.name, 0))]))
+        return found
 
     # -- resolving tensors --------------------------------------------------------
 
@@ -331,7 +412,7 @@ class MetaGraph:
         node = graph.nodes.get(tensor[0])
         if node is None or depth > _MAX_DEPTH:
             return None
-        if node.op in VARIABLE_OPS:
+        if node.op in self.variable_ops:
             return node.name
         if node.op in PASS_THROUGH and node.inputs:
             return self.variable(graph, node.inputs[0], depth + 1)

@@ -103,6 +103,10 @@ CASES: list[dict] = [
 #: Checkpoints with no RNN cell at all (the loader must say so).
 NO_CELL_CASE = "dense_only"
 
+#: Called as ``hook(case, sess, feeds, fetch, directory)`` right after each case's checkpoint
+#: is saved, with its session still open (tf1_frozen.py freezes and exports the same graphs).
+AFTER_SAVE: list = []
+
 # Options of cells, kept here so that tests can say what a case was built with.
 BUILT_WITH = {
     "basic_lstm_forget_bias": {"forget_bias": 0.3},
@@ -199,6 +203,8 @@ def main(out: Path) -> None:  # noqa: C901 - one small builder per case, run in 
                 directory = out / case["name"]
                 directory.mkdir()
                 saver.save(sess, str(directory / "model"), write_meta_graph=case["meta"])
+                for hook in AFTER_SAVE:
+                    hook(case, sess, feeds, fetch, directory)
         reference = {f"{scope}/{q}": v for scope, qs in values.items() for q, v in qs.items()}
         for a, b in check:  # hand-stepped state == the driver's own output
             err = np.abs(reference[a] - reference[b]).max()

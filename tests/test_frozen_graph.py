@@ -1,0 +1,216 @@
+"""Frozen TF1 graphs (``.pb`` GraphDef) and TF1 SavedModels traced without TensorFlow match
+TensorFlow running the frozen graph (atol 1e-5), gates recombined into TF's own states.
+
+The fixtures (``tests/builders/tf1_frozen.py``) freeze every graph of ``tf1_cells.py``
+(plus a time-major one) and export it with ``simple_save``; the references are what
+TensorFlow computes from a frozen graph. Every file is loaded without options: the build-time
+numbers (``forget_bias``, clips, activations) must come from the graph itself.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from builders.tf1_cells import BUILT_WITH
+from builders.tf1_frozen import CASES, TIME_MAJOR_BUILT_WITH
+from conftest import BUILDERS, build_fixtures
+from recombine import recombine_gru
+from test_tf1_checkpoint import recombine_tf1_lstm
+from workflow_common import assert_user_error, invoke
+
+import lstm_trace
+from lstm_trace.loaders import LoadError
+from lstm_trace.loaders.registry import find_format
+from lstm_trace.network import RecurrentLayer
+
+ATOL = 1e-5
+CASE = {c["name"]: c for c in CASES}
+KINDS = {"frozen": "frozen.pb", "saved_model": "saved_model"}
+
+
+@pytest.fixture(scope="session")
+def frozen_fixtures():
+    return build_fixtures("tf1_frozen", legacy_keras=True, inputs=(BUILDERS / "tf1_cells.py",))
+
+
+def model_path(fixtures, name: str, kind: str = "frozen"):
+    return fixtures / name / KINDS[kind]
+
+
+def cell_of(network, prefix: str):
+    for layer in network.recurrent_layers:
+        for p, direction in layer.trace_prefixes():
+            if p == prefix:
+                return layer, direction
+    raise KeyError(prefix)
+
+
+def traces(fixtures, name: str, network) -> dict:
+    """``{cell scope: trace}``: the model input's trace, or the layer's own input's."""
+    case = CASE[name]
+    own = case.get("layer_inputs", {})
+    x = np.load(fixtures / f"{name}_input.npy")
+    main = [cell_of(network, p)[0].name for s, p in case["expect"].items() if s not in own]
+    out = {}
+    if main:
+        trace = network.trace(x, layers=sorted(set(main)))
+        out = {s: trace for s in case["expect"] if s not in own}
+    for scope in own:
+        layer_x = np.load(fixtures / f"{name}_{scope.replace('/', '_')}_input.npy")
+        layer = cell_of(network, case["expect"][scope])[0]
+        out[scope] = network.trace(layer_x, layers=[layer.name], layer_input=True)
+    return out
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("name", list(CASE))
+def test_frozen_and_tf1_saved_model_trace_matches_tensorflow(frozen_fixtures, name, kind):
+    network = lstm_trace.load(model_path(frozen_fixtures, name, kind))
+    reference = np.load(frozen_fixtures / f"{name}_frozen_reference.npz")
+    x = np.load(frozen_fixtures / f"{name}_input.npy")
+    for scope, trace in traces(frozen_fixtures, name, network).items():
+        prefix = CASE[name]["expect"][scope]
+        _, direction = cell_of(network, prefix)
+        cell, reverse = direction.cell, direction.reverse
+        assert f"{scope}/hidden" in reference.files, scope
+        for q in ("hidden", "cell"):
+            if f"{scope}/{q}" in reference.files:
+                got, want = trace[f"{prefix}/{q}"], reference[f"{scope}/{q}"]
+                assert got.shape == want.shape and got.dtype == np.float32
+                assert np.abs(got - want).max() < ATOL, (scope, q, np.abs(got - want).max())
+        if f"{scope}/output" in reference.files:
+            assert np.abs(trace[f"{prefix}/hidden"] - reference[f"{scope}/output"]).max() < ATOL
+        last = 0 if reverse else -1
+        for q in ("hidden", "cell"):
+            if f"{scope}/final_{q}" in reference.files:
+                err = np.abs(trace[f"{prefix}/{q}"][:, last] - reference[f"{scope}/final_{q}"]).max()
+                assert err < ATOL, (scope, q, err)
+        if cell.kind == "lstm":
+            h, c = recombine_tf1_lstm(trace, prefix, cell, reverse)
+            assert np.abs(c - reference[f"{scope}/cell"]).max() < ATOL
+            assert np.abs(h - reference[f"{scope}/hidden"]).max() < ATOL
+        elif cell.kind == "gru":
+            h = recombine_gru(trace, prefix, reverse=reverse)
+            assert np.abs(h - reference[f"{scope}/hidden"]).max() < ATOL
+        for q in cell.quantities:
+            assert trace[f"{prefix}/{q}"].shape[:2] == x.shape[:2]
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_frozen_graph_gives_forget_bias_and_clips_without_options(frozen_fixtures, kind):
+    file = KINDS[kind].replace("saved_model", "saved_model.pb")
+    network = lstm_trace.load(model_path(frozen_fixtures, "lstm_projection_clip", kind))
+    cell = network.recurrent_layers[0].directions[0].cell
+    built = BUILT_WITH["lstm_projection_clip"]
+    assert (cell.forget_bias, cell.cell_clip, cell.proj_clip) == pytest.approx(
+        (1.0, built["cell_clip"], built["proj_clip"]))
+    assert any(f"cell_clip=0.5, proj_clip=0.3 (read from {file})" in n for n in network.notes)
+    network = lstm_trace.load(model_path(frozen_fixtures, "basic_lstm_forget_bias", kind))
+    assert network.recurrent_layers[0].directions[0].cell.forget_bias == pytest.approx(0.3)
+    assert not any("assumed" in n for n in network.notes), network.notes
+
+
+def test_frozen_graph_activation_from_the_op_type(frozen_fixtures):
+    cells = [lstm_trace.load(model_path(frozen_fixtures, n)).recurrent_layers[0].directions[0].cell
+             for n in ("basic_rnn_relu_meta", "basic_lstm_softsign")]
+    assert [c.activation for c in cells] == ["relu", "softsign"]
+    stack = lstm_trace.load(model_path(frozen_fixtures, "control_flow_v1_meta"))
+    assert stack.recurrent_layers[1].directions[0].cell.activation == "relu"
+
+
+def test_time_major_graph_takes_batch_major_input(frozen_fixtures):
+    network = lstm_trace.load(model_path(frozen_fixtures, "time_major_stack"))
+    lstm = network.recurrent_layers[0].directions[0].cell
+    assert (lstm.forget_bias, lstm.cell_clip) == pytest.approx(
+        (TIME_MAJOR_BUILT_WITH["forget_bias"], TIME_MAJOR_BUILT_WITH["cell_clip"]))
+    assert lstm.peepholes is not None
+    x = np.load(frozen_fixtures / "time_major_stack_input.npy")
+    trace = network.trace(x)
+    assert trace["rnn/multi_rnn_cell/cell_1/gru_cell/hidden"].shape == (*x.shape[:2], 4)
+
+
+def test_frozen_bidirectional_is_one_layer_and_partitioned_kernels_are_joined(frozen_fixtures):
+    (layer,) = lstm_trace.load(model_path(frozen_fixtures, "bidirectional")).recurrent_layers
+    assert layer.name == "bidirectional_rnn" and layer.bidirectional
+    network = lstm_trace.load(model_path(frozen_fixtures, "sharded_partitioned"))
+    cell = network.recurrent_layers[0].directions[0].cell
+    assert cell.kernel.shape == (3, 24) and cell.projection.shape == (6, 4)
+    assert cell.forget_bias == pytest.approx(BUILT_WITH["sharded_partitioned"]["forget_bias"])
+
+
+def test_frozen_separate_rnns_need_layer_input_for_the_second(frozen_fixtures):
+    network = lstm_trace.load(model_path(frozen_fixtures, "separate_rnns"))
+    assert not isinstance(network.layers[1], RecurrentLayer)
+    with pytest.raises(ValueError, match="--layer-input"):
+        network.trace(np.load(frozen_fixtures / "separate_rnns_input.npy"))
+
+
+def test_frozen_graph_lists_constants_no_cell_uses(frozen_fixtures):
+    network = lstm_trace.load(model_path(frozen_fixtures, "basic_lstm"))
+    assert network.source == "frozen TF graph frozen.pb"
+    # The dense head was pruned away by freezing (the model returns the RNN's outputs).
+    assert network.unexplained == []
+    network = lstm_trace.load(model_path(frozen_fixtures, "basic_lstm", "saved_model"))
+    assert network.source == "TF1 SavedModel saved_model"
+    assert any(u.startswith("dense/kernel ") for u in network.unexplained), network.unexplained
+
+
+def test_formats_are_told_apart_by_content(frozen_fixtures, tmp_path):
+    frozen = model_path(frozen_fixtures, "gru")
+    assert find_format(frozen).name == "tf_frozen_graph"
+    assert find_format(model_path(frozen_fixtures, "gru", "saved_model")).name == "saved_model"
+    assert find_format(frozen_fixtures / "gru" / "saved_model" / "saved_model.pb").name == "saved_model"
+    # A .meta (MetaGraphDef) and an ONNX ModelProto are not GraphDefs.
+    meta = tmp_path / "model.pb"
+    meta.write_bytes((frozen_fixtures / "gru" / "model.meta").read_bytes())
+    onnx_like = tmp_path / "model2.pb"
+    onnx_like.write_bytes(b"\x08\x08\x12\x07pytorch\x1a\x032.1")
+    from lstm_trace.loaders import tf_frozen_graph
+
+    assert not tf_frozen_graph.match(meta) and not tf_frozen_graph.match(onnx_like)
+    renamed = tmp_path / "graph.bin"
+    renamed.write_bytes(frozen.read_bytes())
+    assert find_format(renamed).name == "tf_frozen_graph"  # content, not extension
+
+
+def test_graph_without_cells_is_a_clear_error(tmp_path):
+    node = b"\x0a\x01x\x12\x0bPlaceholder"
+    path = tmp_path / "graph.pb"
+    path.write_bytes(b"\x0a" + bytes([len(node)]) + node)
+    with pytest.raises(LoadError, match="frozen TF graph holds no recognisable RNN cell"):
+        lstm_trace.load(path)
+
+
+def test_truncated_frozen_graph_is_exit_2(frozen_fixtures, tmp_path):
+    data = model_path(frozen_fixtures, "lstm_peepholes").read_bytes()
+    path = tmp_path / "cut.pb"
+    path.write_bytes(data[: len(data) // 2])
+    result = invoke(path, frozen_fixtures / "lstm_peepholes_input.npy")
+    assert_user_error(result, "cut.pb")
+
+
+def test_commands_work_on_frozen_graphs_and_tf1_saved_models(frozen_fixtures, tmp_path):
+    x = frozen_fixtures / "multi_dynamic_input.npy"
+    for kind in KINDS:
+        model = model_path(frozen_fixtures, "multi_dynamic", kind)
+        result = invoke("inspect", model)
+        assert result.exit_code == 0, result.output
+        assert "rnn/multi_rnn_cell/cell_1/gru_cell" in result.output
+        golden = tmp_path / f"{kind}.npz"
+        for args in (("trace", model, x, "--format", "npz", "-o", golden),
+                     ("check", model, x, "--golden", golden),
+                     ("extract", model, "-o", tmp_path / f"{kind}_w.npz"),
+                     ("stats", model, x),
+                     ("plot", model, x, "-o", tmp_path / f"{kind}.png")):
+            result = invoke(*args)
+            assert result.exit_code == 0, (args[0], result.output)
+    weights = np.load(tmp_path / "frozen_w.npz")
+    assert any(k.startswith("rnn/multi_rnn_cell/cell_0/lstm_cell/") for k in weights.files)
+
+
+def test_frozen_loading_never_imports_tensorflow(frozen_fixtures):
+    lstm_trace.load(model_path(frozen_fixtures, "multi_dynamic")).trace(
+        np.load(frozen_fixtures / "multi_dynamic_input.npy"))
+    assert "tensorflow" not in sys.modules
