@@ -15,6 +15,7 @@ destination keeps its old content (or stays absent) and no temporary file is lef
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 import tempfile
@@ -22,6 +23,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+
+class OutputError(OSError):
+    """The output path cannot be written (a directory, a missing directory, no permission)."""
+
+
+#: Errors of the disk being written (full, quota, too large, failing): said with the path.
+_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
 #: The modes :func:`atomic_write` accepts: a fresh file, text or binary.
 MODES = ("w", "wt", "wb")
 
@@ -56,15 +64,15 @@ def atomic_write(
 
     target = Path(os.fspath(path))  # type: ignore[arg-type]
     if target.is_dir():
-        raise IsADirectoryError(f"{target}: is a directory, not a file")
+        raise OutputError(f"{os.fspath(path)}: is a directory, not a file")
     if not target.parent.is_dir():
-        raise FileNotFoundError(
-            f"{target}: cannot write, the directory {target.parent} does not exist"
+        raise OutputError(
+            f"{os.fspath(path)}: cannot write, the directory {target.parent} does not exist"
         )
     try:
         fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as err:
-        raise OSError(f"{target}: cannot write ({err.strerror or err})") from None
+        raise OutputError(f"{os.fspath(path)}: cannot write ({err.strerror or err})") from None
     tmp = Path(tmp_name)
     try:
         with os.fdopen(
@@ -77,9 +85,13 @@ def atomic_write(
             os.fsync(handle.fileno())
         os.chmod(tmp, _new_file_mode(target))
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(err, OSError) and err.errno in _DISK_ERRNOS:
+            raise OutputError(
+                f"{os.fspath(path)}: cannot write ({err.strerror or err}); nothing was written"
+            ) from err
         raise
     _fsync_directory(target.parent)
 

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import OptionError
+
 #: float32 defaults: a few ulps of accumulated rounding, not a changed weight.
 DEFAULT_ATOL = 1e-5
 DEFAULT_RTOL = 1e-4
@@ -120,13 +122,13 @@ def compare(
     (a typo would otherwise pass silently).
     """
     if atol < 0 or rtol < 0 or math.isnan(atol) or math.isnan(rtol):
-        raise ValueError(f"--atol and --rtol must be non-negative numbers, got {atol}, {rtol}")
+        raise OptionError(f"--atol and --rtol must be non-negative numbers, got {atol}, {rtol}")
     names = list(golden) + [k for k in trace if k not in golden]
     patterns = list(keys or ())
     if patterns:
         for pattern in patterns:
             if not any(fnmatch.fnmatchcase(name, pattern) for name in names):
-                raise ValueError(
+                raise OptionError(
                     f"--keys {pattern!r} matches no key; keys are: {', '.join(names[:8])}"
                     + (", ..." if len(names) > 8 else "")
                 )
@@ -194,21 +196,35 @@ def _first(differ: np.ndarray) -> tuple[int, int, int | None]:
     return padded[0], padded[1], None
 
 
+#: What a golden file must be, said in every error about one.
+GOLDEN_HINT = ("a golden trace must be an .npz written by "
+               "'lstm-trace MODEL INPUT --format npz -o GOLDEN.npz'")
+
+
 def load_golden(path: str) -> dict[str, np.ndarray]:
-    """Read a golden ``.npz`` (never unpickling); any damage is a one-line ``ValueError``."""
+    """Read a golden ``.npz`` (never unpickling); anything else is a one-line ``OptionError``."""
     try:
-        data = np.load(path, allow_pickle=False)
-        if not isinstance(data, np.lib.npyio.NpzFile):
-            raise ValueError("it holds one array (.npy), not a trace (.npz)")
-        with data:
-            return {key: np.asarray(data[key]) for key in data.files}
+        with open(path, "rb") as f:
+            magic = f.read(4)
     except FileNotFoundError:
-        raise ValueError(f"{path}: golden file not found") from None
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
-        raise ValueError(
-            f"{path}: cannot read the golden trace ({err}); expected an .npz written by "
-            "'lstm-trace MODEL INPUT --format npz -o GOLDEN.npz'"
-        ) from None
+        raise OptionError(f"--golden {path}: no such file; {GOLDEN_HINT}") from None
+    except OSError as err:
+        raise OptionError(f"--golden {path}: cannot read ({err.strerror or err})") from None
+    if magic[:2] != b"PK":
+        what = "a NumPy .npy array, not a trace" if magic == b"\x93NUM" else "not an .npz (zip) file"
+        if not magic:
+            what = "empty"
+        raise OptionError(f"--golden {path}: {what}; {GOLDEN_HINT}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: np.asarray(data[key]) for key in data.files}
+    except ValueError as err:
+        if "pickle" in str(err):
+            raise OptionError(f"--golden {path}: holds pickled objects, which lstm-trace never "
+                              f"loads; {GOLDEN_HINT}") from None
+        raise OptionError(f"--golden {path}: damaged ({err}); {GOLDEN_HINT}") from None
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as err:
+        raise OptionError(f"--golden {path}: damaged ({err}); {GOLDEN_HINT}") from None
 
 
 def junit_xml(comparison: Comparison, suite: str = "lstm-trace check") -> bytes:

@@ -1,15 +1,24 @@
 """The ``lstm-trace`` command line: click commands that parse, call the library, render.
 
-``lstm-trace MODEL INPUT`` is short for ``lstm-trace trace MODEL INPUT``. Every user
-error ends in one line on stderr and exit code 2 (``--debug`` shows the traceback);
-``check`` exits 1 when it finds a difference.
+``lstm-trace MODEL INPUT`` is short for ``lstm-trace trace MODEL INPUT``.
+
+Exit codes (DESIGN.md): 0 success; 1 ``check`` found a difference; 2 bad usage or bad
+input (one ``error:`` line on stderr); 3 a bug in lstm-trace (one line saying so, with the
+exception; ``--debug`` shows the traceback); 130 interrupted (Ctrl-C or SIGTERM; output
+files are written atomically, so none is left half-written); 141 (128 + SIGPIPE, what a
+Unix tool killed by a closed pipe reports) when the reader of stdout went away, silently.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
+import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +26,33 @@ import click
 import numpy as np
 
 from . import __version__
+from .atomic import OutputError
 from .engine import TraceError
+from .errors import OptionError
+from .extract import ExportError
+from .inputs import InputError
 from .layers import LayerReplayError
 from .loaders import LoadError, LoadOptions, load
 from .network import Network
 
 EXIT_DIFFERENT = 1
 EXIT_USAGE = 2
+EXIT_BUG = 3
+EXIT_INTERRUPTED = 130
+#: 128 + SIGPIPE: the status a shell shows for a tool that a closed pipe ended.
+EXIT_BROKEN_PIPE = 128 + 13
 
-#: Errors that are the user's input, not a bug: one line, exit 2.
+#: Errors that are the user's input or options, not a bug: one line, exit 2.
 USER_ERRORS: tuple[type[BaseException], ...] = (
-    LoadError, TraceError, LayerReplayError, ValueError, OSError, KeyError,
+    LoadError, InputError, TraceError, LayerReplayError, ExportError, OptionError,
 )
+#: OS errors about the user's own files and disks (missing file, permission, disk full):
+#: exit 2. Any other OSError escaping a command is a bug (exit 3).
+USER_ERRNOS = frozenset({
+    errno.ENOENT, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.EISDIR,
+    errno.ENOTDIR, errno.EROFS, errno.ENAMETOOLONG, errno.EFBIG, errno.ELOOP, errno.EEXIST,
+    errno.EIO, errno.EMFILE, errno.ENFILE, errno.ETXTBSY, errno.EBUSY,
+})
 
 
 class DefaultToTrace(click.Group):
@@ -40,28 +64,109 @@ class DefaultToTrace(click.Group):
         return super().parse_args(ctx, args)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived (``timeout``, a cancelled CI job): handled exactly like Ctrl-C."""
+
+
 def fail(message: str) -> None:
     """Print one error line and exit with the usage/input error code."""
     click.echo(f"error: {message}", err=True)
     sys.exit(EXIT_USAGE)
 
 
+def first_line(err: BaseException) -> str:
+    """The one line a user sees for ``err``: its message's first line, else its type."""
+    if isinstance(err, OSError) and err.strerror and err.filename is not None:
+        message = f"{os.fsdecode(err.filename)}: {err.strerror}"
+    elif isinstance(err, KeyError) and err.args:
+        message = str(err.args[0])
+    else:
+        message = str(err)
+    lines = message.strip().splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
+def is_user_error(err: BaseException) -> bool:
+    """Whether ``err`` is the user's input, options or environment (exit 2), not a bug."""
+    if isinstance(err, USER_ERRORS):
+        return True
+    if isinstance(err, OSError):
+        return isinstance(err, OutputError) or err.errno in USER_ERRNOS
+    return False
+
+
+def is_broken_pipe(err: BaseException) -> bool:
+    return isinstance(err, BrokenPipeError) or (
+        isinstance(err, OSError) and err.errno == errno.EPIPE
+    )
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a real file (e.g. click's CliRunner)
+        pass
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough: let the clean-up run
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While the block runs, SIGTERM raises :class:`Terminated` (like Ctrl-C's KeyboardInterrupt)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn user errors into one stderr line and exit 2; ``--debug`` re-raises."""
+    """The error boundary of every command (see the module docstring for the exit codes).
+
+    User errors: one ``error:`` line, exit 2. A closed stdout pipe: exit 141 quietly.
+    Ctrl-C / SIGTERM: exit 130. Anything else is a bug: one line saying so, exit 3.
+    ``--debug`` re-raises errors so Python prints the traceback.
+    """
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         debug = kwargs.get("debug", False)
         try:
-            return fn(*args, **kwargs)
-        except USER_ERRORS as err:
+            with sigterm_as_interrupt():
+                return fn(*args, **kwargs)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except KeyboardInterrupt as err:
+            with contextlib.suppress(Exception):
+                click.echo("interrupted" + (" (SIGTERM)" if isinstance(err, Terminated) else ""),
+                           err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except Exception as err:
+            if is_broken_pipe(err):
+                _silence_stdout()
+                sys.exit(EXIT_BROKEN_PIPE)
             if debug:
                 raise
-            message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-            fail(message.splitlines()[0] if message else type(err).__name__)
-        except MemoryError:
-            if debug:
-                raise
-            fail("out of memory: trace fewer samples, steps or layers (--layer, --steps)")
+            if isinstance(err, MemoryError):
+                fail("out of memory: trace fewer samples, steps or layers (--layer, --steps)")
+            if is_user_error(err):
+                fail(first_line(err))
+            message = first_line(err)
+            if len(message) > 300:
+                message = message[:300] + "..."
+            click.echo(
+                f"error: this is a bug in lstm-trace ({type(err).__name__}: {message}); "
+                "run with --debug for the traceback and please report it", err=True,
+            )
+            sys.exit(EXIT_BUG)
     return wrapper
 
 
@@ -103,10 +208,34 @@ def open_model(model: str, **kwargs: Any) -> Network:
         reset_after=kwargs.get("reset_after"),
         config_path=kwargs.get("config_path"),
     )
+    for option, value in (("--activation", options.activation),
+                          ("--recurrent-activation", options.recurrent_activation)):
+        check_activation(option, value)
     network = load(model, options)
     for line in network.notes:
         note(line)
     return network
+
+
+def check_activation(option: str, value: str | None) -> None:
+    """An activation option names one lstm-trace knows, else one line with the full list."""
+    from .activations import ACTIVATIONS
+
+    if value is not None and value not in ACTIVATIONS:
+        raise OptionError(f"{option} {value!r} is not an activation lstm-trace knows; "
+                          f"valid values: {', '.join(sorted(ACTIVATIONS))}")
+
+
+def parse_selection(option: str, spec: str | None):  # -> Selection
+    """``--units 0:8`` etc. parsed; a malformed spec is an OptionError naming the option."""
+    from .selection import parse_range
+
+    if spec is None:
+        return None
+    try:
+        return parse_range(spec)
+    except OptionError as err:
+        raise OptionError(f"{option} {err}") from None
 
 
 def trace_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -158,7 +287,9 @@ def expected_input(
     chain = network.layers
     if layer_input:
         names = set(layers) if layers else {r.name for r in network.recurrent_layers}
-        first = next(layer for layer in chain if layer.name in names)
+        first = next((layer for layer in chain if layer.name in names), None)
+        if first is None:  # an unknown --layer: the engine names the layers it has
+            return None, False
         return getattr(first, "input_size", None), False
     first = chain[0] if chain else None
     if first is not None and getattr(first, "takes_token_ids", False):
@@ -171,11 +302,16 @@ def expected_input(
 
 
 def read_initial_state(path: str) -> dict[str, np.ndarray]:
+    import zipfile
+
     try:
         with np.load(path, allow_pickle=False) as data:
+            if not hasattr(data, "files"):
+                raise ValueError("it holds one array (.npy), not named states (.npz)")
             return {k: np.asarray(data[k]) for k in data.files}
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: cannot read initial states as .npz ({err})") from None
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
+        raise OptionError(f"--initial-state {path}: cannot read initial states as .npz "
+                          f"({first_line(err)})") from None
 
 
 # ------------------------------------------------------------------ commands
@@ -195,13 +331,43 @@ def main() -> None:
     """
 
 
-def default_format(output: str) -> str:
-    """From -o's extension; on stdout a table for a terminal, CSV for a pipe or file."""
+def format_for(output: str, fmt: str | None, formats: tuple[str, ...], default: str = "table") -> str:
+    """The output format: ``--format``, else ``-o``'s extension, else ``default``.
+
+    On stdout the default is a table on a terminal and CSV when piped (for commands that
+    write both). An extension that means a format the command does not write is an error.
+    """
     from .writers import FORMAT_BY_SUFFIX
 
+    if fmt is not None:
+        return fmt
     if output != "-":
-        return FORMAT_BY_SUFFIX.get(Path(output).suffix.lower(), "table")
-    return "table" if sys.stdout.isatty() else "csv"
+        suffix = Path(output).suffix.lower()
+        implied = FORMAT_BY_SUFFIX.get(suffix)
+        if implied is None:
+            return default
+        if implied not in formats:
+            raise OptionError(f"-o {output}: {suffix} means --format {implied}, which this "
+                              f"command does not write; choose one of: {', '.join(formats)}")
+        return implied
+    if default == "table" and "csv" in formats and not stdout_is_terminal():
+        return "csv"
+    return default
+
+
+def stdout_is_terminal() -> bool:
+    """Whether standard output is a terminal (tables by default; no binary output)."""
+    return sys.stdout.isatty()
+
+
+def default_format(output: str) -> str:
+    """From -o's extension; on stdout a table for a terminal, CSV for a pipe or file."""
+    return format_for(output, None, ("table", "csv", "npz", "json"))
+
+
+def wrote(output: str, what: str = "") -> None:
+    """The one "wrote ..." line every command prints on stderr for an output file."""
+    click.echo(f"wrote {output}{f' ({what})' if what else ''}", err=True)
 
 
 @main.command()
@@ -213,26 +379,66 @@ def default_format(output: str) -> str:
 @click.option("--units", help="Units to show/write, e.g. 0:8 or 1,5,9 (table default: 0:8).")
 @click.option("--steps", help="Steps to show/write, e.g. 0:20 or 10: (table default: first 20).")
 @click.option("--samples", help="Samples to show/write, e.g. 0 or 0,3 (table default: 0).")
-@click.option("--summary", is_flag=True, help="Table: min/mean/max per quantity instead of values.")
+@click.option("--summary", is_flag=True,
+              help="min/mean/max/std (and gate saturation) per key instead of values, "
+              "in the chosen format (table, csv or json).")
 @handle_errors
 def trace(model: str, input: str, fmt: str | None, output: str, units: str | None,
           steps: str | None, samples: str | None, summary: bool, **kwargs: Any) -> None:
     """Trace MODEL on INPUT: every gate, cell and hidden state at every step."""
-    from .selection import parse_range
     from .writers import write_trace
+    from .writers._common import pick
 
-    if fmt is None:
-        fmt = default_format(output)
-    if fmt == "npz" and output == "-":
-        raise ValueError("--format npz needs -o FILE.npz (binary output is not written to a terminal)")
+    fmt = format_for(output, fmt, ("table", "csv", "npz", "json"))
+    if fmt == "npz" and output == "-" and stdout_is_terminal():
+        raise OptionError("--format npz is binary and is not written to a terminal: "
+                          "give -o FILE.npz or redirect stdout")
+    if summary and fmt == "npz":
+        raise OptionError("--summary is written as a table, csv or json, not npz")
     selection = {
-        "units": parse_range(units) if units else None,
-        "steps": parse_range(steps) if steps else None,
-        "samples": parse_range(samples) if samples else None,
+        "units": parse_selection("--units", units),
+        "steps": parse_selection("--steps", steps),
+        "samples": parse_selection("--samples", samples),
     }
     _, result = run_trace(model, input, **kwargs)
-    options: dict[str, Any] = {"summary": summary} if fmt == "table" else {}
-    write_trace(result, fmt, output, **selection, **options)
+    pick(result, **selection)  # a selection outside the trace fails before anything is written
+    if summary:
+        write_summary(result, fmt, output, selection)
+    else:
+        write_trace(result, fmt, output, **selection)
+    if output != "-":
+        wrote(output, describe_output(result, fmt, selection, summary))
+
+
+def write_summary(result: Any, fmt: str, output: str, selection: dict[str, Any]) -> None:
+    """``--summary`` in ``fmt`` (table, csv or json) to ``output``."""
+    from . import summary as summaries
+
+    if fmt == "table":
+        from .writers import write_trace
+
+        write_trace(result, "table", output, summary=True, **selection)
+        return
+    stats = summaries.summarize(result, **selection)
+    text = summaries.csv_text(stats) if fmt == "csv" else summaries.json_text(stats)
+    _echo_text(text, output)
+
+
+def describe_output(result: Any, fmt: str, selection: dict[str, Any], summary: bool) -> str:
+    """What a trace output file holds, for the "wrote ..." line."""
+    from .writers._common import pick
+
+    if summary:
+        return f"{fmt} summary of {len(result)} keys"
+    if fmt == "table":
+        from .writers.table import excerpt
+
+        return f"table of {excerpt(result, **selection)}"
+    picked = pick(result, **selection)
+    units = picked.units_for(picked.max_width).size
+    return (f"{fmt}: {len(result)} keys, {picked.samples.size} sample"
+            f"{'s' if picked.samples.size != 1 else ''} × {picked.steps.size} steps × "
+            f"{units} units")
 
 
 # ------------------------------------------------------------------ workflow commands
@@ -286,9 +492,10 @@ def inspect_command(model: str, fmt: str, output: str, **kwargs: Any) -> None:
 @main.command("extract")
 @click.argument("model", type=click.Path())
 @model_options
-@click.option("-o", "--output", required=True, help="Output file (.npz, .json, .csv; '-': stdout).")
+@click.option("-o", "--output", default="-", help="Output file (.npz, .json, .csv; '-' or "
+              "absent: stdout).")
 @click.option("-f", "--format", "fmt", type=click.Choice(["npz", "json", "csv"]),
-              help="Output format (default: from -o's extension, else npz).")
+              help="Output format (default: from -o's extension, else npz; json on stdout).")
 @click.option("--to", "target", type=click.Choice(["keras", "pytorch"]), default="keras",
               show_default=True,
               help="keras: per-gate W/U/b in Keras orientation; pytorch: nn.LSTM/GRU/RNN state "
@@ -311,9 +518,10 @@ def extract_command(model: str, output: str, fmt: str | None, target: str,
     """
     from .extract import gate_weights, to_pytorch, torch_arrays, write_arrays
 
-    if fmt is None:
-        suffix = Path(output).suffix.lower()
-        fmt = {".json": "json", ".csv": "csv"}.get(suffix, "npz") if output != "-" else "json"
+    fmt = format_for(output, fmt, ("npz", "json", "csv"), default="npz" if output != "-" else "json")
+    if fmt == "npz" and output == "-" and stdout_is_terminal():
+        raise OptionError("--format npz is binary and is not written to a terminal: "
+                          "give -o FILE.npz or redirect stdout")
     network = open_model(model, **kwargs)
     if target == "pytorch":
         exported = to_pytorch(network, layers)
@@ -321,12 +529,17 @@ def extract_command(model: str, output: str, fmt: str | None, target: str,
     else:
         exported = []
         arrays = gate_weights(network, layers)
-    write_arrays(arrays, fmt, output)
-    if output == "-":
-        return
-    click.echo(f"wrote {len(arrays)} arrays to {output}")
+    if fmt == "npz" and output == "-":
+        from .atomic import atomic_write
+
+        with atomic_write("-", "wb") as f:
+            np.savez(f, **arrays)
+    else:
+        write_arrays(arrays, fmt, output)
+    if output != "-":
+        wrote(output, f"{len(arrays)} arrays")
     for layer in exported:
-        click.echo(f"  {layer.name}: {layer.constructor()}")
+        click.echo(f"  {layer.name}: {layer.constructor()}", err=output == "-")
         for line in layer.notes:
             note(line)
 
@@ -378,14 +591,33 @@ def _parse_size(text: str | None) -> tuple[int, int] | None:
         return None
     parts = text.lower().split("x")
     if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-        raise ValueError(f"--size {text!r}: expected WIDTHxHEIGHT in pixels, e.g. 1600x900")
+        raise OptionError(f"--size {text!r}: expected WIDTHxHEIGHT in pixels, e.g. 1600x900")
     return int(parts[0]), int(parts[1])
+
+
+@contextlib.contextmanager
+def options_checked_by(what: str) -> Iterator[None]:
+    """The ValueErrors ``what`` raises are about the user's options and files (exit 2).
+
+    Only for library code whose ValueErrors are all such checks (the plot writer's
+    options, sizes and vocabulary files); elsewhere a ValueError is a bug.
+    """
+    try:
+        yield
+    except OptionError:
+        raise
+    except ValueError as err:
+        if isinstance(err, USER_ERRORS):
+            raise
+        raise OptionError(first_line(err)) from err
 
 
 @main.command("plot")
 @trace_options
 @click.option("-o", "--output", required=True, help="Image file: .png, .svg or .pdf.")
-@click.option("--sample", type=int, default=0, show_default=True, help="Which sequence of INPUT to draw.")
+@click.option("--samples", "sample_spec",
+              help="Which sequence of INPUT to draw, e.g. 0 or -1 (one sample; default 0).")
+@click.option("--sample", "sample_alias", type=int, hidden=True)
 @click.option("--units", help="Units (rows) to draw, e.g. 0:16 or 1,5,9 (default: all).")
 @click.option("--vocab", type=click.Path(dir_okay=False),
               help="Token per line: x labels for token-id (or one-hot) input, or one label per step.")
@@ -393,16 +625,16 @@ def _parse_size(text: str | None) -> tuple[int, int] | None:
 @click.option("--dpi", type=int, default=100, show_default=True, help="Resolution.")
 @click.option("--title", help="A title above the panels.")
 @handle_errors
-def plot_command(model: str, input: str, output: str, sample: int, units: str | None,
-                 vocab: str | None, size: str | None, dpi: int, title: str | None,
-                 **kwargs: Any) -> None:
+def plot_command(model: str, input: str, output: str, sample_spec: str | None,
+                 sample_alias: int | None, units: str | None, vocab: str | None,
+                 size: str | None, dpi: int, title: str | None, **kwargs: Any) -> None:
     """Draw heatmaps of every gate and state of MODEL on INPUT (units × steps).
 
     One column of panels per traced layer (and direction), one panel per quantity, so
     the steps line up; gates share a 0..1 colour scale, tanh quantities a symmetric one.
     Needs matplotlib (pip install 'lstm-trace[plot]').
     """
-    from .selection import parse_range
+    from .selection import resolve
 
     try:
         from .writers.plot import plot_trace, read_labels, require_matplotlib, step_labels
@@ -411,23 +643,30 @@ def plot_command(model: str, input: str, output: str, sample: int, units: str | 
     except ImportError as err:
         fail(str(err))
         return
-    unit_selection = parse_range(units) if units else None
+    samples = parse_selection("--samples", sample_spec)
+    if sample_alias is not None:
+        samples = [sample_alias]
+    unit_selection = parse_selection("--units", units)
     pixels = _parse_size(size)
-    vocab_lines = read_labels(vocab) if vocab else None
+    with options_checked_by("plot"):
+        vocab_lines = read_labels(vocab) if vocab else None
     network, result = run_trace(model, input, **kwargs)
-    labels = None
-    if vocab_lines is not None:
-        from .inputs import read_input
+    picked = resolve(samples if samples is not None else [0], result.batch, "sample")
+    if picked.size != 1:
+        raise OptionError(f"--samples {sample_spec}: plot draws one sample; "
+                          "choose one, e.g. --samples 0")
+    sample = int(picked[0])
+    with options_checked_by("plot"):
+        labels = None
+        if vocab_lines is not None:
+            from .inputs import read_input
 
-        x = read_input(input, key=kwargs.get("input_key"))
-        if not -result.batch <= sample < result.batch:
-            raise ValueError(f"--sample {sample} is out of range: the input has {result.batch} "
-                             f"sample{'s' if result.batch != 1 else ''}")
-        labels = step_labels(x, vocab_lines, sample % result.batch, result.steps)
-    width, height = plot_trace(result, output, network=network, sample=sample,
-                               units=unit_selection, labels=labels, size=pixels, dpi=dpi,
-                               title=title)
-    click.echo(f"wrote {output} ({width}x{height} pixels)")
+            x = read_input(input, key=kwargs.get("input_key"))
+            labels = step_labels(x, vocab_lines, sample, result.steps)
+        width, height = plot_trace(result, output, network=network, sample=sample,
+                                   units=unit_selection, labels=labels, size=pixels, dpi=dpi,
+                                   title=title)
+    wrote(output, f"{width}x{height} pixels")
 
 
 @main.command("stats")
@@ -450,7 +689,7 @@ def stats_command(model: str, input: str, top: int, fmt: str, output: str, **kwa
     from .stats import gate_stats, render
 
     if top < 0:
-        raise ValueError(f"--top must be 0 or more, got {top}")
+        raise OptionError(f"--top must be 0 or more, got {top}")
     _, result = run_trace(model, input, **kwargs)
     stats = gate_stats(result, top=top)
     if fmt == "json":

@@ -213,7 +213,11 @@ def test_unknown_layer_name(model, input_npy):
     assert_user_error(invoke(model, input_npy, "--layer", "nope"), "nope", LAYER)
 
 
-def test_npz_format_needs_an_output_file(model, input_npy):
+def test_npz_format_to_stdout_needs_a_file_or_pipe(model, input_npy, monkeypatch):
+    import lstm_trace.cli as cli
+
+    assert invoke(model, input_npy, "--format", "npz").stdout_bytes.startswith(b"PK")
+    monkeypatch.setattr(cli, "stdout_is_terminal", lambda: True)
     assert_user_error(invoke(model, input_npy, "--format", "npz"), "-o")
 
 

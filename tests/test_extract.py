@@ -118,7 +118,7 @@ def test_pytorch_state_dict_reproduces_keras(request, fixture, fmt, name, tmp_pa
         arrays = {k: data[k] for k in data.files}
     layers = list(dict.fromkeys(k.rpartition("/")[0] for k in arrays))
     assert len(layers) == len(spec["layers"])
-    printed = [line.strip() for line in result.stdout.splitlines()[1:]]
+    printed = [line.strip() for line in result.stdout.splitlines()]
     for layer, keras_name, line in zip(layers, spec["layers"], printed, strict=True):
         state = {k.rpartition("/")[2]: torch.from_numpy(v) for k, v in arrays.items()
                  if k.rpartition("/")[0] == layer}
@@ -168,9 +168,14 @@ def test_unknown_layer_is_a_user_error(wf3, tmp_path):
     assert_user_error(result, "'nope'", "bi_gru_0")
 
 
-def test_npz_to_stdout_is_refused(wf3):
+def test_npz_to_stdout_is_refused_only_on_a_terminal(wf3, monkeypatch):
+    import lstm_trace.cli as cli
+
+    result = invoke("extract", model_file(wf3, "bigru"), "-o", "-", "--format", "npz")
+    assert result.exit_code == 0 and result.stdout_bytes.startswith(b"PK")
+    monkeypatch.setattr(cli, "stdout_is_terminal", lambda: True)
     assert_user_error(invoke("extract", model_file(wf3, "bigru"), "-o", "-", "--format", "npz"),
-                      "needs -o FILE.npz")
+                      "-o FILE.npz", "terminal")
 
 
 def test_failed_write_leaves_the_old_file(wf3, tmp_path):
@@ -221,7 +226,7 @@ def test_pytorch_state_dict_reproduces_tensorflow_v1_cells(tf1_checkpoints, name
         arrays = {k: data[k] for k in data.files}
     (layer,) = dict.fromkeys(k.rpartition("/")[0] for k in arrays)
     state = {k.rpartition("/")[2]: torch.from_numpy(v) for k, v in arrays.items()}
-    module = eval(result.stdout.splitlines()[1].split(": ", 1)[1], {"torch": torch})
+    module = eval(result.stdout.splitlines()[0].split(": ", 1)[1], {"torch": torch})
     module.load_state_dict(state)
     with torch.no_grad():
         output, _ = module(torch.from_numpy(x))

@@ -49,7 +49,7 @@ def test_stacked_lstm_png_has_the_reported_size(wf3, tmp_path):
     out = tmp_path / "gates.png"
     result = _plot(wf3, "stacked_lstm", out)
     assert result.exit_code == 0, result.output
-    width, height = (int(v) for v in result.stdout.split("(")[1].split(" ")[0].split("x"))
+    width, height = (int(v) for v in result.stderr.split("(")[1].split(" ")[0].split("x"))
     assert_real_image(out, (width, height))
 
 
@@ -137,7 +137,7 @@ def test_gates_share_a_unit_scale_and_tanh_quantities_a_symmetric_one(wf3):
 
 def test_bad_suffix_and_sample_and_size(wf3, tmp_path):
     assert_user_error(_plot(wf3, "bigru", tmp_path / "g.jpg"), ".jpg")
-    assert_user_error(_plot(wf3, "bigru", tmp_path / "g.png", "--sample", "5"), "--sample 5")
+    assert_user_error(_plot(wf3, "bigru", tmp_path / "g.png", "--sample", "5"), "sample 5 is out of range")
     assert_user_error(_plot(wf3, "bigru", tmp_path / "g.png", "--size", "big"), "--size")
     assert_user_error(_plot(wf3, "bigru", tmp_path / "g.png", "--units", "x"), "bad range")
     assert not (tmp_path / "g.png").exists()

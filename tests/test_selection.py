@@ -50,8 +50,17 @@ def test_parse_range_rejects_bad_specs_with_the_spec_and_the_accepted_forms(spec
     assert "'0:8'" in text
 
 
-def test_resolve_clips_slices_like_python_and_checks_lists():
-    assert resolve(slice(0, 8), 5, "unit").tolist() == [0, 1, 2, 3, 4]
+def test_resolve_checks_slices_and_lists_against_the_axis():
+    assert resolve(slice(0, 8), 5, "unit", clip=True).tolist() == [0, 1, 2, 3, 4]
+    assert resolve([1, 9], 5, "unit", clip=True).tolist() == [1]
+    assert resolve(slice(0, 5), 5, "unit").tolist() == [0, 1, 2, 3, 4]
+    assert resolve(slice(-2, None), 5, "unit").tolist() == [3, 4]
+    with pytest.raises(ValueError, match=r"--units 0:8: unit 7 is out of range: there are 5 units"):
+        resolve(slice(0, 8), 5, "unit")
+    with pytest.raises(ValueError, match=r"--steps 40:50: step 40 is out of range: there are 30 steps"):
+        resolve(slice(40, 50), 30, "step")
+    with pytest.raises(ValueError, match=r"--steps -2:3 selects no step"):
+        resolve(slice(-2, 3), 10, "step")
     assert resolve(None, 3).tolist() == [0, 1, 2]
     assert resolve([2, -1], 5, "unit").tolist() == [2, 4]
     with pytest.raises(ValueError, match=r"unit 9 is out of range: there are 5 units \(0 to 4\)"):

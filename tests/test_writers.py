@@ -255,7 +255,15 @@ def test_npz_compress_option_and_selection(tmp_path):
         np.testing.assert_array_equal(npz["lstm/cell"], trace["lstm/cell"][1:2, :, :2])
 
 
-def test_npz_refuses_stdout():
+def test_npz_refuses_only_a_terminal_as_stdout(monkeypatch):
+    import io
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stdout", Terminal())
     with pytest.raises(ValueError, match="binary format"):
         write_trace(make_trace(), "npz", "-")
 

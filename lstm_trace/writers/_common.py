@@ -27,19 +27,21 @@ class Picked:
 
     def units_for(self, width: int) -> np.ndarray:
         """The selected units that exist in an array ``width`` units wide, in selection order."""
-        if self.units is None or isinstance(self.units, slice):
-            return resolve(self.units, width, "unit")
-        picked = resolve(self.units, self.max_width, "unit")
+        picked = resolve(self.units, self.max_width, "unit", clip=True)
         return picked[picked < width]
 
 
 def pick(
     trace: Trace, samples: Selection = None, steps: Selection = None, units: Selection = None
 ) -> Picked:
-    """Resolve a selection against ``trace``; a list entry out of range raises ``ValueError``."""
+    """Resolve a selection against ``trace``.
+
+    An index outside the trace (a unit no layer has, a step past the end) raises
+    :class:`~lstm_trace.errors.OptionError` (a ``ValueError``) naming the valid range.
+    """
     widths = [a.shape[2] for a in trace.values() if a.ndim == 3]
     max_width = max(widths, default=0)
-    if units is not None and not isinstance(units, slice):
+    if units is not None:
         resolve(units, max_width, "unit")  # raise early for a unit no layer has
     return Picked(
         samples=resolve(samples, trace.batch, "sample"),

@@ -16,6 +16,7 @@ write CSV or JSON to keep the original indices). The file is written atomically.
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 
@@ -55,8 +56,9 @@ def write(
     units: Selection = None,
 ) -> None:
     """Write ``trace``'s arrays to the ``.npz`` file ``output``, atomically."""
-    if is_stdout(output):
-        raise ValueError("npz is a binary format: give an output file, e.g. -o trace.npz")
+    if is_stdout(output) and sys.stdout.isatty():
+        raise ValueError("npz is a binary format and is not written to a terminal: "
+                         "give an output file, e.g. -o trace.npz, or redirect stdout")
     arrays = arrays_to_write(trace, samples=samples, steps=steps, units=units)
     save = np.savez_compressed if compress else np.savez
     with atomic_write(output, "wb") as handle:

@@ -41,16 +41,14 @@ from rich.text import Text
 
 from ..atomic import atomic_write, is_stdout
 from ..selection import Selection, describe, resolve
+from ..summary import GATES, HIGH, LOW, Summary, summarize
 from ..trace import Trace, TracedLayer
 
-#: Quantities that are sigmoid-like gates in [0, 1] (coloured and saturation-counted).
-GATES = ("input_gate", "forget_gate", "output_gate", "update_gate", "reset_gate")
 DEFAULT_SAMPLES: list[int] = [0]
 DEFAULT_STEPS = slice(0, 20)
 DEFAULT_UNITS = slice(0, 8)
 #: Width of plain-text output (files, pipes); tables wider than this are split by units.
 PLAIN_WIDTH = 200
-LOW, HIGH = 0.1, 0.9
 
 
 def write(
@@ -114,23 +112,22 @@ def render(
         console.print("(empty trace: no layer was recorded)")
         return
     defaults = not summary
-    picked_samples = resolve(
-        DEFAULT_SAMPLES if samples is None and defaults else samples, trace.batch, "sample"
-    ) if trace.batch else np.arange(0)
-    picked_steps = resolve(DEFAULT_STEPS if steps is None and defaults else steps, trace.steps, "step")
-    unit_sel = DEFAULT_UNITS if units is None and defaults else units
+
+    def chosen(given: Selection, default: Selection, length: int, what: str) -> np.ndarray:
+        if given is None and defaults:  # a default window is clipped to the trace
+            return resolve(default, length, what, clip=True)
+        return resolve(given, length, what)  # what the user asked for must exist
+
+    picked_samples = chosen(samples, DEFAULT_SAMPLES, trace.batch, "sample")
+    picked_steps = chosen(steps, DEFAULT_STEPS, trace.steps, "step")
     max_width = max((a.shape[2] for a in trace.values() if a.ndim == 3), default=0)
-    if unit_sel is not None and not isinstance(unit_sel, slice):
-        resolve(unit_sel, max_width, "unit")
+    widest = chosen(units, DEFAULT_UNITS, max_width, "unit")
 
     def units_for(width: int) -> np.ndarray:
-        if unit_sel is None or isinstance(unit_sel, slice):
-            return resolve(unit_sel, width, "unit")
-        picked = resolve(unit_sel, max_width, "unit")
-        return picked[picked < width]
+        return widest[widest < width]
 
     if summary:
-        console.print(_summary_table(trace, picked_samples, picked_steps, units_for, precision))
+        console.print(_summary_table(summarize(trace, samples, steps, units), precision))
     else:
         for sample in picked_samples:
             for layer, direction, arrays in trace.rows():
@@ -150,6 +147,27 @@ def render(
         console.print(Text(footer, style="dim" if styled else ""), soft_wrap=True)
 
 
+def excerpt(trace: Trace, *, samples: Selection = None, steps: Selection = None,
+            units: Selection = None) -> str:
+    """What a (non-summary) table of ``trace`` shows, e.g. ``sample 0 of 8, steps 0–19 of 30,
+    units 0–7 of 8 (the default excerpt: -f csv or --samples/--steps/--units for more)``."""
+    max_width = max((a.shape[2] for a in trace.values() if a.ndim == 3), default=0)
+    parts, partial = [], False
+    for given, default, length, what in ((samples, DEFAULT_SAMPLES, trace.batch, "sample"),
+                                         (steps, DEFAULT_STEPS, trace.steps, "step"),
+                                         (units, DEFAULT_UNITS, max_width, "unit")):
+        shown = resolve(default, length, what, clip=True) if given is None else resolve(
+            given, length, what)
+        partial |= shown.size < length
+        plural = "" if shown.size == 1 else "s"
+        parts.append(f"{what}{plural} {describe(shown)} of {length}" if shown.size < length
+                     else f"all {length} {what}s" if length != 1 else f"the one {what}")
+    text = ", ".join(parts)
+    if partial:
+        text += "; -f csv, json or npz for everything, --samples/--steps/--units to choose"
+    return text
+
+
 def _value_tables(
     layer: TracedLayer, direction: str, quantity: str, array: np.ndarray, mask: np.ndarray | None,
     sample: int, steps: np.ndarray, units: np.ndarray, precision: int, styled: bool, width: int,
@@ -159,7 +177,7 @@ def _value_tables(
     values = array[sample][np.ix_(steps, units)] if units.size else np.zeros((steps.size, 0))
     text = _format(values, precision)
     used = None if mask is None else mask[sample, steps].astype(bool)
-    step_width = max(4, len(str(int(steps.max())) if steps.size else 1)) + 2
+    step_width = max(4, len(str(int(steps.max()))) if steps.size else 1) + 2
     fixed = step_width + (6 if used is not None else 0)
     col_width = [max(len(str(u)), max((len(s) for s in text[:, j]), default=1)) + 2
                  for j, u in enumerate(units)]
@@ -213,12 +231,9 @@ def _format(values: np.ndarray, precision: int) -> np.ndarray:
     return np.array(flat, dtype=object).reshape(values.shape)
 
 
-def _summary_table(
-    trace: Trace, samples: np.ndarray, steps: np.ndarray,
-    units_for: Callable[[int], np.ndarray], precision: int,
-) -> Table:
+def _summary_table(summary: Summary, precision: int) -> Table:
     table = Table(
-        title=f"summary over {len(samples)} sample(s), {len(steps)} step(s)",
+        title=f"summary over {summary.samples} sample(s), {summary.steps} step(s)",
         title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
         collapse_padding=True, pad_edge=False,
     )
@@ -226,30 +241,17 @@ def _summary_table(
                           ("max", "right"), ("std", "right"), (f"<{LOW}", "right"),
                           (f">{HIGH}", "right")):
         table.add_column(name, justify=justify)
-    for layer, direction, arrays in trace.rows():
-        mask = arrays.get("mask")
-        used = None if mask is None else mask[np.ix_(samples, steps)].astype(bool)
-        for quantity, array in arrays.items():
-            key = layer.key(direction, quantity)
-            if quantity == "mask":
-                share = float(used.mean()) if used is not None and used.size else float("nan")
-                table.add_row(key, "", "", f"{share:.{precision}f}", "", "", "", "")
-                continue
-            units = units_for(array.shape[2])
-            block = array[np.ix_(samples, steps, units)]
-            if used is not None:
-                block = block[used]  # (valid steps, units): masked steps excluded
-            if not block.size:
-                table.add_row(key, str(units.size), *[""] * 6)
-                continue
-            v = block.astype(np.float64)
-            stats = [v.min(), v.mean(), v.max(), v.std()]
-            cells = [f"{s:.{precision}f}" for s in stats]
-            if quantity in GATES:
-                cells += [f"{(v < LOW).mean():.1%}", f"{(v > HIGH).mean():.1%}"]
-            else:
-                cells += ["", ""]
-            table.add_row(key, str(units.size), *cells)
+    for row in summary.rows:
+        if row.quantity == "mask":
+            share = float("nan") if row.mean is None else row.mean
+            table.add_row(row.key, "", "", f"{share:.{precision}f}", "", "", "", "")
+            continue
+        if row.mean is None:
+            table.add_row(row.key, str(row.units), *[""] * 6)
+            continue
+        cells = [f"{s:.{precision}f}" for s in (row.min, row.mean, row.max, row.std)]
+        cells += ["" if v is None else f"{v:.1%}" for v in (row.below, row.above)]
+        table.add_row(row.key, str(row.units), *cells)
     return table
 
 
