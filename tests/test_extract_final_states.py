@@ -32,7 +32,7 @@ def _export(directory, name, tmp_path):
     out = tmp_path / "w.npz"
     result = invoke("extract", directory / spec["model"], "--to", "pytorch", "-o", out)
     assert result.exit_code == 0, result.output
-    constructor = result.stdout.splitlines()[1].split(": ", 1)[1]
+    constructor = result.stdout.splitlines()[0].split(": ", 1)[1]
     module = eval(constructor, {"torch": torch})  # the printed constructor, as a user runs it
     with np.load(out, allow_pickle=False) as data:
         module.load_state_dict({k.rpartition("/")[2]: torch.from_numpy(data[k]) for k in data.files})
