@@ -284,12 +284,14 @@ def run_layer(
     *,
     mask: np.ndarray | None = None,
     initial_state: Mapping[str, np.ndarray] | None = None,
+    seen: np.ndarray | None = None,
 ) -> LayerResult:
     """Run every direction of ``layer`` and merge their outputs as Keras does.
 
     A reversed direction's returned sequence is in processing order (Keras
     ``go_backwards``); ``Bidirectional`` flips its backward sequence back to input
-    positions, zeroes masked steps, then merges with ``merge_mode``.
+    positions, zeroes masked steps, then merges with ``merge_mode``. ``seen`` ``(batch,)``
+    continues a masked forward sequence: whether each sample had a used step before ``x``.
     """
     initial_state = initial_state or {}
     results: dict[str, DirectionResult] = {}
@@ -307,7 +309,7 @@ def run_layer(
             initial_cell=initial_state.get(f"{prefix}/cell"),
         )
         results[direction.name] = res
-        returned.append(_returned_output(layer, direction, res, mask))
+        returned.append(_returned_output(layer, direction, res, mask, seen))
     if not layer.bidirectional:
         output: np.ndarray | tuple[np.ndarray, np.ndarray] = returned[0]
     else:
@@ -317,7 +319,8 @@ def run_layer(
 
 
 def _returned_output(
-    layer: RecurrentLayer, direction: Direction, res: DirectionResult, mask: np.ndarray | None
+    layer: RecurrentLayer, direction: Direction, res: DirectionResult, mask: np.ndarray | None,
+    seen_before: np.ndarray | None = None,
 ) -> np.ndarray:
     """What the layer hands on for one direction, in Keras's order and with Keras's zeros.
 
@@ -332,6 +335,8 @@ def _returned_output(
         order = mask[:, ::-1] if direction.reverse else mask
         seen = np.logical_or.accumulate(order, axis=1)
         seen = seen[:, ::-1] if direction.reverse else seen
+        if seen_before is not None:
+            seen = seen | seen_before[:, None]
     if not layer.return_sequences:
         if seen is None:
             return res.final_hidden
@@ -365,6 +370,76 @@ def merge(
     raise ValueError(f"unknown merge_mode {mode!r} (expected one of {MERGE_MODES})")
 
 
+@dataclass
+class ReplayPlan:
+    """Everything about a replay that does not depend on the input: made once, run per chunk.
+
+    ``layers`` are the network's layers with every recurrent cell already cast to ``dtype``;
+    ``start``/``stop`` bound the layers replayed; ``wanted`` the recurrent layers recorded.
+    """
+
+    network: Network
+    layers: list
+    wanted: set[str]
+    explicit: bool
+    start: int
+    stop: int
+    layer_input: bool
+    initial_state: dict[str, np.ndarray]
+    dtype: np.dtype
+
+    def prepare_input(self, x: np.ndarray) -> np.ndarray:
+        """``x`` as the engine takes it: floats cast to ``dtype``, a single sequence made batch 1."""
+        x = np.asarray(x)
+        integer_input = x.dtype.kind in "iu"
+        if not integer_input:
+            x = x.astype(self.dtype, copy=False)
+        if x.ndim == 2 and not integer_input or x.ndim == 1 and integer_input:
+            x = x[None]
+        return x
+
+
+@dataclass
+class Carry:
+    """What one chunk of steps hands to the next: the states every replayed direction ended
+    in (``<prefix>/hidden``, ``<prefix>/cell`` by layer name) and, for masked layers, which
+    samples have had a used step so far (Keras outputs 0 on masked steps before that)."""
+
+    states: dict[str, dict[str, np.ndarray]]
+    seen: dict[str, np.ndarray]
+
+
+def plan_replay(
+    network: Network,
+    *,
+    layers: Iterable[str] | None = None,
+    layer_input: bool = False,
+    initial_state: Mapping[str, np.ndarray] | None = None,
+    dtype: str | np.dtype = "float32",
+) -> ReplayPlan:
+    """Check the options of :func:`run` against ``network`` and prepare the layers to replay."""
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise TraceError(f"--dtype must be a float type, got {dtype}")
+    if not network.recurrent_layers:
+        raise TraceError("the model has no recurrent layer to trace")
+    wanted = _select(network, layers)
+    positions = [i for i, layer in enumerate(network.layers) if layer.name in wanted]
+    initial_state = dict(initial_state or {})
+    _check_initial_state(network, initial_state)
+    cast = [
+        replace(layer, directions=[Direction(d.name, d.cell.astype(dtype), d.reverse)
+                                   for d in layer.directions])
+        if isinstance(layer, RecurrentLayer) else layer
+        for layer in network.layers
+    ]
+    return ReplayPlan(
+        network=network, layers=cast, wanted=wanted, explicit=bool(layers),
+        start=positions[0] if layer_input else 0, stop=positions[-1], layer_input=layer_input,
+        initial_state=initial_state, dtype=dtype,
+    )
+
+
 def run(
     network: Network,
     x: np.ndarray,
@@ -383,38 +458,41 @@ def run(
     not run. With ``layer_input`` ``x`` is the first recorded layer's own input.
     ``initial_state`` maps ``<layer>[/<direction>]/hidden`` (and ``/cell``) to
     ``(batch, units)`` or ``(units,)`` arrays.
-    """
-    dtype = np.dtype(dtype)
-    if dtype.kind != "f":
-        raise TraceError(f"--dtype must be a float type, got {dtype}")
-    recurrent = network.recurrent_layers
-    if not recurrent:
-        raise TraceError("the model has no recurrent layer to trace")
-    wanted = _select(network, layers)
-    explicit = bool(layers)
-    positions = [i for i, layer in enumerate(network.layers) if layer.name in wanted]
-    start = positions[0] if layer_input else 0
-    stop = positions[-1]
-    initial_state = dict(initial_state or {})
-    _check_initial_state(network, initial_state)
 
-    x = np.asarray(x)
-    integer_input = x.dtype.kind in "iu"
-    if not integer_input:
-        x = x.astype(dtype, copy=False)
-    if x.ndim == 2 and not integer_input or x.ndim == 1 and integer_input:
-        x = x[None]
+    For inputs too large for memory, :func:`lstm_trace.streaming.trace_chunks` runs the
+    same replay in chunks of samples and steps.
+    """
+    plan = plan_replay(network, layers=layers, layer_input=layer_input,
+                       initial_state=initial_state, dtype=dtype)
+    trace, _ = run_chunk(plan, plan.prepare_input(x))
+    return trace
+
+
+def run_chunk(
+    plan: ReplayPlan, x: np.ndarray, carry: Carry | None = None
+) -> tuple[Trace, Carry]:
+    """Replay one chunk ``x`` (prepared by :meth:`ReplayPlan.prepare_input`) and record it.
+
+    Without ``carry`` the chunk starts the sequences (initial states as given or wired in
+    the model); with the :class:`Carry` of the chunk of steps just before, it continues
+    them, so running the steps in consecutive chunks records exactly what one run records.
+    Only forward directions can continue (a reversed one starts at the last step).
+    """
+    network = plan.network
+    dtype = plan.dtype
+    start, stop = plan.start, plan.stop
     # Outputs by layer name ("" is the model input), each with its mask.
     values: dict[str, tuple[np.ndarray | tuple, np.ndarray | None]] = {}
-    if layer_input:
+    if plan.layer_input:
         for source in network.sources(start) or ("",):
             values[source] = (x, None)
     else:
         values[""] = (x, None)
     arrays: dict[str, np.ndarray] = {}
     traced: list[TracedLayer] = []
+    carried = Carry({}, {})
     for index in range(start, stop + 1):
-        layer = network.layers[index]
+        layer = plan.layers[index]
         sources = network.sources(index) or ("",)
         if any(source not in values for source in sources):
             continue  # on a branch the given input does not reach
@@ -430,21 +508,31 @@ def run(
                 f"layer {layer.name!r} needs float features but the input holds integers; "
                 "integer token ids need a model that starts with an Embedding"
             )
-        run_copy = replace(
-            layer,
-            directions=[Direction(d.name, d.cell.astype(dtype), d.reverse) for d in layer.directions],
-        )
-        state = _wired_initial_state(layer, initial_state, values)
-        result = run_layer(run_copy, lx, mask=mask, initial_state=state)
-        if layer.name in wanted:
+        if carry is None:
+            state = _wired_initial_state(layer, plan.initial_state, values)
+            seen = None
+        else:
+            state, seen = carry.states[layer.name], carry.seen.get(layer.name)
+        result = run_layer(layer, lx, mask=mask, initial_state=state, seen=seen)
+        carried.states[layer.name] = {
+            f"{prefix}/{q}": final
+            for prefix, direction in layer.trace_prefixes()
+            for q, final in (("hidden", result.directions[direction.name].final_hidden),
+                             ("cell", result.directions[direction.name].final_cell))
+            if final is not None
+        }
+        if mask is not None:
+            used = mask.any(axis=1)
+            carried.seen[layer.name] = used if seen is None else seen | used
+        if layer.name in plan.wanted:
             for prefix, direction in layer.trace_prefixes():
                 for q, arr in result.directions[direction.name].arrays.items():
                     arrays[f"{prefix}/{q}"] = arr
             traced.append(TracedLayer.from_layer(layer, masked=mask is not None))
         for k, value in enumerate(_keras_outputs(layer, result)):
             values[f"{layer.name}:{k}" if k else layer.name] = value
-    missing = [name for name in wanted if name not in {t.name for t in traced}]
-    if missing and not explicit and traced:
+    missing = [name for name in plan.wanted if name not in {t.name for t in traced}]
+    if missing and not plan.explicit and traced:
         # A model with several inputs: trace what the given input reaches.
         missing = []
     if missing:
@@ -454,7 +542,7 @@ def run(
         )
     order = {layer.name: i for i, layer in enumerate(network.layers)}
     traced.sort(key=lambda t: order[t.name])
-    return Trace(arrays, traced)
+    return Trace(arrays, traced), carried
 
 
 def _keras_outputs(

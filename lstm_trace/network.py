@@ -273,3 +273,9 @@ class Network:
         from .engine import run
 
         return run(self, x, **options)
+
+    def trace_chunks(self, x: np.ndarray, **options: object):  # noqa: ANN201
+        """The trace of ``x`` in chunks (see :func:`lstm_trace.streaming.trace_chunks`)."""
+        from .streaming import trace_chunks
+
+        return trace_chunks(self, x, **options)

@@ -1,0 +1,213 @@
+"""Chunked replay (lstm_trace.streaming) records exactly what one replay of the whole input does.
+
+The one-shot replay is checked against the frameworks elsewhere (test_keras_*, test_tf*);
+here every chunking of samples and steps, at odd sizes that cut sequences anywhere, must
+give the very same arrays, for every cell kind, masks, stacked and bidirectional layers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lstm_trace import engine
+from lstm_trace import layers as L
+from lstm_trace.network import Cell, Direction, Network, RecurrentLayer
+from lstm_trace.streaming import TraceSource, open_npy, step_streaming_blocker, trace_chunks
+
+GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
+
+
+def cell(kind: str, features: int, units: int, rng: np.random.Generator, **options) -> Cell:
+    g = GATES[kind]
+    state = options["projection"].shape[1] if options.get("projection") is not None else units
+    extra = {}
+    if kind == "gru":
+        extra["recurrent_bias"] = rng.normal(0, 0.3, g * units).astype(np.float32)
+    return Cell(
+        kind=kind, units=units,
+        kernel=rng.normal(0, 1 / np.sqrt(features), (features, g * units)).astype(np.float32),
+        recurrent_kernel=rng.normal(0, 1 / np.sqrt(state), (state, g * units)).astype(np.float32),
+        bias=rng.normal(0, 0.5, g * units).astype(np.float32), **extra, **options,
+    )
+
+
+def layer(name: str, c: Cell, *, backward: Cell | None = None, reverse: bool = False) -> RecurrentLayer:
+    if backward is None:
+        return RecurrentLayer(name, [Direction("forward", c, reverse)])
+    return RecurrentLayer(name, [Direction("forward", c), Direction("backward", backward, True)],
+                          bidirectional=True)
+
+
+def networks() -> dict[str, tuple[Network, np.ndarray]]:
+    rng = np.random.default_rng(7)
+    f = 5
+    x = rng.normal(0, 1, (5, 37, f)).astype(np.float32)
+    ids = rng.integers(0, 9, (5, 37))
+    ids[1, 20:] = 0  # padding: masked steps across chunk borders
+    ids[2, :11] = 0
+    ids[3] = 0  # a sample with no used step at all
+    emb = L.Embedding("emb", "Embedding", embeddings=rng.normal(0, 1, (9, f)).astype(np.float32),
+                      mask_zero=True)
+    proj = rng.normal(0, 0.4, (6, 3)).astype(np.float32)
+    peep = {k: rng.normal(0, 0.3, 6).astype(np.float32) for k in ("input_gate", "forget_gate", "output_gate")}
+    return {
+        "lstm": (Network([layer("lstm", cell("lstm", f, 6, rng))]), x),
+        "gru_reset_after": (Network([layer("gru", cell("gru", f, 4, rng))]), x),
+        "gru_reset_before": (Network([layer("gru", cell("gru", f, 4, rng, reset_after=False))]), x),
+        "simple_rnn": (Network([layer("rnn", cell("simple_rnn", f, 3, rng))]), x),
+        "lstm_peephole_projection_clip": (Network([layer("lstm", cell(
+            "lstm", f, 6, rng, projection=proj, peepholes=peep, cell_clip=0.8, forget_bias=1.0))]), x),
+        "stacked_masked": (Network([
+            emb,
+            layer("lstm", cell("lstm", f, 6, rng)),
+            layer("gru", cell("gru", 6, 4, rng)),
+            L.Dense("dense", "Dense", kernel=rng.normal(0, 1, (4, 3)).astype(np.float32),
+                    bias=np.zeros(3, np.float32), activation="tanh"),
+            layer("rnn", cell("simple_rnn", 3, 2, rng)),
+        ]), ids),
+        "masking_zero_output": (Network([
+            L.Masking("masking", "Masking", mask_value=0.0),
+            RecurrentLayer("lstm", [Direction("forward", cell("lstm", f, 4, rng))],
+                           zero_output_for_mask=True),
+            layer("lstm_2", cell("lstm", 4, 3, rng)),
+        ]), np.where(np.arange(37)[None, :, None] % 7 < 3, 0, x).astype(np.float32)),
+        "bidirectional": (Network([layer("bi", cell("lstm", f, 4, rng), backward=cell("lstm", f, 4, rng)),
+                                   layer("gru", cell("gru", 8, 3, rng))]), x),
+        "go_backwards_masked": (Network([emb, layer("back", cell("gru", f, 4, rng), reverse=True)]), ids),
+    }
+
+
+NETWORKS = networks()
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+@pytest.mark.parametrize(("batch_size", "chunk_steps"),
+                         [(5, 1), (5, 2), (5, 11), (5, 36), (1, 1), (2, 5), (3, 11), (4, 64)])
+def test_chunked_replay_records_the_one_shot_replay(name, batch_size, chunk_steps):
+    """Chunk borders at odd places, sample blocks of every width.
+
+    Equal to float32 rounding: the BLAS may round a matmul of another shape (a narrower
+    batch in ``h U``, a few rows in ``x W``, where OpenBLAS uses its small-matrix kernels)
+    differently in the last bit; the bit-for-bit case is the next test.
+    """
+    network, x = NETWORKS[name]
+    expected = network.trace(x)
+    got = trace_chunks(network, x, batch_size=batch_size, chunk_steps=chunk_steps).to_trace()
+    assert list(got) == list(expected)
+    assert got.layers == expected.layers
+    for key in expected:
+        np.testing.assert_allclose(got[key], expected[key], rtol=1e-6, atol=1e-6, err_msg=key)
+        if key.endswith("/mask"):
+            np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_default_chunks_are_bit_identical_to_one_shot(name):
+    """Automatic sizes (whole batch per block, at least 64 steps per chunk) change no bit."""
+    network, x = NETWORKS[name]
+    x = np.concatenate([x] * 9, axis=1)  # 333 steps: five chunks of 64 and one of 13
+    expected = network.trace(x)
+    steps_stream = step_streaming_blocker(engine.plan_replay(network)) is None
+    # A tiny budget forces step chunks; a network chunked by samples only keeps its batch.
+    source = trace_chunks(network, x, budget=1 if steps_stream else 10**8)
+    assert source.step_chunked == steps_stream
+    assert source.batch_size == len(x)
+    if steps_stream:
+        assert source.chunk_steps == 64
+    got = source.to_trace()
+    for key in expected:
+        np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+
+
+def test_chunks_tile_the_input_in_order():
+    network, x = NETWORKS["stacked_masked"]
+    source = trace_chunks(network, x, batch_size=2, chunk_steps=10)
+    assert source.step_chunked
+    spans = [(c.samples, c.steps) for c in source]
+    assert spans[:5] == [((0, 2), (0, 10)), ((0, 2), (10, 20)), ((0, 2), (20, 30)),
+                         ((0, 2), (30, 37)), ((2, 4), (0, 10))]
+    assert sum((s1 - s0) * (t1 - t0) for (s0, s1), (t0, t1) in spans) == x.size
+
+
+@pytest.mark.parametrize("name", ["bidirectional", "go_backwards_masked"])
+def test_reversed_directions_are_chunked_by_samples_only(name):
+    network, x = NETWORKS[name]
+    plan = engine.plan_replay(network)
+    assert "backward in time" in step_streaming_blocker(plan)
+    source = trace_chunks(network, x, batch_size=2, chunk_steps=5)
+    assert not source.step_chunked
+    assert all(c.steps == (0, 37) for c in source)
+
+
+def test_initial_states_are_cut_per_sample_block():
+    network, x = NETWORKS["lstm"]
+    rng = np.random.default_rng(3)
+    state = {"lstm/hidden": rng.normal(0, 1, (5, 6)).astype(np.float32),
+             "lstm/cell": rng.normal(0, 1, (6,)).astype(np.float32)}
+    expected = network.trace(x, initial_state=state)
+    got = trace_chunks(network, x, initial_state=state, batch_size=2, chunk_steps=7).to_trace()
+    for key in expected:
+        np.testing.assert_allclose(got[key], expected[key], rtol=1e-6, atol=1e-6, err_msg=key)
+    # The first sample's state, not the whole batch's, starts block [0, 2).
+    alone = network.trace(x[2:4], initial_state={k: v[2:4] if v.ndim == 2 else v for k, v in state.items()})
+    np.testing.assert_allclose(got["lstm/hidden"][2:4], alone["lstm/hidden"], rtol=1e-6, atol=1e-6)
+
+
+def test_automatic_sizes_follow_the_budget():
+    network, x = NETWORKS["lstm"]
+    source = trace_chunks(network, x, budget=5 * 20 * 6 * 4 * 14)
+    assert source.batch_size == 5
+    assert source.chunk_steps == 64 or source.chunk_steps == 37  # never below MIN_CHUNK_STEPS
+    small = trace_chunks(network, x, budget=10**9)
+    assert (small.batch_size, small.chunk_steps, small.step_chunked) == (5, 37, False)
+
+
+def test_single_sequence_is_batch_one():
+    network, x = NETWORKS["lstm"]
+    got = trace_chunks(network, x[0], chunk_steps=8).to_trace()
+    np.testing.assert_array_equal(got["lstm/hidden"], network.trace(x[0])["lstm/hidden"])
+
+
+def test_a_source_of_an_in_memory_trace_is_one_chunk():
+    network, x = NETWORKS["gru_reset_after"]
+    trace = network.trace(x)
+    source = TraceSource.from_trace(trace)
+    chunks = list(source)
+    assert len(chunks) == 1 and chunks[0].trace is trace
+
+
+def test_bad_batch_size_is_refused():
+    network, x = NETWORKS["lstm"]
+    with pytest.raises(ValueError, match="--batch-size must be 1 or more"):
+        trace_chunks(network, x, batch_size=0)
+
+
+def test_npy_inputs_are_memory_mapped_and_traced_in_chunks(tmp_path):
+    network, x = NETWORKS["lstm"]
+    path = tmp_path / "x.npy"
+    np.save(path, x)
+    mapped = open_npy(path)
+    assert isinstance(mapped, np.memmap)
+    got = trace_chunks(network, mapped, batch_size=5, chunk_steps=9).to_trace()
+    np.testing.assert_array_equal(got["lstm/cell"], network.trace(x)["lstm/cell"])
+
+
+def test_npy_header_declaring_more_data_than_the_file_holds_is_refused(tmp_path):
+    path = tmp_path / "x.npy"
+    np.save(path, np.zeros((4, 100, 3), np.float32))
+    data = path.read_bytes()
+    path.write_bytes(data[:-17])
+    with pytest.raises(ValueError) as err:
+        open_npy(path)
+    message = str(err.value)
+    assert "\n" not in message
+    assert "declares shape (4, 100, 3) float32 (4,800 bytes)" in message
+    assert "truncated or corrupt" in message
+
+
+def test_npy_of_objects_is_refused_without_unpickling(tmp_path):
+    path = tmp_path / "x.npy"
+    np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="never loads"):
+        open_npy(path)
