@@ -19,23 +19,35 @@ Contract (see DESIGN.md)::
 - ``samples``, ``steps`` and ``units`` selections keep the original indices in the
   ``sample``, ``step`` and ``unit`` columns.
 
-Rows are built as NumPy character matrices (see :mod:`lstm_trace.writers._text`), a
-block of samples at a time, so memory stays bounded and there is no loop per value.
+Streaming (:func:`write_source`): the rows of a :class:`~lstm_trace.streaming.TraceSource`
+are written chunk by chunk in the contract's row order (:func:`~lstm_trace.writers._spill.row_pieces`
+puts step chunks back in sample order through a temporary file). The text is made by
+polars (its Rust float formatter writes the shortest round-trip digits, about ten times
+faster than NumPy can), except for the few values whose *layout* polars writes unlike
+``repr`` (``|x| < 1e-4``, float32 ``|x| >= 1e13``, NaN): those cells are rendered by
+:mod:`lstm_trace.writers._text`, so the bytes equal the NumPy renderer's (:func:`render`),
+which is also the fallback when polars is not installed.
+
+:func:`render` builds rows as NumPy character matrices (see :mod:`lstm_trace.writers._text`),
+a block of samples at a time, so memory stays bounded and there is no loop per value.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from typing import IO, Any
 
 import numpy as np
 
 from ..atomic import atomic_write
 from ..network import QUANTITIES
 from ..selection import Selection
+from ..streaming import TraceSource
 from ..trace import Trace, TracedLayer
 from . import _text
 from ._common import Picked, layer_width, pick
+from ._spill import Piece, row_pieces
 
 #: The columns every row starts with.
 INDEX_COLUMNS = ("sample", "layer", "direction", "step", "unit")
@@ -71,6 +83,9 @@ def write(
     units: Selection = None,
 ) -> None:
     """Write ``trace`` as CSV to ``output`` (a path, or ``"-"``/``None`` for stdout), atomically."""
+    if samples is None and steps is None and units is None:
+        write_source(TraceSource.from_trace(trace), output)
+        return
     chunks = render(trace, samples=samples, steps=steps, units=units)
     with atomic_write(output, "w", newline="") as handle:
         for chunk in chunks:
@@ -115,8 +130,15 @@ def _block_chars(
     columns: list[str],
     samples: np.ndarray,
     picked: Picked,
+    *,
+    sample_base: int = 0,
+    step_base: int = 0,
 ) -> np.ndarray | None:
-    """The rows of one layer direction for some samples: ``(samples, steps, units, chars)``."""
+    """The rows of one layer direction for some samples: ``(samples, steps, units, chars)``.
+
+    ``samples`` and ``picked.steps`` index ``arrays``; the ``sample`` and ``step`` columns
+    say ``sample_base`` and ``step_base`` more (the position of a chunk's arrays).
+    """
     steps = picked.steps
     units = picked.units_for(layer_width(arrays))
     if not units.size:
@@ -124,9 +146,9 @@ def _block_chars(
     shape = (samples.size, steps.size, units.size)
     # Each piece: (character matrix, the axes of `shape` it varies along).
     pieces: list[tuple[np.ndarray, tuple[int, ...]]] = [
-        (_text.int_chars(samples), (0,)),
+        (_text.int_chars(samples + sample_base), (0,)),
         (_text.literal(f",{_field(layer.name)},{direction},"), ()),
-        (_text.int_chars(steps), (1,)),
+        (_text.int_chars(steps + step_base), (1,)),
         (_text.literal(","), ()),
         (_text.int_chars(units), (2,)),
     ]
@@ -196,3 +218,113 @@ def _field(text: str) -> str:
     if any(c in text for c in ',"\r\n'):
         return '"' + text.replace('"', '""') + '"'
     return text
+
+
+# ------------------------------------------------------------------ streaming
+
+#: float32 values polars writes with the same layout as ``repr``: ``1e-4 <= |x| < 1e13``
+#: (float64: ``< 1e16``), with a margin; 0 and ±inf too. Everything else goes through
+#: :mod:`._text`. Tests compare both renderers over every decade.
+_POLARS_SAFE = {np.dtype(np.float32): (1.001e-4, 0.999e13), np.dtype(np.float64): (1.001e-4, 0.999e16)}
+
+
+def polars_available() -> bool:
+    """Whether the polars engine can be used (it is a dependency; a broken install falls back)."""
+    try:
+        import polars  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def write_source(
+    source: TraceSource, output: str | os.PathLike[str] | None = None, *, engine: str | None = None
+) -> None:
+    """Write every chunk of ``source`` as CSV to ``output`` (``"-"``/``None``: stdout), atomically.
+
+    The bytes equal :func:`render`'s for the whole trace. ``engine`` is ``"polars"``,
+    ``"numpy"`` or ``None`` (polars when installed).
+    """
+    if engine is None:
+        engine = "polars" if polars_available() else "numpy"
+    if engine not in ("polars", "numpy"):
+        raise ValueError(f"unknown CSV engine {engine!r}; expected polars or numpy")
+    columns = quantity_columns(source.layers)
+    write_piece = _polars_piece if engine == "polars" else _numpy_piece
+    with atomic_write(output, "wb") as handle:
+        handle.write((",".join([*INDEX_COLUMNS, *columns]) + "\n").encode())
+        for piece in row_pieces(source):
+            write_piece(piece, columns, handle)
+
+
+def _numpy_piece(piece: Piece, columns: list[str], handle: IO[bytes]) -> None:
+    """A piece's rows by the NumPy renderer, a bounded block of steps at a time."""
+    (s0, s1), (t0, t1) = piece.samples, piece.steps
+    width = layer_width(piece.arrays) or 1
+    row_bytes = 64 + 24 * len(columns)
+    block = max(1, _BLOCK_BYTES // (row_bytes * width * (s1 - s0)))
+    for a in range(0, t1 - t0, block):
+        b = min(t1 - t0, a + block)
+        arrays = {q: v[:, a:b] for q, v in piece.arrays.items()}
+        picked = Picked(np.arange(s1 - s0), np.arange(b - a), None, width)
+        matrix = _block_chars(piece.layer, piece.direction, arrays, columns, np.arange(s1 - s0),
+                              picked, sample_base=s0, step_base=t0 + a)
+        if matrix is not None:
+            handle.write(_text.squeeze(matrix).encode("utf-8"))
+
+
+def _polars_piece(piece: Piece, columns: list[str], handle: IO[bytes]) -> None:
+    """A piece's rows through one polars ``write_csv`` call (same text as the NumPy renderer)."""
+    import polars as pl
+
+    (s0, s1), (t0, t1) = piece.samples, piece.steps
+    ns, nt = s1 - s0, t1 - t0
+    width = layer_width(piece.arrays)
+    if not width or not ns or not nt:
+        return
+    names = f"{_field(piece.layer.name)},{piece.direction}"
+    data: list[Any] = []  # columns backed by NumPy arrays
+    exprs: list[Any] = []  # every column in CSV order (the header is written separately)
+    if ns == 1:
+        exprs.append(pl.lit(f"{s0},{names}").alias("_sample_names"))
+    else:
+        data.append(pl.Series("sample", np.repeat(np.arange(s0, s1, dtype=np.int64), nt * width)))
+        exprs += [pl.col("sample"), pl.lit(names).alias("_names")]
+    data.append(pl.Series("step", np.tile(np.repeat(np.arange(t0, t1, dtype=np.int64), width), ns)))
+    data.append(pl.Series("unit", np.tile(np.arange(width, dtype=np.int64), ns * nt)))
+    exprs += [pl.col("step"), pl.col("unit")]
+    for q in columns:
+        values = piece.arrays.get(q)
+        if values is None:
+            exprs.append(pl.lit(None, dtype=pl.Float32).alias(q))
+            continue
+        if values.ndim == 2:  # mask, repeated on every unit row
+            data.append(pl.Series(q, np.repeat(values.reshape(-1).astype(np.uint8), width)))
+            exprs.append(pl.col(q))
+            continue
+        have = values.shape[2]
+        if have < width:  # a narrower array (projected hidden): blank past its width
+            padded = np.zeros((ns, nt, width), values.dtype)
+            padded[:, :, :have] = values
+            values = padded
+        data.append(_float_series(pl, q, values.reshape(-1)))
+        expr = pl.col(q)
+        exprs.append(pl.when(pl.col("unit") < have).then(expr).alias(q) if have < width else expr)
+    frame = pl.DataFrame(data).select(exprs)
+    frame.write_csv(handle, include_header=False, quote_style="never", line_terminator="\n",
+                    null_value="")
+
+
+def _float_series(pl: Any, name: str, flat: np.ndarray) -> Any:
+    """A polars column of ``flat``; as text where polars' layout would differ from ``repr``."""
+    column = pl.Series(name, flat)
+    low, high = _POLARS_SAFE.get(flat.dtype, (np.inf, 0.0))
+    with np.errstate(invalid="ignore"):
+        mag = np.abs(flat)
+        bad = ((mag < low) & (mag != 0)) | ((mag >= high) & (mag != np.inf)) | np.isnan(flat)
+    if not bad.any():
+        return column
+    index = np.flatnonzero(bad)
+    chars = _text.float_chars(flat[index])
+    texts = [bytes(row[row != 0]).decode("ascii") for row in chars]
+    return column.cast(pl.String).scatter(index, texts)
