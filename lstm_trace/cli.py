@@ -496,10 +496,11 @@ def inspect_command(model: str, fmt: str, output: str, **kwargs: Any) -> None:
               "absent: stdout).")
 @click.option("-f", "--format", "fmt", type=click.Choice(["npz", "json", "csv"]),
               help="Output format (default: from -o's extension, else npz; json on stdout).")
-@click.option("--to", "target", type=click.Choice(["keras", "pytorch"]), default="keras",
-              show_default=True,
-              help="keras: per-gate W/U/b in Keras orientation; pytorch: nn.LSTM/GRU/RNN state "
-                   "dicts, keys <layer>/weight_ih_l0 ...")
+@click.option("--to", "target", type=click.Choice(["gates", "keras", "pytorch"]),
+              default="gates", show_default=True,
+              help="gates: per-gate W/U/b in Keras orientation; keras: Keras layer weights "
+                   "(set_weights order), keys <layer>/kernel ...; pytorch: nn.LSTM/GRU/RNN "
+                   "state dicts, keys <layer>/weight_ih_l0 ...")
 @click.option("--layer", "layers", multiple=True,
               help="Recurrent layer to extract (repeatable; default: all).")
 @handle_errors
@@ -508,24 +509,31 @@ def extract_command(model: str, output: str, fmt: str | None, target: str,
     """Write the weights of MODEL's recurrent layers, split by gate.
 
     \b
-    Keys (--to keras): <layer>[/<direction>]/<gate>/kernel     (input_size, units)
+    Keys (--to gates): <layer>[/<direction>]/<gate>/kernel     (input_size, units)
                        .../recurrent_kernel (units, units), .../bias (units,)
                        GRU with two biases: .../input_bias, .../recurrent_bias
                        LSTM peepholes .../peephole, projection <layer>/projection
     Keys (--to pytorch): <layer>/weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0
                        (+ _reverse for a Bidirectional layer's backward direction);
                        the torch.nn module to load each into is printed.
+    Keys (--to keras): <layer>[/<direction>]/kernel, recurrent_kernel, bias
+                       (fused, Keras gate order; GRU bias (2, 3*units));
+                       the keras.layers constructor of each is printed.
     """
-    from .extract import gate_weights, to_pytorch, torch_arrays, write_arrays
+    from .extract import gate_weights, keras_arrays, to_keras, to_pytorch, torch_arrays, write_arrays
 
     fmt = format_for(output, fmt, ("npz", "json", "csv"), default="npz" if output != "-" else "json")
     if fmt == "npz" and output == "-" and stdout_is_terminal():
         raise OptionError("--format npz is binary and is not written to a terminal: "
                           "give -o FILE.npz or redirect stdout")
     network = open_model(model, **kwargs)
+    exported: list
     if target == "pytorch":
         exported = to_pytorch(network, layers)
         arrays = torch_arrays(exported)
+    elif target == "keras":
+        exported = to_keras(network, layers)
+        arrays = keras_arrays(exported)
     else:
         exported = []
         arrays = gate_weights(network, layers)

@@ -1,4 +1,5 @@
-"""Per-gate weights of every recurrent layer, and the same weights as PyTorch state dicts.
+"""Per-gate weights of every recurrent layer, and the same weights as Keras layers or PyTorch
+state dicts.
 
 :func:`gate_weights` splits each cell's fused tensors into one array per gate, with the
 keys ``<layer>[/<direction>]/<gate>/<tensor>`` (``<layer>`` and ``<direction>`` as in
@@ -33,6 +34,13 @@ PyTorch's GRU computes ``n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))``, whic
 Keras's ``reset_after=True``; a ``reset_after=False`` GRU, peepholes, clipping and any
 activation other than sigmoid gates with a tanh cell (tanh/relu for SimpleRNN) cannot
 be expressed by ``torch.nn`` modules and raise :class:`ExportError`.
+
+:func:`to_keras` lays them out as Keras ``LSTM`` / ``GRU`` / ``SimpleRNN`` weights, the
+arrays ``layer.set_weights`` takes (the reverse of :func:`to_pytorch`)::
+
+    <layer>[/<direction>]/kernel            (input_size, G*units)   gates in Keras order
+    <layer>[/<direction>]/recurrent_kernel  (units, G*units)
+    <layer>[/<direction>]/bias              (G*units,); GRU reset_after: (2, 3*units)
 """
 
 from __future__ import annotations
@@ -286,6 +294,106 @@ def torch_arrays(exported: list[TorchLayer]) -> dict[str, np.ndarray]:
     return {f"{t.name}/{key}": value for t in exported for key, value in t.state_dict.items()}
 
 
+# ------------------------------------------------------------------ Keras
+
+
+KERAS_CLASS = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN"}
+
+
+@dataclass
+class KerasLayer:
+    """One recurrent layer as a Keras layer: its constructor and ``set_weights`` arrays.
+
+    ``weights`` keys are ``<layer>[/<direction>]/kernel``, ``.../recurrent_kernel`` and
+    ``.../bias``, in the order ``layer.set_weights`` takes them (forward before backward).
+    """
+
+    name: str
+    class_name: str
+    kwargs: dict[str, Any]
+    weights: dict[str, np.ndarray]
+    bidirectional: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def constructor(self) -> str:
+        args = ", ".join([str(self.kwargs["units"])] + [
+            f"{k}={v!r}" for k, v in self.kwargs.items() if k != "units"])
+        inner = f"keras.layers.{self.class_name}({args})"
+        return f"keras.layers.Bidirectional({inner})" if self.bidirectional else inner
+
+
+def to_keras(network: Network, layers: Iterable[str] | None = None) -> list[KerasLayer]:
+    """Each selected recurrent layer as a Keras ``LSTM``/``GRU``/``SimpleRNN`` (the fused
+    Keras layout: gates side by side in columns, LSTM ``i,f,c,o``, GRU ``z,r,h``).
+
+    A GRU with two biases is ``reset_after=True`` with ``bias`` ``(2, 3*units)`` (input row,
+    then recurrent row): PyTorch's ``nn.GRU`` is exactly that. Raises :class:`ExportError`
+    for what Keras layers cannot express (projections, peepholes, clipping).
+    """
+    return [keras_layer(layer) for layer in select_layers(network, layers)]
+
+
+def keras_layer(layer: RecurrentLayer) -> KerasLayer:
+    where = f"layer {layer.name!r}"
+    cells = [d.cell for d in layer.directions]
+    first = cells[0]
+    for cell in cells:
+        if cell.projection is not None:
+            raise ExportError(f"{where}: Keras recurrent layers have no projection (proj_size / "
+                              "num_proj); there is no Keras layout for this layer")
+        if cell.peepholes:
+            raise ExportError(f"{where}: Keras LSTM has no peephole connections")
+        if cell.cell_clip is not None or cell.proj_clip is not None:
+            raise ExportError(f"{where}: Keras LSTM cannot clip the cell or projection")
+    if layer.bidirectional and (len(cells) != 2 or layer.directions[0].reverse
+                                or not layer.directions[1].reverse):
+        raise ExportError(f"{where}: Keras Bidirectional runs the first direction forward and "
+                          "the second backward; this layer's directions do not")
+    kwargs: dict[str, Any] = {"units": first.units, "activation": first.activation}
+    if first.kind != "simple_rnn":
+        kwargs["recurrent_activation"] = first.recurrent_activation
+    kwargs["use_bias"] = first.bias is not None
+    if first.kind == "gru":
+        kwargs["reset_after"] = first.reset_after
+    kwargs["return_sequences"] = layer.return_sequences
+    if not layer.bidirectional and layer.directions[0].reverse:
+        kwargs["go_backwards"] = True
+    weights: dict[str, np.ndarray] = {}
+    for prefix, direction in layer.trace_prefixes():
+        weights.update(_keras_weights(direction.cell, prefix, where))
+    notes = []
+    if layer.bidirectional and layer.merge_mode != "concat":
+        notes.append(f"{layer.name}: merge_mode={layer.merge_mode!r}")
+    return KerasLayer(layer.name, KERAS_CLASS[first.kind], kwargs, weights,
+                      layer.bidirectional, notes)
+
+
+def _keras_weights(cell: Cell, prefix: str, where: str) -> dict[str, np.ndarray]:
+    """``kernel``, ``recurrent_kernel``, ``bias`` of one cell: the canonical order is Keras's."""
+    out = {f"{prefix}/kernel": np.ascontiguousarray(cell.kernel),
+           f"{prefix}/recurrent_kernel": np.ascontiguousarray(cell.recurrent_kernel)}
+    if cell.bias is None:
+        if cell.recurrent_bias is not None:
+            raise ExportError(f"{where}: a recurrent bias without an input bias has no Keras form")
+        return out
+    bias = np.array(cell.bias)
+    if cell.kind == "lstm" and cell.forget_bias:
+        u = cell.units
+        bias[u:2 * u] += bias.dtype.type(cell.forget_bias)
+    if cell.kind == "gru" and cell.reset_after:
+        recurrent = cell.recurrent_bias if cell.recurrent_bias is not None else np.zeros_like(bias)
+        bias = np.stack([bias, recurrent])
+    elif cell.recurrent_bias is not None:
+        raise ExportError(f"{where}: a GRU with reset_after=False has one bias; this one has two")
+    out[f"{prefix}/bias"] = bias
+    return out
+
+
+def keras_arrays(exported: list[KerasLayer]) -> dict[str, np.ndarray]:
+    """All layers' weights in one mapping, in ``set_weights`` order per layer."""
+    return {key: value for layer in exported for key, value in layer.weights.items()}
+
+
 # ------------------------------------------------------------------ writing
 
 
@@ -356,6 +464,6 @@ def describe_keys(arrays: dict[str, np.ndarray]) -> list[tuple[str, tuple[int, .
 
 
 __all__ = [
-    "ExportError", "TorchLayer", "cell_gate_weights", "gate_weights",
-    "to_pytorch", "torch_arrays", "write_arrays",
+    "ExportError", "KerasLayer", "TorchLayer", "cell_gate_weights", "gate_weights",
+    "keras_arrays", "to_keras", "to_pytorch", "torch_arrays", "write_arrays",
 ]

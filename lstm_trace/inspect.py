@@ -175,6 +175,8 @@ def gate_locations(cell: Cell, class_name: str = "") -> list[dict[str, str]]:
         layout = {"lstm": "keras_lstm", "gru": "keras_gru", "simple_rnn": "simple_rnn"}[cell.kind]
     slices = storage_slices("simple_rnn" if layout == "tf1_rnn" else layout, cell.units)
     names = LAYOUT_TENSORS.get(layout, LAYOUT_TENSORS["keras_lstm"])
+    if cell.tensor_names and not unknown:
+        return _named_locations(cell, slices, rows=bool(names.get("rows")))
     rows = bool(names.get("rows"))
     joint = bool(names.get("joint"))
     n_in = cell.input_size
@@ -203,6 +205,28 @@ def gate_locations(cell: Cell, class_name: str = "") -> list[dict[str, str]]:
                 entry["bias"] = f"{names['bias']}[{cols}]"
         if unknown:
             entry["note"] = "layout unknown: canonical order shown"
+        out.append(entry)
+    return out
+
+
+def _named_locations(cell: Cell, slices: dict[str, slice], rows: bool) -> list[dict[str, str]]:
+    """Gate slices on the file's own tensor names (``rnn.weight_ih_l0[0:8, :]``).
+
+    A role read from several tensors shows their sum (``b_ih[0:8] + b_hh[0:8]``).
+    """
+    names = cell.tensor_names or {}
+    out = []
+    for gate, s in slices.items():
+        cols = f"{s.start}:{s.stop}"
+        entry = {"gate": gate}
+        for role in ("kernel", "recurrent_kernel", "bias", "recurrent_bias"):
+            if role not in names:
+                continue
+            if role in ("kernel", "recurrent_kernel"):
+                index = f"[{cols}, :]" if rows else f"[:, {cols}]"
+            else:
+                index = f"[{cols}]"
+            entry[role] = " + ".join(f"{name}{index}" for name in names[role])
         out.append(entry)
     return out
 

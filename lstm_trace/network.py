@@ -81,6 +81,10 @@ class Cell:
     #: The :data:`~lstm_trace.gates.GATE_ORDERS` layout the file stored its fused tensors in
     #: (``keras_lstm``, ``tf1_lstm``...); only ``inspect`` uses it. ``None``: not known.
     layout: str | None = None
+    #: Names of the file's tensors each fused tensor was read from, by role (``kernel``,
+    #: ``recurrent_kernel``, ``bias``, ``recurrent_bias``, ``projection``); several names are
+    #: summed (PyTorch's LSTM ``bias`` is ``bias_ih_l0 + bias_hh_l0``). Only ``inspect`` uses it.
+    tensor_names: dict[str, tuple[str, ...]] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in QUANTITIES:
@@ -155,6 +159,7 @@ class Cell:
             recurrent_bias=cast(self.recurrent_bias), reset_after=self.reset_after,
             forget_bias=self.forget_bias, peepholes=peep, projection=cast(self.projection),
             cell_clip=self.cell_clip, proj_clip=self.proj_clip, layout=self.layout,
+            tensor_names=self.tensor_names,
         )
 
 

@@ -196,3 +196,23 @@ def test_relu_rnn_with_activation_option_matches_torch(torch_fixtures: Path) -> 
     relu = get_activation("relu")
     assert np.all(trace["rnn/l0/hidden"] == relu(trace["rnn/l0/hidden"]))
     assert np.abs(trace["rnn/l0/hidden"] - reference["rnn/l0/hidden"]).max() < ATOL
+
+
+def test_inspect_names_the_file_tensors_each_gate_lives_in(torch_fixtures: Path) -> None:
+    from lstm_trace.inspect import describe
+
+    case = _case(torch_fixtures, "lstm_3_layers_bi")
+    info = describe(lstm_trace.load(torch_fixtures / case["files"]["checkpoint"]["file"]))
+    backward = info["layers"][1]["directions"][1]
+    assert info["layers"][1]["name"] == "rnn/l1"
+    assert backward["gates"][1] == {
+        "gate": "forget_gate", "kernel": "rnn.weight_ih_l1_reverse[5:10, :]",
+        "recurrent_kernel": "rnn.weight_hh_l1_reverse[5:10, :]",
+        "bias": "rnn.bias_ih_l1_reverse[5:10] + rnn.bias_hh_l1_reverse[5:10]",
+    }
+    gru = describe(lstm_trace.load(torch_fixtures / _case(torch_fixtures, "gru_cell")["files"]
+                                   ["safetensors"]["file"]))
+    gates = gru["layers"][0]["directions"][0]["gates"]
+    assert [g["gate"] for g in gates] == ["reset_gate", "update_gate", "candidate"]
+    assert gates[2]["bias"] == "rnn.bias_ih[12:18]"
+    assert gates[2]["recurrent_bias"] == "rnn.bias_hh[12:18]"

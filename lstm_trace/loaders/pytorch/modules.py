@@ -191,10 +191,22 @@ def build_cell(group: dict[str, tuple[str, Tensor]], kind: str, activation: str,
     def cast(a: np.ndarray | None) -> np.ndarray | None:
         return None if a is None else np.ascontiguousarray(a, dtype=dtype)
 
+    sources: dict[str, tuple[str, ...]] = {"kernel": (names["weight_ih"],),
+                                           "recurrent_kernel": (names["weight_hh"],)}
+    bias_names = tuple(names[p] for p in ("bias_ih", "bias_hh") if p in names)
+    if kind == "gru":
+        if "bias_ih" in names:
+            sources["bias"] = (names["bias_ih"],)
+        if "bias_hh" in names:
+            sources["recurrent_bias"] = (names["bias_hh"],)
+    elif bias_names:
+        sources["bias"] = bias_names
+    if "weight_hr" in names:
+        sources["projection"] = (names["weight_hr"],)
     cell = Cell(kind=kind, units=hidden, kernel=cast(kernel), recurrent_kernel=cast(recurrent),
                 bias=cast(bias), recurrent_bias=cast(recurrent_bias), activation=activation,
                 recurrent_activation="sigmoid", reset_after=True, projection=cast(projection),
-                layout=layout)
+                layout=layout, tensor_names=sources)
     return cell, names
 
 
