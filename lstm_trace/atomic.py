@@ -119,3 +119,56 @@ def _fsync_directory(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], *, directory: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` that replaces it only if the block succeeds.
+
+    For writers that open files by name (HDF5, Parquet) or fill a directory (LSTMVis,
+    Zarr): the temporary file (or, with ``directory``, directory) is renamed over ``path``
+    at the end; on any exception, ``Ctrl-C`` included, it is removed. A directory output
+    may replace an empty directory, never a non-empty one.
+    """
+    import shutil
+
+    name = os.fspath(path)
+    target = Path(name)
+    if not target.parent.is_dir():
+        raise OutputError(f"{name}: cannot write, the directory {target.parent} does not exist")
+    if directory:
+        if target.exists() and not target.is_dir():
+            raise OutputError(f"{name}: exists and is not a directory")
+        if target.is_dir() and any(target.iterdir()):
+            raise OutputError(f"{name}: the directory exists and is not empty; "
+                              "remove it or choose another output directory")
+    elif target.is_dir():
+        raise OutputError(f"{name}: is a directory, not a file")
+    try:
+        if directory:
+            tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+        else:
+            fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+            os.close(fd)
+            tmp = Path(tmp_name)
+    except OSError as err:
+        raise OutputError(f"{name}: cannot write ({err.strerror or err})") from None
+    try:
+        yield tmp
+        if directory:
+            umask = os.umask(0o022)
+            os.umask(umask)
+            os.chmod(tmp, 0o777 & ~umask)
+        else:
+            os.chmod(tmp, _new_file_mode(target))
+        os.replace(tmp, target)
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            if tmp.is_dir():
+                shutil.rmtree(tmp)
+            else:
+                tmp.unlink()
+        if isinstance(err, OSError) and err.errno in _DISK_ERRNOS:
+            raise OutputError(f"{name}: cannot write ({err.strerror or err}); nothing was written") from err
+        raise
+    _fsync_directory(target.parent)

@@ -372,9 +372,10 @@ def wrote(output: str, what: str = "") -> None:
 
 @main.command()
 @trace_options
-@click.option("-f", "--format", "fmt", type=click.Choice(["table", "csv", "npz", "json"]),
+@click.option("-f", "--format", "fmt",
+              type=click.Choice(["table", "csv", "npz", "json", "h5", "parquet", "lstmvis"]),
               help="Output format (default: from -o's extension; on stdout, table on a "
-              "terminal and csv when piped).")
+              "terminal and csv when piped). h5, parquet and lstmvis need -o.")
 @click.option("-o", "--output", default="-", help="Output file ('-': stdout).")
 @click.option("--units", help="Units to show/write, e.g. 0:8 or 1,5,9 (table default: 0:8).")
 @click.option("--steps", help="Steps to show/write, e.g. 0:20 or 10: (table default: first 20).")
@@ -382,14 +383,32 @@ def wrote(output: str, what: str = "") -> None:
 @click.option("--summary", is_flag=True,
               help="min/mean/max/std (and gate saturation) per key instead of values, "
               "in the chosen format (table, csv or json).")
+@click.option("--batch-size", type=int,
+              help="Samples replayed at a time (default: from a memory budget); long "
+              "sequences also run in chunks of steps.")
+@click.option("--vocab", type=click.Path(dir_okay=False),
+              help="lstmvis: the word of each token id, one per line.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar on stderr.")
 @handle_errors
 def trace(model: str, input: str, fmt: str | None, output: str, units: str | None,
-          steps: str | None, samples: str | None, summary: bool, **kwargs: Any) -> None:
-    """Trace MODEL on INPUT: every gate, cell and hidden state at every step."""
+          steps: str | None, samples: str | None, summary: bool, batch_size: int | None,
+          vocab: str | None, quiet: bool, **kwargs: Any) -> None:
+    """Trace MODEL on INPUT: every gate, cell and hidden state at every step.
+
+    Files (csv, json, npz, h5, parquet, lstmvis) are written chunk by chunk as the
+    replay runs, in memory that does not grow with INPUT (.npy inputs are memory-mapped).
+    """
     from .writers import write_trace
     from .writers._common import pick
 
-    fmt = format_for(output, fmt, ("table", "csv", "npz", "json"))
+    fmt = format_for(output, fmt, ("table", "csv", "npz", "json", "h5", "parquet", "lstmvis"))
+    if not summary and fmt != "table" and units is None and steps is None and samples is None:
+        stream_trace(model, input, fmt, output, batch_size=batch_size, vocab=vocab, quiet=quiet,
+                     **kwargs)
+        return
+    if fmt in ("h5", "parquet", "lstmvis") or batch_size is not None or vocab is not None:
+        raise OptionError(f"--format {fmt}, --batch-size and --vocab write whole traces: "
+                          "they do not combine with --units, --steps, --samples or --summary")
     if fmt == "npz" and output == "-" and stdout_is_terminal():
         raise OptionError("--format npz is binary and is not written to a terminal: "
                           "give -o FILE.npz or redirect stdout")
@@ -408,6 +427,43 @@ def trace(model: str, input: str, fmt: str | None, output: str, units: str | Non
         write_trace(result, fmt, output, **selection)
     if output != "-":
         wrote(output, describe_output(result, fmt, selection, summary))
+
+
+def stream_trace(model: str, input: str, fmt: str, output: str, *, batch_size: int | None,
+                 vocab: str | None, quiet: bool, **kwargs: Any) -> None:
+    """The trace written chunk by chunk (lstm_trace.stream_output)."""
+    from .stream_output import write_stream
+
+    if fmt in ("h5", "parquet", "lstmvis") and output == "-":
+        raise OptionError(f"--format {fmt} writes a file{' tree' if fmt == 'lstmvis' else ''}: "
+                          f"give -o {'DIR' if fmt == 'lstmvis' else 'FILE.' + fmt}")
+    if fmt == "npz" and output == "-" and stdout_is_terminal():
+        raise OptionError("--format npz is binary and is not written to a terminal: "
+                          "give -o FILE.npz or redirect stdout")
+    if batch_size is not None and batch_size < 1:
+        raise OptionError(f"--batch-size must be 1 or more, got {batch_size}")
+    vocab_words = None
+    if vocab is not None:
+        if fmt != "lstmvis":
+            raise OptionError(f"--vocab applies to --format lstmvis, not {fmt}")
+        from .writers.plot import read_labels
+
+        vocab_words = read_labels(vocab)
+    network = open_model(model, **kwargs)
+    layers = list(kwargs.get("layers") or ())
+    layer_input = bool(kwargs.get("layer_input"))
+    features, token_ids = expected_input(network, layers, layer_input)
+    initial = read_initial_state(kwargs["initial_state"]) if kwargs.get("initial_state") else None
+    source = write_stream(
+        network, input, fmt, output, features=features, integer_ids=token_ids,
+        input_key=kwargs.get("input_key"), layers=layers or None, layer_input=layer_input,
+        initial_state=initial, dtype=kwargs.get("dtype") or "float32", batch_size=batch_size,
+        quiet=quiet, vocab=vocab_words,
+    )
+    if output != "-":
+        units = max((info.shape[2] for info in source.keys.values() if len(info.shape) == 3), default=0)
+        wrote(output, f"{fmt}: {len(source.keys)} keys, {source.batch} sample"
+                      f"{'s' if source.batch != 1 else ''} × {source.steps} steps × {units} units")
 
 
 def write_summary(result: Any, fmt: str, output: str, selection: dict[str, Any]) -> None:

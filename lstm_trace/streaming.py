@@ -110,6 +110,16 @@ class TraceSource:
         """Sample-steps in the whole input."""
         return self.batch * self.steps
 
+    @property
+    def single_chunk(self) -> bool:
+        """Whether one chunk holds the whole trace."""
+        return self.batch_size >= self.batch and self.chunk_steps >= self.steps
+
+    def shapes(self) -> dict[str, np.ndarray]:
+        """Each key mapped to a read-only array of its full shape and dtype that holds no
+        memory (for code that only asks a trace for shapes)."""
+        return {key: np.broadcast_to(np.zeros((), k.dtype), k.shape) for key, k in self.keys.items()}
+
     def __iter__(self) -> Iterator[TraceChunk]:
         if self._iterating:
             raise RuntimeError("a TraceSource can be iterated once")
@@ -156,7 +166,7 @@ def trace_chunks(
     batch_size: int | None = None,
     chunk_steps: int | None = None,
     budget: int = DEFAULT_BUDGET,
-    check_chunk: Callable[[np.ndarray, int, int], None] | None = None,
+    validate_chunk: Callable[[np.ndarray, int, int], np.ndarray] | None = None,
 ) -> TraceSource:
     """The trace of ``x`` as a :class:`TraceSource`; options as :func:`lstm_trace.engine.run`.
 
@@ -164,8 +174,8 @@ def trace_chunks(
     part and releases its pages afterwards. ``batch_size`` is the number of samples per
     chunk, ``chunk_steps`` the number of steps (only for networks that stream in steps:
     :func:`step_streaming_blocker`); both default to what fits ``budget`` bytes of
-    recorded arrays. ``check_chunk(x_chunk, s0, t0)`` validates each input chunk before
-    it is replayed (the CLI checks for NaN there).
+    recorded arrays. ``validate_chunk(x_chunk, s0, t0)`` checks each input chunk before
+    it is replayed and returns the array to replay (the CLI checks for NaN there).
 
         >>> source = trace_chunks(model, x, batch_size=8)
         >>> for chunk in source:
@@ -207,8 +217,8 @@ def trace_chunks(
             for t0 in range(0, steps, chunk_steps):
                 t1 = min(steps, t0 + chunk_steps)
                 part = _input_part(x, single, s0, s1, t0, t1)
-                if check_chunk is not None:
-                    check_chunk(part, s0, t0)
+                if validate_chunk is not None:
+                    part = validate_chunk(part, s0, t0)
                 part = block_plan.prepare_input(part)
                 trace, carry = run_chunk(block_plan, part, carry)
                 _release(x)

@@ -106,7 +106,7 @@ def test_an_unexpected_exception_is_reported_as_a_bug(monkeypatch, error):
     def broken(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(csv_writer, "render", broken)
+    monkeypatch.setattr(csv_writer, "render_source", broken)
     result = invoke(MODEL, ONE, "-f", "csv")
     assert_bug(result, type(error).__name__, "boom")
     assert "second line" not in result.output
@@ -128,7 +128,7 @@ def test_debug_shows_the_traceback_of_a_bug(monkeypatch):
     def broken(*args, **kwargs):
         raise TypeError("boom")
 
-    monkeypatch.setattr(csv_writer, "render", broken)
+    monkeypatch.setattr(csv_writer, "render_source", broken)
     result = invoke(MODEL, ONE, "-f", "csv", "--debug")
     assert isinstance(result.exception, TypeError)
 
@@ -140,7 +140,7 @@ def test_disk_full_is_a_user_error_and_leaves_nothing(monkeypatch, tmp_path):
         yield "sample,layer\n"
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(csv_writer, "render", full)
+    monkeypatch.setattr(csv_writer, "render_source", full)
     out = tmp_path / "t.csv"
     assert_user_error(invoke(MODEL, ONE, "-o", out), str(out), "No space left on device")
     assert list(tmp_path.iterdir()) == []
@@ -221,7 +221,7 @@ def test_broken_pipe_through_clirunner_is_141_and_silent(monkeypatch):
         yield "sample\n"
         raise BrokenPipeError(errno.EPIPE, "Broken pipe")
 
-    monkeypatch.setattr(csv_writer, "render", closed)
+    monkeypatch.setattr(csv_writer, "render_source", closed)
     result = invoke(MODEL, ONE, "-f", "csv")
     assert result.exit_code == 141
     assert result.stderr == ""
@@ -237,7 +237,7 @@ def test_ctrl_c_exits_130_not_1(monkeypatch, tmp_path):
         yield "sample\n"
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(csv_writer, "render", interrupted)
+    monkeypatch.setattr(csv_writer, "render_source", interrupted)
     out = tmp_path / "t.csv"
     result = invoke(MODEL, ONE, "-o", out)
     assert result.exit_code == 130

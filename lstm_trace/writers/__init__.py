@@ -9,6 +9,14 @@
 - ``json`` (:mod:`.json`): metadata and nested lists; ``samples``, ``steps``, ``units``,
   ``indent``.
 
+- ``h5`` (:mod:`.h5`): one HDF5 dataset per key.
+- ``parquet`` (:mod:`.parquet`): the CSV's tidy table.
+- ``lstmvis`` (:mod:`.lstmvis`): a project directory for LSTMVis; ``token_ids``, ``vocab``.
+
+``write_source(source, fmt, output, **options)`` writes a
+:class:`~lstm_trace.streaming.TraceSource` chunk by chunk (every format but ``table``),
+with memory that does not grow with the input.
+
 ``output`` is a path, or ``"-"``/``None`` for standard output (text formats only).
 Files are written atomically: a failure leaves no partial file behind.
 """
@@ -20,13 +28,17 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from ..streaming import TraceSource
 from ..trace import Trace
 
-FORMATS = ("table", "csv", "npz", "json")
+FORMATS = ("table", "csv", "npz", "json", "h5", "parquet", "lstmvis")
+#: Formats :func:`write_source` writes chunk by chunk.
+STREAMING_FORMATS = ("csv", "json", "npz", "h5", "parquet", "lstmvis")
 #: Formats that may be written to standard output.
 TEXT_FORMATS = ("table", "csv", "json")
 #: Output file suffixes and the format they imply.
-FORMAT_BY_SUFFIX = {".csv": "csv", ".npz": "npz", ".json": "json", ".txt": "table"}
+FORMAT_BY_SUFFIX = {".csv": "csv", ".npz": "npz", ".json": "json", ".txt": "table",
+                    ".h5": "h5", ".hdf5": "h5", ".parquet": "parquet"}
 
 
 def writer(fmt: str) -> Callable[..., None]:
@@ -39,6 +51,12 @@ def writer(fmt: str) -> Callable[..., None]:
         from .npz import write
     elif fmt == "json":
         from .json import write
+    elif fmt == "h5":
+        from .h5 import write
+    elif fmt == "parquet":
+        from .parquet import write
+    elif fmt == "lstmvis":
+        from .lstmvis import write
     else:
         raise ValueError(f"unknown output format {fmt!r}; expected one of: {', '.join(FORMATS)}")
     return write
@@ -66,3 +84,25 @@ def write_trace(
         )
     write(trace, output, **given)
 
+
+
+def write_source(
+    source: TraceSource, fmt: str, output: str | os.PathLike[str] | None = None, **options: Any
+) -> None:
+    """Write ``source`` chunk by chunk in format ``fmt`` (one of :data:`STREAMING_FORMATS`)."""
+    if fmt == "csv":
+        from .csv import write_source as write
+    elif fmt == "json":
+        from .json import write_source as write
+    elif fmt == "npz":
+        from .npz import write_source as write
+    elif fmt == "h5":
+        from .h5 import write_source as write
+    elif fmt == "parquet":
+        from .parquet import write_source as write
+    elif fmt == "lstmvis":
+        from .lstmvis import write_source as write
+    else:
+        raise ValueError(f"--format {fmt} is not written in chunks; choose one of: "
+                         f"{', '.join(STREAMING_FORMATS)}")
+    write(source, output, **{k: v for k, v in options.items() if v is not None})

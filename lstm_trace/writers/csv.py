@@ -34,9 +34,10 @@ a block of samples at a time, so memory stays bounded and there is no loop per v
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator, Sequence
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
@@ -245,19 +246,25 @@ def write_source(
     The bytes equal :func:`render`'s for the whole trace. ``engine`` is ``"polars"``,
     ``"numpy"`` or ``None`` (polars when installed).
     """
+    with atomic_write(output, "wb") as handle:
+        for text in render_source(source, engine=engine):
+            handle.write(text if isinstance(text, bytes) else text.encode("utf-8"))
+
+
+def render_source(source: TraceSource, *, engine: str | None = None) -> Iterator[bytes]:
+    """The CSV of ``source`` in pieces of text (header first), chunk by chunk."""
     if engine is None:
         engine = "polars" if polars_available() else "numpy"
     if engine not in ("polars", "numpy"):
         raise ValueError(f"unknown CSV engine {engine!r}; expected polars or numpy")
     columns = quantity_columns(source.layers)
-    write_piece = _polars_piece if engine == "polars" else _numpy_piece
-    with atomic_write(output, "wb") as handle:
-        handle.write((",".join([*INDEX_COLUMNS, *columns]) + "\n").encode())
-        for piece in row_pieces(source):
-            write_piece(piece, columns, handle)
+    piece_text = _polars_piece if engine == "polars" else _numpy_piece
+    yield (",".join([*INDEX_COLUMNS, *columns]) + "\n").encode()
+    for piece in row_pieces(source):
+        yield from piece_text(piece, columns)
 
 
-def _numpy_piece(piece: Piece, columns: list[str], handle: IO[bytes]) -> None:
+def _numpy_piece(piece: Piece, columns: list[str]) -> Iterator[bytes]:
     """A piece's rows by the NumPy renderer, a bounded block of steps at a time."""
     (s0, s1), (t0, t1) = piece.samples, piece.steps
     width = layer_width(piece.arrays) or 1
@@ -270,11 +277,15 @@ def _numpy_piece(piece: Piece, columns: list[str], handle: IO[bytes]) -> None:
         matrix = _block_chars(piece.layer, piece.direction, arrays, columns, np.arange(s1 - s0),
                               picked, sample_base=s0, step_base=t0 + a)
         if matrix is not None:
-            handle.write(_text.squeeze(matrix).encode("utf-8"))
+            yield _text.squeeze(matrix).encode("utf-8")
 
 
-def _polars_piece(piece: Piece, columns: list[str], handle: IO[bytes]) -> None:
-    """A piece's rows through one polars ``write_csv`` call (same text as the NumPy renderer)."""
+def _polars_piece(piece: Piece, columns: list[str]) -> Iterator[bytes]:
+    """A piece's rows through one polars ``write_csv`` call (same text as the NumPy renderer).
+
+    polars writes into memory (a piece is a few megabytes of text); the caller writes the
+    file, so disk-full and closed-pipe errors are Python's own ``OSError``s.
+    """
     import polars as pl
 
     (s0, s1), (t0, t1) = piece.samples, piece.steps
@@ -311,8 +322,10 @@ def _polars_piece(piece: Piece, columns: list[str], handle: IO[bytes]) -> None:
         expr = pl.col(q)
         exprs.append(pl.when(pl.col("unit") < have).then(expr).alias(q) if have < width else expr)
     frame = pl.DataFrame(data).select(exprs)
-    frame.write_csv(handle, include_header=False, quote_style="never", line_terminator="\n",
+    buffer = io.BytesIO()
+    frame.write_csv(buffer, include_header=False, quote_style="never", line_terminator="\n",
                     null_value="")
+    yield buffer.getvalue()
 
 
 def _float_series(pl: Any, name: str, flat: np.ndarray) -> Any:

@@ -48,9 +48,11 @@ import numpy as np
 
 from ..atomic import atomic_write
 from ..selection import Selection
+from ..streaming import TraceSource
 from ..trace import Trace
 from . import _text
 from ._common import pick
+from ._spill import SpillStore
 
 FORMAT = "lstm-trace"
 VERSION = 1
@@ -131,8 +133,52 @@ def _layer_info(trace: Trace, layer: Any) -> dict[str, Any]:
     }
 
 
-def nested_list(array: np.ndarray) -> str:
-    """JSON text of ``array`` as nested lists (floats shortest round-trip, non-finite ``null``)."""
+def write_source(
+    source: TraceSource, output: str | os.PathLike[str] | None = None, *, indent: int | None = None
+) -> None:
+    """Write every chunk of ``source`` as JSON (the same text :func:`write` gives the whole trace).
+
+    The JSON nests each key's values ``[sample][step][unit]``, key after key, so chunks are
+    kept in a temporary file (:class:`~lstm_trace.writers._spill.SpillStore`) until the
+    last one is in, then each key is rendered part by part: memory stays flat.
+    """
+    if source.single_chunk:
+        (chunk,) = list(source)
+        write(chunk.trace, output, indent=indent)
+        return
+    keys = source.keys
+    shaped = source.shapes()
+    head = {
+        "format": FORMAT,
+        "version": VERSION,
+        "layers": [_layer_info(shaped, layer) for layer in source.layers],
+        "shape": {"batch": source.batch, "steps": source.steps},
+        "selection": {"samples": None, "steps": None, "units": None},
+    }
+    with SpillStore(keys, source.batch) as store:
+        for chunk in source:
+            store.write_chunk(chunk, 0)
+        with atomic_write(output, "w", newline="") as handle:
+            handle.write(json.dumps(head, indent=indent)[:-1] + ', "trace": {')
+            for n, (key, info) in enumerate(keys.items()):
+                handle.write(("," if n else "") + "\n" + json.dumps(key) + ": ")
+                for s in range(source.batch):
+                    for t0 in range(0, source.steps, source.chunk_steps):
+                        t1 = min(source.steps, t0 + source.chunk_steps)
+                        part = store.read(key, (s, s + 1), (t0, t1))
+                        handle.write(nested_list(part, offset=(s, t0), shape=info.shape))
+            handle.write("\n}}\n")
+
+
+def nested_list(
+    array: np.ndarray, *, offset: tuple[int, ...] = (), shape: tuple[int, ...] | None = None
+) -> str:
+    """JSON text of ``array`` as nested lists (floats shortest round-trip, non-finite ``null``).
+
+    With ``shape`` and ``offset`` (indices of ``array[0, 0, ...]`` in an array of that
+    shape, missing axes 0), the text is the part of the whole array's text that
+    ``array``'s values take: brackets open where an axis starts, close where it ends.
+    """
     if array.ndim == 0:
         return nested_list(array.reshape(1))[1:-1]
     if array.size == 0:
@@ -145,12 +191,15 @@ def nested_list(array: np.ndarray) -> str:
         values = _text.int_chars(array)
     else:
         values = _text.float_chars(array, nonfinite="null")
-    shape = array.shape
-    d = len(shape)
+    full = array.shape if shape is None else tuple(shape)
+    d = len(full)
+    start = np.zeros(d, dtype=np.int64)
+    start[:len(offset)] = offset
     # Brackets around each value: "[" opens every axis whose index is 0 from this axis
     # inward; "]" closes every axis at its last index from the innermost outward; a comma
     # follows every value but the very last.
-    idx = np.indices(shape).reshape(d, -1)
+    idx = np.indices(array.shape).reshape(d, -1) + start[:, None]
+    shape = full
     first = idx == 0
     last = idx == np.array(shape)[:, None] - 1
     opens = np.cumprod(first[::-1], axis=0)[::-1]  # opens[a]: axes a..d-1 all at 0
