@@ -45,12 +45,15 @@ def describe(network: Network) -> dict[str, Any]:
     """Everything ``inspect`` shows, as JSON-ready data.
 
     Returns ``{"source", "keras_version", "input_shape", "input_dtype", "parameters",
-    "recurrent_parameters", "layers": [...], "notes": [...], "unexplained": [...]}``;
-    each layer is a dict with ``name``, ``class_name``, ``role`` (``recurrent``,
-    ``upstream``, or ``downstream`` for a layer no recurrent layer needs, which the loader
-    did not convert: ``replayable`` and ``parameters`` are then ``None``), ``position``
-    (``before``, ``between`` or ``after`` the recurrent layers, or ``recurrent``) and, for
-    a recurrent layer, its options, directions and gate slices.
+    "recurrent_parameters", "other_parameters", "layers": [...], "notes": [...],
+    "unexplained": [...]}``; ``parameters`` counts the whole model as Keras's
+    ``count_params`` does (every stored value of every layer, heads after the recurrent
+    layers included), ``recurrent_parameters`` the recurrent layers' part. Each layer is a
+    dict with ``name``, ``class_name``, ``role`` (``recurrent``, ``upstream``, or
+    ``downstream`` for a layer no recurrent layer needs, which the loader did not convert:
+    ``replayable`` is then ``None``), ``parameters`` (``None`` where unknown),
+    ``position`` (``before``, ``between`` or ``after`` the recurrent layers, or
+    ``recurrent``) and, for a recurrent layer, its options, directions and gate slices.
     """
     indices = [i for i, layer in enumerate(network.layers) if isinstance(layer, RecurrentLayer)]
     first, last = (indices[0], indices[-1]) if indices else (len(network.layers), -1)
@@ -60,7 +63,7 @@ def describe(network: Network) -> dict[str, Any]:
         if isinstance(layer, RecurrentLayer):
             entry = describe_recurrent(layer, network, i)
         else:
-            entry = describe_upstream(layer)
+            entry = describe_upstream(layer, network.layer_parameters.get(layer.name))
             entry["position"] = "before" if i < first else "after" if i > last else "between"
         entry["inputs"] = inputs
         layers.append(entry)
@@ -68,33 +71,38 @@ def describe(network: Network) -> dict[str, Any]:
         # Heads after the last recurrent layer: kept out of the Network, never needed to trace.
         layers.append({"name": name, "class_name": class_name, "role": "downstream",
                        "position": "after", "replayable": None,
-                       "description": f"{class_name} (not needed to trace)", "parameters": None,
-                       "inputs": []})
+                       "description": f"{class_name} (not needed to trace)",
+                       "parameters": network.layer_parameters.get(name), "inputs": []})
     recurrent_params = sum(layer.parameter_count() for layer in network.recurrent_layers)
-    upstream_params = sum(_upstream_parameters(layer) for layer in network.layers
-                          if isinstance(layer, UpstreamLayer))
+    other_params = sum(layer["parameters"] or 0 for layer in layers if layer["role"] != "recurrent")
     return {
         "source": network.source,
         "keras_version": network.keras_version,
         "input_shape": None if network.input_shape is None else list(network.input_shape),
         "input_dtype": network.input_dtype,
-        "parameters": recurrent_params + upstream_params,
+        "parameters": recurrent_params + other_params,
         "recurrent_parameters": recurrent_params,
+        "other_parameters": other_params,
         "layers": layers,
         "notes": list(network.notes),
         "unexplained": list(getattr(network, "unexplained", []) or []),
     }
 
 
-def describe_upstream(layer: UpstreamLayer) -> dict[str, Any]:
-    """A non-recurrent layer: its class, whether lstm-trace can replay it, and how."""
+def describe_upstream(layer: UpstreamLayer, stored: int | None = None) -> dict[str, Any]:
+    """A non-recurrent layer: its class, whether lstm-trace can replay it, how, or why not.
+
+    ``stored``: how many values the file holds for it (the loader's count); without it,
+    the sizes of the arrays the replay keeps.
+    """
     return {
         "name": layer.name,
         "class_name": layer.class_name,
         "role": "upstream",
         "replayable": bool(layer.replayable),
         "description": layer.describe(),
-        "parameters": _upstream_parameters(layer),
+        "reason": None if layer.replayable else getattr(layer, "reason", "") or None,
+        "parameters": _upstream_parameters(layer) if stored is None else stored,
     }
 
 
@@ -318,7 +326,7 @@ def render(info: dict[str, Any], width: int | None = None) -> str:
     console.print(f"source: {info['source'] or 'unknown'}   Keras version: {version}   "
                   f"input: {shape} {info['input_dtype']}")
     console.print(f"parameters: {info['parameters']:,} ({info['recurrent_parameters']:,} in "
-                  "recurrent layers)")
+                  f"recurrent layers, {info['other_parameters']:,} in other layers)")
 
     table = Table(title="layers", title_justify="left", show_lines=False)
     for column in ("layer", "class", "kind", "units", "in → out", "activations", "params",
@@ -326,15 +334,18 @@ def render(info: dict[str, Any], width: int | None = None) -> str:
         table.add_column(column, no_wrap=True)
     details: list[str] = []  # free text (options, reasons) below the table, not squeezed in it
     for layer in info["layers"]:
+        params = "" if not layer["parameters"] else f"{layer['parameters']:,}"
         if layer["role"] == "downstream":
-            table.add_row(layer["name"], layer["class_name"], "(after)", "", "", "", "",
-                          "not needed")
+            table.add_row(layer["name"], layer["class_name"], "(after)", "", "", "",
+                          params if layer["parameters"] is not None else "?", "not needed")
             continue
         if layer["role"] == "upstream":
             table.add_row(layer["name"], layer["class_name"], f"({layer['position']})", "", "", "",
-                          f"{layer['parameters']:,}" if layer["parameters"] else "",
-                          "yes" if layer["replayable"] else "NO")
+                          params, "yes" if layer["replayable"] else "NO")
             if not layer["replayable"]:
+                why = layer["reason"] or "no reason recorded"
+                details.append(f"{layer['name']}: not replayable: {why}")
+            elif layer["description"] != layer["class_name"]:
                 details.append(f"{layer['name']}: {layer['description']}")
             continue
         first = layer["directions"][0]
@@ -351,7 +362,7 @@ def render(info: dict[str, Any], width: int | None = None) -> str:
             details.append(f"{layer['name']}: {options}")
     console.print(table)
     for line in details:
-        console.print(f"  {line}")
+        console.print(f"  {line}", soft_wrap=True)  # one line each, however long
 
     for layer in info["layers"]:
         if layer["role"] != "recurrent":

@@ -559,7 +559,7 @@ class ReLU(UpstreamLayer):
         return y, mask
 
     def describe(self) -> str:
-        parts = [f"{k}={v}" for k, v in (("max_value", self.max_value),
+        parts = [f"{k}={v:g}" for k, v in (("max_value", self.max_value),
                                           ("negative_slope", self.negative_slope),
                                           ("threshold", self.threshold)) if v]
         return f"{self.class_name} ({', '.join(parts) or 'max(x, 0)'})"
@@ -601,7 +601,7 @@ class ELU(UpstreamLayer):
         return np.where(x > 0, x, t(self.alpha) * np.expm1(np.minimum(x, t(0)))), mask
 
     def describe(self) -> str:
-        return f"ELU (alpha={self.alpha})"
+        return f"ELU (alpha={self.alpha:g})"
 
 
 @dataclass

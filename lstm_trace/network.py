@@ -255,6 +255,10 @@ class Network:
     #: Layers of the file that feed no recurrent layer (heads after the last one, side
     #: branches), each ``(name, class name)``: never replayed, listed by ``inspect``.
     downstream: list[tuple[str, str]] = field(default_factory=list)
+    #: How many values each non-recurrent layer stores in the file (Keras's
+    #: ``count_params``), by layer name, where the loader read them; ``inspect`` adds them
+    #: to the recurrent layers' count for the model's total.
+    layer_parameters: dict[str, int] = field(default_factory=dict)
 
     def sources(self, index: int) -> tuple[str, ...]:
         """Names of the layers whose outputs feed ``layers[index]`` (``()``: the model input)."""

@@ -3,12 +3,14 @@
     python activation_layers.py OUTDIR
     TF_USE_LEGACY_KERAS=1 python activation_layers.py OUTDIR
 
-Each case is ``Input -> Dense(4) -> <activation layer> -> LSTM(5, return_sequences=True)``
+Each case is ``Input -> Dense(4) -> <activation layer> -> LSTM(5, return_sequences=True)
+-> Dense(2)``
 (``masked`` cases put a ``Masking`` layer first and pad the input), saved as ``.keras``
 (Keras 3) and ``.h5``, with ``<name>_input.npy`` and ``<name>_reference.npz``:
 ``__input__`` (the LSTM's input: the activation layer's output, as Keras computed it),
 ``hidden`` (the LSTM's output at every step) and ``cell`` (the LSTM cell stepped one
-input at a time by the framework).
+input at a time by the framework); the manifest has Keras's ``count_params()`` of the
+model (``parameters``) and of the LSTM (``lstm_parameters``).
 
 ``CASES`` is plain data (no TensorFlow import), so tests can parametrize on it; each
 case is ``(class name, Keras 3 options, Keras 2 options, versions, masked)``.
@@ -51,6 +53,7 @@ def build(keras, case: str, legacy: bool):
     y = L.Dense(4, name="dense")(y)
     y = getattr(L, class_name)(name="act", **(k2 if legacy else k3))(y)
     y = L.LSTM(5, return_sequences=True, name="lstm")(y)
+    y = L.Dense(2, name="head")(y)
     return keras.Model(x, y, name=case)
 
 
@@ -80,7 +83,8 @@ def main(out: Path) -> None:
         act = model.get_layer("act")
         lstm_input = np.asarray(keras.Model(model.inputs, act.output)(x))
         states = cell_reference(model.get_layer("lstm").cell, lstm_input, mask=mask)
-        reference = {"__input__": lstm_input, "hidden": np.asarray(model(x)),
+        hidden = np.asarray(keras.Model(model.inputs, model.get_layer("lstm").output)(x))
+        reference = {"__input__": lstm_input, "hidden": hidden,
                      "cell": states["cell"], "stepped_hidden": states["hidden"]}
         np.save(out / f"{name}_input.npy", x)
         np.savez(out / f"{name}_reference.npz", **reference)
@@ -91,7 +95,9 @@ def main(out: Path) -> None:
             model.save(out / file)
         manifest.append({"name": name, "class_name": spec[0], "files": files,
                          "input": f"{name}_input.npy", "reference": f"{name}_reference.npz",
-                         "masked": spec[4], "keras_version": keras.__version__})
+                         "masked": spec[4], "keras_version": keras.__version__,
+                         "parameters": int(model.count_params()),
+                         "lstm_parameters": int(model.get_layer("lstm").count_params())})
     write_manifest(out, manifest)
 
 

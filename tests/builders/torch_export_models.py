@@ -66,7 +66,9 @@ def main(out: Path) -> None:
         np.savez(out / f"{name}_reference.npz", **reference)
         model.save(out / f"{name}.keras")
         manifest.append({"name": name, "model": f"{name}.keras", "input": f"{name}_input.npy",
-                         "reference": f"{name}_reference.npz"})
+                         "reference": f"{name}_reference.npz",
+                         "parameters": int(model.count_params()),
+                         "recurrent_parameters": int(layer.count_params())})
     write_manifest(out, manifest)
 
 

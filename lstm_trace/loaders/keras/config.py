@@ -476,6 +476,7 @@ def build_network(
     needed = _layers_feeding_recurrent(specs)
     layers: list[RecurrentLayer | UpstreamLayer] = []
     inbound: dict[str, tuple[str, ...]] = {}
+    parameters: dict[str, int] = {}
     for spec in specs:
         if spec.name not in needed or spec.class_name in MASK_OP_CLASSES:
             continue
@@ -497,6 +498,7 @@ def build_network(
                 ws = weights.layer_weights(spec)
             except LoadError:
                 ws = []
+            parameters[spec.name] = sum(int(np.size(w)) for w in ws)
             converted = [convert_upstream(spec, ws, ctx)]
         for k, layer in enumerate(converted):
             inbound[layer.name] = sources if k == 0 else (converted[k - 1].name,)
@@ -510,6 +512,8 @@ def build_network(
             alias = converted[-1].name
             for other in specs:
                 other.inbound = [alias if s == spec.name else s for s in other.inbound]
+    downstream = [s for s in specs if s.name not in needed
+                  and s.class_name not in MASK_OP_CLASSES and s.class_name != "InputLayer"]
     return Network(
         layers=layers,
         source=ctx.source,
@@ -518,9 +522,24 @@ def build_network(
         input_dtype=input_dtype,
         notes=ctx.notes,
         inbound=inbound,
-        downstream=[(s.name, s.class_name) for s in specs if s.name not in needed
-                    and s.class_name not in MASK_OP_CLASSES and s.class_name != "InputLayer"],
+        downstream=[(s.name, s.class_name) for s in downstream],
+        layer_parameters={**parameters, **_stored_sizes(downstream, weights)},
     )
+
+
+def _stored_sizes(specs: list[LayerSpec], weights: WeightSource) -> dict[str, int]:
+    """How many values each layer stores (Keras's ``count_params``), for ``inspect``.
+
+    Layers whose weights cannot be read are left out: the count is information, and a
+    layer no traced layer needs must not stop a load.
+    """
+    out = {}
+    for spec in specs:
+        try:
+            out[spec.name] = sum(int(np.size(w)) for w in weights.layer_weights(spec))
+        except (LoadError, KeyError, TypeError, ValueError, OSError):
+            continue
+    return out
 
 
 def _is_first_input(specs: list[LayerSpec], name: str) -> bool:

@@ -65,7 +65,8 @@ def convert_upstream(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasConte
     if spec.class_name == "Lambda":
         reason = "a Lambda layer holds code, and lstm-trace never runs code from a model file"
     else:
-        reason = "lstm-trace does not replay this layer class"
+        reason = ("not a Keras layer lstm-trace knows (a custom layer's code is not in the file, "
+                  "and lstm-trace never runs code)")
     return Unsupported(spec.name, spec.class_name, reason=reason)
 
 
@@ -370,3 +371,39 @@ def softmax(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> Up
     if axis == 0 or (isinstance(axis, tuple) and (not axis or 0 in axis)):
         raise _Skip(f"axis={axis} includes the batch axis")
     return Softmax(spec.name, spec.class_name, axis=axis, keras_major=ctx.keras_major)
+
+
+# ---------------------------------------------------------------------------- not replayed
+
+_NOT_YET = "lstm-trace does not replay this layer class yet; see docs/keras-layers.md for the replayed ones"
+#: Keras layer classes that are not replayed, by why; ``inspect`` and the error say it.
+NOT_REPLAYED: dict[str, tuple[str, ...]] = {
+    "an attention layer: not replayed in NumPy": (
+        "Attention", "AdditiveAttention", "MultiHeadAttention", "GroupedQueryAttention",
+        "GroupQueryAttention"),
+    "a preprocessing layer works on raw data: give INPUT preprocessed, with --layer-input": (
+        "TextVectorization", "StringLookup", "IntegerLookup", "Hashing", "HashedCrossing",
+        "CategoryEncoding", "Discretization", "Normalization", "Rescaling", "Resizing",
+        "CenterCrop", "MelSpectrogram", "STFTSpectrogram"),
+    "a layer active only in training (augmentation), whose inference mode is not replayed": (
+        "RandomFlip", "RandomRotation", "RandomZoom", "RandomCrop", "RandomTranslation",
+        "RandomContrast", "RandomBrightness"),
+    _NOT_YET: (
+        "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
+        "SeparableConv1D", "SeparableConv2D", "DepthwiseConv1D", "DepthwiseConv2D",
+        "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "Cropping1D",
+        "Cropping2D", "Flatten", "GlobalAveragePooling1D", "GlobalMaxPooling1D",
+        "GlobalAveragePooling2D", "GlobalMaxPooling2D", "MaxPooling2D", "AveragePooling2D",
+        "GroupNormalization", "UnitNormalization", "SpectralNormalization", "Dot",
+        "EinsumDense", "Wrapper"),
+}
+
+
+def _not_replayed(reason: str):  # noqa: ANN202 - builds one converter per reason
+    def convert(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
+        return _unsupported(spec, reason)
+    return convert
+
+
+for _reason, _classes in NOT_REPLAYED.items():
+    register_upstream(*_classes)(_not_replayed(_reason))
