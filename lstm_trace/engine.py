@@ -51,6 +51,8 @@ def _lstm_steps(
     u = cell.units
     sigma = get_activation(cell.recurrent_activation)
     phi = get_activation(cell.activation)
+    psi = get_activation(cell.hidden_activation)
+    clip = cell.gate_clip
     U = cell.recurrent_kernel
     peep = cell.peepholes or {}
     p_i, p_f, p_o = (peep.get(k) for k in ("input_gate", "forget_gate", "output_gate"))
@@ -65,16 +67,20 @@ def _lstm_steps(
             z[:, :u] += p_i * c
         if p_f is not None:
             z[:, u:2 * u] += p_f * c
+        if clip is not None:
+            np.clip(z[:, :3 * u], -clip, clip, out=z[:, :3 * u])
         i = sigma(z[:, :u])
-        f = sigma(z[:, u:2 * u])
+        f = 1 - i if cell.coupled_input_forget else sigma(z[:, u:2 * u])
         g = phi(z[:, 2 * u:3 * u])
         c_new = f * c + i * g
         if cell.cell_clip is not None:
             np.clip(c_new, -cell.cell_clip, cell.cell_clip, out=c_new)
         if p_o is not None:
             z[:, 3 * u:] += p_o * c_new
+        if clip is not None:
+            np.clip(z[:, 3 * u:], -clip, clip, out=z[:, 3 * u:])
         o = sigma(z[:, 3 * u:])
-        h_new = o * phi(c_new)
+        h_new = o * psi(c_new)
         if P is not None:
             h_new = h_new @ P
             if cell.proj_clip is not None:
@@ -93,6 +99,8 @@ def _lstm_fusable(cell: Cell, mask: np.ndarray | None) -> bool:
     """Whether :func:`_lstm_steps_fused` covers ``cell``: the common Keras LSTM and nothing extra."""
     return (
         cell.recurrent_activation == "sigmoid" and cell.activation == "tanh" and mask is None
+        and cell.hidden_activation == "tanh" and cell.gate_clip is None
+        and not cell.coupled_input_forget
         and not cell.peepholes and cell.projection is None and cell.cell_clip is None
     )
 
@@ -163,6 +171,11 @@ def _gru_steps(
     U = cell.recurrent_kernel
     U_zr, U_h = U[:, :2 * u], U[:, 2 * u:]
     rb = cell.recurrent_bias
+    clip = cell.gate_clip
+
+    def pre(a: np.ndarray) -> np.ndarray:  # ⌊·⌉: the gate_clip of every pre-activation
+        return a if clip is None else np.clip(a, -clip, clip, out=a)
+
     gz, gr, gc, hs = out["update_gate"], out["reset_gate"], out["candidate"], out["hidden"]
     for t in _steps(reverse, xw.shape[1]):
         xt = xw[:, t]
@@ -170,19 +183,19 @@ def _gru_steps(
             hu = h @ U
             if rb is not None:
                 hu += rb
-            z = sigma(xt[:, :u] + hu[:, :u])
-            r = sigma(xt[:, u:2 * u] + hu[:, u:2 * u])
-            g = phi(xt[:, 2 * u:] + r * hu[:, 2 * u:])
+            z = sigma(pre(xt[:, :u] + hu[:, :u]))
+            r = sigma(pre(xt[:, u:2 * u] + hu[:, u:2 * u]))
+            g = phi(pre(xt[:, 2 * u:] + r * hu[:, 2 * u:]))
         else:
             hu = h @ U_zr
             if rb is not None:
                 hu += rb[:2 * u]
-            z = sigma(xt[:, :u] + hu[:, :u])
-            r = sigma(xt[:, u:2 * u] + hu[:, u:])
+            z = sigma(pre(xt[:, :u] + hu[:, :u]))
+            r = sigma(pre(xt[:, u:2 * u] + hu[:, u:]))
             hh = (r * h) @ U_h
             if rb is not None:
                 hh += rb[2 * u:]
-            g = phi(xt[:, 2 * u:] + hh)
+            g = phi(pre(xt[:, 2 * u:] + hh))
         h_new = z * h + (1 - z) * g
         if mask is not None:
             h_new = np.where(mask[:, t, None], h_new, h)
@@ -195,12 +208,16 @@ def _simple_rnn_steps(
     cell: Cell, xw: np.ndarray, mask: np.ndarray | None, h: np.ndarray,
     reverse: bool, out: dict[str, np.ndarray],
 ) -> np.ndarray:
-    """The SimpleRNN step loop: ``h' = φ(x W + h U + b)``."""
+    """The SimpleRNN step loop: ``h' = φ(⌊x W + h U + b⌉)``."""
     phi = get_activation(cell.activation)
     U = cell.recurrent_kernel
+    clip = cell.gate_clip
     hs = out["hidden"]
     for t in _steps(reverse, xw.shape[1]):
-        h_new = phi(xw[:, t] + h @ U)
+        a = xw[:, t] + h @ U
+        if clip is not None:
+            np.clip(a, -clip, clip, out=a)
+        h_new = phi(a)
         if mask is not None:
             h_new = np.where(mask[:, t, None], h_new, h)
         hs[:, t] = h = h_new
@@ -388,8 +405,17 @@ class ReplayPlan:
     initial_state: dict[str, np.ndarray]
     dtype: np.dtype
 
-    def prepare_input(self, x: np.ndarray) -> np.ndarray:
-        """``x`` as the engine takes it: floats cast to ``dtype``, a single sequence made batch 1."""
+    def prepare_input(
+        self, x: np.ndarray | Mapping[str, np.ndarray]
+    ) -> np.ndarray | dict[str, np.ndarray]:
+        """``x`` as the engine takes it: floats cast to ``dtype``, a single sequence made batch 1.
+
+        A network with an ``input_adapter`` (ONNX graph inputs) takes ``x`` as its framework
+        is fed, or a mapping of input names to arrays; the adapter checks them and names the
+        engine's sources.
+        """
+        if self.network.input_adapter is not None and not self.layer_input:
+            return self.network.input_adapter.feeds(x, self.dtype)
         x = np.asarray(x)
         integer_input = x.dtype.kind in "iu"
         if not integer_input:
@@ -483,7 +509,10 @@ def run_chunk(
     start, stop = plan.start, plan.stop
     # Outputs by layer name ("" is the model input), each with its mask.
     values: dict[str, tuple[np.ndarray | tuple, np.ndarray | None]] = {}
-    if plan.layer_input:
+    if isinstance(x, Mapping):
+        # Named inputs fed as the framework feeds them (ONNX graph inputs).
+        values.update((k, (v, None)) for k, v in x.items())
+    elif plan.layer_input:
         for source in network.sources(start) or ("",):
             values[source] = (x, None)
     else:

@@ -32,6 +32,8 @@ GATE_ORDERS: dict[str, tuple[str, ...]] = {
     "onnx_lstm": ("input_gate", "output_gate", "forget_gate", "candidate"),
     # Keras GRU / CuDNNGRU: z, r, h
     "keras_gru": ("update_gate", "reset_gate", "candidate"),
+    # ONNX GRU: z, r, h
+    "onnx_gru": ("update_gate", "reset_gate", "candidate"),
     # TF1 GRUCell gates/kernel: r, u (the candidate lives in its own kernel)
     "tf1_gru_gates": ("reset_gate", "update_gate"),
     # PyTorch nn.GRU: r, z, n

@@ -10,8 +10,9 @@ Fused tensors are kept in the canonical gate order of :data:`lstm_trace.gates.CA
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -38,26 +39,31 @@ class Cell:
     and ``bias`` ``(G*units,)``, with ``G`` gates fused in canonical order. ``state_size``
     is ``units``, or ``num_proj`` for a projected LSTM.
 
-    LSTM (``σ`` = ``recurrent_activation``, ``φ`` = ``activation``)::
+    LSTM (``σ`` = ``recurrent_activation``, ``φ`` = ``activation``, ``ψ`` =
+    ``output_activation``, which is ``φ`` unless set; ``⌊·⌉`` clips to ±``gate_clip`` when set)::
 
-        input_gate  i = σ(x W_i + h U_i + b_i [+ p_i ⊙ c])
-        forget_gate f = σ(x W_f + h U_f + b_f + forget_bias [+ p_f ⊙ c])
-        candidate   g = φ(x W_c + h U_c + b_c)
+        input_gate  i = σ(⌊x W_i + h U_i + b_i [+ p_i ⊙ c]⌉)
+        forget_gate f = σ(⌊x W_f + h U_f + b_f + forget_bias [+ p_f ⊙ c]⌉)
+                    f = 1 - i                        (coupled_input_forget)
+        candidate   g = φ(⌊x W_c + h U_c + b_c⌉)
         cell        c' = f ⊙ c + i ⊙ g                 (clipped to ±cell_clip)
-        output_gate o = σ(x W_o + h U_o + b_o [+ p_o ⊙ c'])
-        hidden      h' = o ⊙ φ(c')                    (then h' P, clipped to ±proj_clip)
+        output_gate o = σ(⌊x W_o + h U_o + b_o [+ p_o ⊙ c']⌉)
+        hidden      h' = o ⊙ ψ(c')                    (then h' P, clipped to ±proj_clip)
 
     GRU::
 
-        update_gate z = σ(x W_z + b_z + h U_z + rb_z)
-        reset_gate  r = σ(x W_r + b_r + h U_r + rb_r)
-        candidate   h̃ = φ(x W_h + b_h + r ⊙ (h U_h + rb_h))      reset_after
-                    h̃ = φ(x W_h + b_h + (r ⊙ h) U_h)             not reset_after
+        update_gate z = σ(⌊x W_z + b_z + h U_z + rb_z⌉)
+        reset_gate  r = σ(⌊x W_r + b_r + h U_r + rb_r⌉)
+        candidate   h̃ = φ(⌊x W_h + b_h + r ⊙ (h U_h + rb_h)⌉)      reset_after
+                    h̃ = φ(⌊x W_h + b_h + (r ⊙ h) U_h + rb_h⌉)      not reset_after
         hidden      h' = z ⊙ h + (1 - z) ⊙ h̃
 
     SimpleRNN::
 
-        hidden      h' = φ(x W + h U + b)
+        hidden      h' = φ(⌊x W + h U + b⌉)
+
+    Activation names may carry parameters (``leaky_relu(alpha=0.1)``, see
+    :mod:`lstm_trace.activations`).
     """
 
     kind: str
@@ -78,6 +84,13 @@ class Cell:
     projection: np.ndarray | None = None
     cell_clip: float | None = None
     proj_clip: float | None = None
+    #: LSTM: ψ in ``h' = o ⊙ ψ(c')``; ``None``: the same as ``activation`` (ONNX sets its own ``h``).
+    output_activation: str | None = None
+    #: Every gate's pre-activation (bias and peepholes included) is clipped to ±gate_clip before
+    #: its activation (ONNX ``clip``, as onnxruntime applies it); ``None``: no clipping.
+    gate_clip: float | None = None
+    #: LSTM: the forget gate is ``1 - i`` (ONNX ``input_forget``); the forget weights are unused.
+    coupled_input_forget: bool = False
     #: The :data:`~lstm_trace.gates.GATE_ORDERS` layout the file stored its fused tensors in
     #: (``keras_lstm``, ``tf1_lstm``...); only ``inspect`` uses it. ``None``: not known.
     layout: str | None = None
@@ -152,15 +165,16 @@ class Cell:
             return None if a is None else np.ascontiguousarray(a, dtype=dtype)
 
         peep = None if self.peepholes is None else {k: cast(v) for k, v in self.peepholes.items()}
-        return Cell(
-            kind=self.kind, units=self.units, kernel=cast(self.kernel),
-            recurrent_kernel=cast(self.recurrent_kernel), bias=cast(self.bias),
-            activation=self.activation, recurrent_activation=self.recurrent_activation,
-            recurrent_bias=cast(self.recurrent_bias), reset_after=self.reset_after,
-            forget_bias=self.forget_bias, peepholes=peep, projection=cast(self.projection),
-            cell_clip=self.cell_clip, proj_clip=self.proj_clip, layout=self.layout,
-            tensor_names=self.tensor_names,
+        return replace(
+            self, kernel=cast(self.kernel), recurrent_kernel=cast(self.recurrent_kernel),
+            bias=cast(self.bias), recurrent_bias=cast(self.recurrent_bias), peepholes=peep,
+            projection=cast(self.projection),
         )
+
+    @property
+    def hidden_activation(self) -> str:
+        """ψ of ``h' = o ⊙ ψ(c')`` (LSTM): ``output_activation`` or else ``activation``."""
+        return self.output_activation or self.activation
 
 
 @dataclass
@@ -227,6 +241,22 @@ class RecurrentLayer:
         return sum(d.cell.parameter_count() for d in self.directions)
 
 
+class InputAdapter(Protocol):
+    """A model's named inputs, fed as its framework feeds them (ONNX graph inputs).
+
+    ``read`` turns INPUT (a path) into arrays by input name; ``feeds`` checks them and
+    returns the engine's source values (``Network.inbound`` names, ``""`` the main input).
+    """
+
+    def read(self, path: str, key: str | None = None) -> dict[str, np.ndarray]: ...
+
+    def feeds(
+        self, x: np.ndarray | Mapping[str, np.ndarray], dtype: np.dtype
+    ) -> dict[str, np.ndarray]: ...
+
+    def describe(self) -> list[str]: ...
+
+
 @dataclass
 class Network:
     """A model as an ordered chain of layers, ready to replay.
@@ -259,6 +289,10 @@ class Network:
     #: ``count_params``), by layer name, where the loader read them; ``inspect`` adds them
     #: to the recurrent layers' count for the model's total.
     layer_parameters: dict[str, int] = field(default_factory=dict)
+    #: Named model inputs fed as the framework feeds them (ONNX: INPUT is what onnxruntime
+    #: takes, an .npz feeds several graph inputs by name); ``None``: INPUT is
+    #: ``(batch, steps, features)`` or token ids for the first layer.
+    input_adapter: InputAdapter | None = None
 
     def sources(self, index: int) -> tuple[str, ...]:
         """Names of the layers whose outputs feed ``layers[index]`` (``()``: the model input)."""

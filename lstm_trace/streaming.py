@@ -183,6 +183,10 @@ def trace_chunks(
     """
     plan = plan_replay(network, layers=layers, layer_input=layer_input,
                        initial_state=initial_state, dtype=dtype)
+    if network.input_adapter is not None and not layer_input:
+        # Graph inputs in the framework's own layout (ONNX): one chunk.
+        trace, _ = run_chunk(plan, plan.prepare_input(x))
+        return TraceSource.from_trace(trace)
     if not isinstance(x, np.ndarray):
         x = np.asarray(x)
     shape = x.shape

@@ -1,0 +1,512 @@
+"""An ONNX graph as a :class:`~lstm_trace.network.Network`.
+
+Every ``LSTM``/``GRU``/``RNN`` node becomes a :class:`~lstm_trace.network.RecurrentLayer`
+named after the node (``<op_type>_<k>`` when it has no name). What feeds it is replayed
+by :class:`OnnxOps` upstream layers, each holding the small op subgraph from the graph
+inputs (and the outputs of earlier recurrent nodes) to one tensor:
+
+- ``<node>/X``: the node's input ``X``, handed to the engine as ``(batch, steps,
+  features)`` (``layout=0`` nodes take ``(steps, batch, features)``), with the mask of
+  ``sequence_lens`` (step ``t`` of sample ``b`` is used when ``t < sequence_lens[b]``);
+- ``<node>/initial_h/<direction>`` and ``<node>/initial_c/<direction>``: initial states
+  that are not provably zero, wired in through ``RecurrentLayer.initial_state_from``.
+
+An earlier recurrent node's ``Y``/``Y_h``/``Y_c`` are rebuilt from what the engine hands on
+(:class:`RecurrentSource`), in the node's own layout, with zeros past each sample's
+length as onnxruntime writes them. Constants (initializers, ``Constant`` nodes and
+everything computed from them alone) are folded at load time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ...layers import LayerReplayError, UpstreamLayer
+from ...network import Network
+from ..errors import LoadError
+from .ops import OPS, run_node
+from .proto import DTYPE_NAMES, DTYPES, Model, Node, ValueInfo
+from .recurrent import RECURRENT_OPS, NodeError, recurrent_layer
+
+#: Ops through which an all-zero constant stays all zeros (initial states made of zeros).
+_ZERO_PRESERVING = {"Expand", "Tile", "Identity", "Cast", "Reshape", "Unsqueeze", "Squeeze",
+                    "Transpose", "Flatten", "Slice", "Gather"}
+
+
+def input_key(name: str) -> str:
+    """The ``Network.inbound`` source name of a graph input."""
+    return f"input:{name}"
+
+
+@dataclass
+class TensorSource:
+    """One engine value bound to one ONNX tensor name."""
+
+    tensor: str
+
+    width = 1
+
+    def bind(self, values: list[np.ndarray], env: dict[str, np.ndarray]) -> None:
+        env[self.tensor] = values[0]
+
+
+@dataclass
+class RecurrentSource:
+    """An earlier recurrent node's ``Y``, ``Y_h``, ``Y_c`` rebuilt from the engine's values.
+
+    The engine hands on (``merge_mode=None``) one ``(batch, steps, H)`` sequence per
+    direction (a lone reverse direction in processing order), then each direction's final
+    ``hidden`` (and ``cell``).
+    """
+
+    outputs: tuple[str, str, str]
+    directions: int
+    lone_reverse: bool
+    has_cell: bool
+    layout: int
+
+    @property
+    def width(self) -> int:
+        return self.directions * (2 + self.has_cell)
+
+    def bind(self, values: list[np.ndarray], env: dict[str, np.ndarray]) -> None:
+        D = self.directions
+        seqs = [np.asarray(v) for v in values[:D]]
+        if self.lone_reverse:
+            seqs = [seqs[0][:, ::-1]]
+        states = values[D:]
+        per = 1 + self.has_cell
+        y = np.stack(seqs, axis=2)  # (batch, steps, D, H)
+        h = np.stack([states[d * per] for d in range(D)], axis=1)  # (batch, D, H)
+        c = np.stack([states[d * per + 1] for d in range(D)], axis=1) if self.has_cell else None
+        if self.layout == 0:
+            y = y.transpose(1, 2, 0, 3)
+            h = h.transpose(1, 0, 2)
+            c = None if c is None else c.transpose(1, 0, 2)
+        for name, value in zip(self.outputs, (y, h, c), strict=True):
+            if name and value is not None:
+                env[name] = np.ascontiguousarray(value)
+
+
+@dataclass
+class OnnxOps(UpstreamLayer):
+    """ONNX nodes replayed in NumPy, from the layer's sources to one tensor a recurrent node takes.
+
+    ``result`` says what is handed on: ``sequence`` (``target`` as ``(batch, steps,
+    features)`` from a ``layout`` 0 or 1 node input, plus the ``sequence_lens`` mask),
+    ``state`` (direction ``direction`` of an initial-state tensor, ``(batch, units)``)
+    or ``zeros`` (a zero state ``(batch, units)`` for the batch of the source).
+    """
+
+    nodes: list[Node] = field(default_factory=list, repr=False)
+    constants: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    sources: list[TensorSource | RecurrentSource] = field(default_factory=list)
+    target: str = ""
+    result: str = "sequence"
+    layout: int = 0
+    sequence_lens: str = ""
+    direction: int = 0
+    units: int = 0
+    opset: int = 1
+    #: The node on the path that lstm-trace cannot replay (``replayable`` is then false).
+    blocker: str = ""
+    feeds: str = ""
+
+    @property
+    def replayable(self) -> bool:  # type: ignore[override]
+        return not self.blocker
+
+    def apply(self, x: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+        return self.apply_many([x], [mask])
+
+    def apply_many(
+        self, xs: list[np.ndarray], masks: list[np.ndarray | None]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        if self.blocker:
+            raise LayerReplayError(
+                f"{self.blocker} on the way to {self.feeds!r} cannot be replayed in NumPy; "
+                f"pass --layer {self.feeds} --layer-input with INPUT being that node's input "
+                "as (batch, steps, features)"
+            )
+        if self.result == "zeros":
+            return np.zeros((xs[0].shape[0], self.units), dtype=xs[0].dtype), None
+        env = dict(self.constants)
+        pos = 0
+        for source in self.sources:
+            source.bind(xs[pos:pos + source.width], env)
+            pos += source.width
+        for node in self.nodes:
+            args = [env[name] if name else None for name in node.inputs]
+            for name, value in zip(node.outputs, run_node(node, args, self.opset), strict=False):
+                if name:
+                    env[name] = value
+        value = env[self.target]
+        if self.result == "state":
+            return self._state(value), None
+        return self._sequence(value, env)
+
+    def _state(self, value: np.ndarray) -> np.ndarray:
+        if value.ndim != 3:
+            raise ValueError(f"initial state {self.target!r} has shape {value.shape}, expected 3 axes")
+        return value[self.direction] if self.layout == 0 else value[:, self.direction]
+
+    def _sequence(
+        self, x: np.ndarray, env: Mapping[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        axes = "[seq_length, batch_size, input_size]" if self.layout == 0 else \
+            "[batch_size, seq_length, input_size]"
+        if x.ndim != 3:
+            raise ValueError(f"X of {self.feeds!r} has shape {x.shape}, expected {axes}")
+        if self.layout == 0:
+            x = x.transpose(1, 0, 2)
+        mask = None
+        if self.sequence_lens:
+            lens = np.asarray(env[self.sequence_lens]).reshape(-1).astype(np.int64)
+            batch, steps = x.shape[:2]
+            if lens.shape != (batch,):
+                raise ValueError(f"sequence_lens has {lens.size} values for a batch of {batch}")
+            if (lens < 0).any() or (lens > steps).any():
+                raise ValueError(f"sequence_lens {lens.tolist()} must lie in 0..{steps}")
+            mask = np.arange(steps)[None, :] < lens[:, None]
+        return np.ascontiguousarray(x), mask
+
+    def describe(self) -> str:
+        ops = [n.op_type for n in self.nodes]
+        what = {"sequence": "X", "state": "initial state", "zeros": "zero initial state"}[self.result]
+        if self.blocker:
+            return f"ONNX ops to {self.feeds} {what} (not replayable: {self.blocker})"
+        body = " → ".join(ops) if ops else "graph input"
+        return f"ONNX ops to {self.feeds} {what}: {body}"
+
+
+@dataclass
+class OnnxInputs:
+    """The model's graph inputs, fed as onnxruntime is fed (a ``Network.input_adapter``).
+
+    INPUT is the first graph input's array; an ``.npz`` whose keys are graph input names
+    feeds several (``sequence_lens``, ``initial_h``...). ``needed`` are the inputs the
+    recurrent nodes depend on.
+    """
+
+    inputs: list[ValueInfo]
+    needed: tuple[str, ...]
+
+    @property
+    def main(self) -> ValueInfo:
+        return self.inputs[0]
+
+    def describe(self) -> list[str]:
+        return [f"{i.name}: {_type_text(i)}" for i in self.inputs]
+
+    def read(self, path: str, key: str | None = None) -> dict[str, np.ndarray]:
+        """Arrays in INPUT by graph input name (``.npz`` keys that name graph inputs)."""
+        from ...inputs import InputError, detect_format, read_input
+
+        names = [i.name for i in self.inputs]
+        if key is None and detect_format(path) == "npz":
+            try:
+                with np.load(path, allow_pickle=False) as archive:
+                    keys = list(archive.files)
+            except Exception as err:  # a damaged archive: read_input words it
+                del err
+                return {self.main.name: read_input(path)}
+            named = [k for k in keys if k in names]
+            if named:
+                extra = [k for k in keys if k not in names]
+                if extra:
+                    raise InputError(
+                        f"{os.fspath(path)}: {', '.join(map(repr, extra))} are not graph inputs of "
+                        f"the model (its inputs: {', '.join(names)})"
+                    )
+                return {k: read_input(path, key=k) for k in named}
+            if len(keys) > 1:
+                raise InputError(
+                    f"{os.fspath(path)}: the archive holds several arrays ({', '.join(keys)}); name "
+                    f"them after the model's graph inputs ({', '.join(names)}) or choose one "
+                    "with --input-key"
+                )
+        return {self.main.name: read_input(path, key=key)}
+
+    def feeds(
+        self, x: np.ndarray | Mapping[str, np.ndarray], dtype: np.dtype
+    ) -> dict[str, np.ndarray]:
+        """Engine values by source name: each needed graph input, checked against its declared type."""
+        given = dict(x) if isinstance(x, Mapping) else {self.main.name: np.asarray(x)}
+        by_name = {i.name: i for i in self.inputs}
+        unknown = [k for k in given if k not in by_name]
+        if unknown:
+            raise ValueError(
+                f"{', '.join(map(repr, unknown))} not a graph input of the model "
+                f"(its inputs: {', '.join(by_name)})"
+            )
+        missing = [n for n in self.needed if n not in given]
+        if missing:
+            raise ValueError(
+                f"the model also needs graph input {', '.join(map(repr, missing))}: pass an .npz "
+                f"INPUT with one array per graph input, keys {', '.join(self.needed)}"
+            )
+        out: dict[str, np.ndarray] = {}
+        for name, value in given.items():
+            out[input_key(name)] = _checked(by_name[name], np.asarray(value), dtype)
+        out[""] = out.get(input_key(self.main.name), next(iter(out.values())))
+        return out
+
+
+def _type_text(info: ValueInfo) -> str:
+    dims = "?" if info.shape is None else ", ".join("?" if d is None else str(d) for d in info.shape)
+    return f"{DTYPE_NAMES.get(info.elem_type, 'tensor')} [{dims}]"
+
+
+def _checked(info: ValueInfo, value: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    expected = f"graph input {info.name!r} takes {_type_text(info)}"
+    if info.shape is not None:
+        if value.ndim != len(info.shape):
+            raise ValueError(f"{expected} (as onnxruntime is fed), got shape {value.shape}")
+        for want, got in zip(info.shape, value.shape, strict=True):
+            if isinstance(want, int) and want > 0 and want != got:
+                raise ValueError(f"{expected}, got shape {value.shape}")
+    if 0 in value.shape:
+        raise ValueError(f"{expected}, got an empty array {value.shape}")
+    want = DTYPES.get(info.elem_type)
+    if value.dtype.kind not in "biuf":
+        raise ValueError(f"{expected}, got {value.dtype} values")
+    if want is not None and want.kind == "f":
+        value = value.astype(dtype if value.dtype.kind != "f" or dtype.itemsize >= 4 else want)
+        if not np.isfinite(value).all():
+            raise ValueError(f"{expected}: found NaN or infinite values")
+        return value.astype(dtype, copy=False)
+    if want is not None and want.kind in "iub":
+        if value.dtype.kind == "f" and (value != np.round(value)).any():
+            raise ValueError(f"{expected}: found non-integer values")
+        return value.astype(want.newbyteorder("="))
+    return value
+
+
+class GraphBuilder:
+    """Walks a decoded model and builds the Network (constants folded, glue collected)."""
+
+    def __init__(self, model: Model, name: str):
+        self.model = model
+        self.name = name
+        self.graph = model.graph
+        self.opset = model.opset
+        self.initializers = self.graph.initializers
+        self.inputs = [i for i in self.graph.inputs if i.name not in self.initializers]
+        self.input_names = {i.name for i in self.inputs}
+        self.producer: dict[str, tuple[Node, int]] = {}
+        for node in self.graph.nodes:
+            for k, out in enumerate(node.outputs):
+                if out:
+                    self.producer[out] = (node, k)
+        self._const: dict[str, np.ndarray | None] = {}
+        self.layer_names: dict[int, str] = {}  # id(node) -> layer name
+        self.used_nodes: set[int] = set()
+
+    # ---------------------------------------------------------------- constants
+
+    def const(self, name: str) -> np.ndarray | None:
+        """The value of ``name`` if it depends on no graph input (folded), else ``None``."""
+        if not name:
+            return None
+        if name in self._const:
+            return self._const[name]
+        self._const[name] = None  # cycles resolve to "not constant"
+        value: np.ndarray | None = None
+        if name in self.initializers:
+            value = self.initializers[name]
+        elif name in self.producer and name not in self.input_names:
+            node, k = self.producer[name]
+            if node.op_type not in RECURRENT_OPS and node.op_type in OPS:
+                args = [self.const(i) if i else None for i in node.inputs]
+                if all(a is not None for a, i in zip(args, node.inputs, strict=True) if i):
+                    try:
+                        outs = run_node(node, args, self.opset)
+                    except ValueError as err:
+                        raise LoadError(f"{self.name}: {err}") from None
+                    value = outs[k] if k < len(outs) else None
+                    self.used_nodes.add(id(node))
+        self._const[name] = value
+        return value
+
+    def is_zero(self, name: str) -> bool:
+        """Whether ``name`` is all zeros whatever the inputs (zeros expanded to a dynamic shape)."""
+        value = self.const(name)
+        if value is not None:
+            return value.dtype.kind in "biuf" and not np.any(value)
+        if name not in self.producer:
+            return False
+        node, _ = self.producer[name]
+        if node.op_type == "ConstantOfShape":
+            fill = node.attr("value")
+            return fill is None or not np.any(fill)
+        if node.op_type in _ZERO_PRESERVING:
+            return self.is_zero(node.inputs[0])
+        if node.op_type == "Concat":
+            return all(self.is_zero(i) for i in node.inputs if i)
+        return False
+
+    # ---------------------------------------------------------------- glue
+
+    def glue(
+        self, targets: list[str], feeds: str, name: str
+    ) -> tuple[list[Node], dict[str, np.ndarray], list, tuple[str, ...], str]:
+        """Nodes, constants, sources and source names computing ``targets``; the blocker if any."""
+        needed: list[Node] = []
+        seen: set[str] = set()
+        constants: dict[str, np.ndarray] = {}
+        graph_inputs: list[str] = []
+        recurrent: list[Node] = []
+        blocker = ""
+        stack = [t for t in targets if t]
+        while stack:
+            tensor = stack.pop()
+            if tensor in seen:
+                continue
+            seen.add(tensor)
+            value = self.const(tensor)
+            if value is not None:
+                constants[tensor] = value
+                continue
+            if tensor in self.input_names:
+                graph_inputs.append(tensor)
+                continue
+            if tensor not in self.producer:
+                raise LoadError(f"{self.name}: tensor {tensor!r} feeding {feeds!r} is produced by no node")
+            node, _ = self.producer[tensor]
+            if node.op_type in RECURRENT_OPS:
+                if node not in recurrent:
+                    recurrent.append(node)
+                continue
+            if id(node) in {id(n) for n in needed}:
+                continue
+            needed.append(node)
+            self.used_nodes.add(id(node))
+            if node.op_type not in OPS or node.domain not in ("", "ai.onnx"):
+                label = f"node {node.name!r} ({node.op_type})" if node.name else f"a {node.op_type} node"
+                blocker = blocker or label
+            stack.extend(i for i in node.inputs if i)
+        order = {id(n): k for k, n in enumerate(self.graph.nodes)}
+        needed.sort(key=lambda n: order[id(n)])
+        recurrent.sort(key=lambda n: order[id(n)])
+        graph_inputs.sort(key=lambda n: [i.name for i in self.inputs].index(n))
+        sources: list = [TensorSource(n) for n in graph_inputs]
+        keys: list[str] = [input_key(n) for n in graph_inputs]
+        for node in recurrent:
+            layer = self.layer_names.get(id(node))
+            if layer is None:
+                raise LoadError(f"{self.name}: recurrent node feeding {feeds!r} comes after it")
+            D = 2 if node.attr("direction", "forward") == "bidirectional" else 1
+            has_cell = node.op_type == "LSTM"
+            outputs = tuple((node.outputs + ["", "", ""])[:3])
+            source = RecurrentSource(
+                outputs=outputs, directions=D,  # type: ignore[arg-type]
+                lone_reverse=node.attr("direction", "forward") == "reverse",
+                has_cell=has_cell, layout=int(node.attr("layout", 0)),
+            )
+            sources.append(source)
+            keys += [layer] + [f"{layer}:{k}" for k in range(1, source.width)]
+        return needed, constants, sources, tuple(keys), blocker
+
+    def ops_layer(
+        self, name: str, feeds: str, targets: list[str], **kwargs: object
+    ) -> tuple[OnnxOps, tuple[str, ...]]:
+        """The glue layer computing ``targets`` and its source names (``Network.inbound``)."""
+        nodes, constants, sources, keys, blocker = self.glue(targets, feeds, name)
+        layer = OnnxOps(
+            name=name, class_name="ONNX ops", nodes=nodes, constants=constants, sources=sources,
+            opset=self.opset, blocker=blocker, feeds=feeds, target=targets[0],
+            **kwargs,  # type: ignore[arg-type]
+        )
+        return layer, keys
+
+    # ---------------------------------------------------------------- network
+
+    def build(self) -> Network:
+        recurrent_nodes = [n for n in self.graph.nodes
+                           if n.op_type in RECURRENT_OPS and n.domain in ("", "ai.onnx")]
+        if not recurrent_nodes:
+            ops = sorted({n.op_type for n in self.graph.nodes})
+            raise LoadError(
+                f"{self.name}: the ONNX graph has no LSTM, GRU or RNN node "
+                f"(its ops: {', '.join(ops) or 'none'})"
+            )
+        counters: dict[str, int] = {}
+        taken: set[str] = set()
+        for node in recurrent_nodes:
+            k = counters.get(node.op_type, 0)
+            counters[node.op_type] = k + 1
+            name = node.name or f"{node.op_type}_{k}"
+            while name in taken:
+                name += "_"
+            taken.add(name)
+            self.layer_names[id(node)] = name
+        layers: list = []
+        inbound: dict[str, tuple[str, ...]] = {}
+        needed_inputs: set[str] = set()
+
+        def add(layer: OnnxOps, keys: tuple[str, ...]) -> None:
+            inbound[layer.name] = keys
+            needed_inputs.update(k[len("input:"):] for k in keys if k.startswith("input:"))
+            layers.append(layer)
+
+        for node in recurrent_nodes:
+            name = self.layer_names[id(node)]
+            try:
+                layer = recurrent_layer(node, name, lambda k, n=node: self.const(n.input(k)), self.opset)
+            except NodeError as err:
+                raise LoadError(f"{self.name}: {node.op_type} node {name!r}: {err}") from None
+            layout = int(node.attr("layout", 0))
+            if not node.input(0):
+                raise LoadError(f"{self.name}: {node.op_type} node {name!r} has no input X")
+            x_layer, x_keys = self.ops_layer(
+                f"{name}/X", name, [node.input(0), node.input(4)], result="sequence",
+                layout=layout, sequence_lens=node.input(4),
+            )
+            add(x_layer, x_keys)
+            state_sources: list[str] = []
+            state_names = ["initial_h", "initial_c"] if node.op_type == "LSTM" else ["initial_h"]
+            given = {s: node.input(5 + k) for k, s in enumerate(state_names)}
+            wired = {s: t for s, t in given.items() if t and not self.is_zero(t)}
+            if wired:
+                for d, direction in enumerate(layer.directions):
+                    for state in state_names:
+                        units = direction.cell.units
+                        lname = f"{name}/{state}/{direction.name}"
+                        if state in wired:
+                            add(*self.ops_layer(lname, name, [wired[state]], result="state",
+                                                layout=layout, direction=d, units=units))
+                        else:
+                            add(OnnxOps(name=lname, class_name="ONNX ops", result="zeros",
+                                        units=units, feeds=name), (x_layer.name,))
+                        state_sources.append(lname)
+                layer.initial_state_from = tuple(state_sources)
+            inbound[name] = (x_layer.name,)
+            layers.append(layer)
+            self.used_nodes.add(id(node))
+        main = self.inputs[0] if self.inputs else None
+        downstream = []
+        for node in self.graph.nodes:
+            if id(node) not in self.used_nodes and node.op_type != "Constant":
+                downstream.append((node.name or node.op_type, node.op_type))
+        producer = f", {self.model.producer}" if self.model.producer else ""
+        network = Network(
+            layers=layers, inbound=inbound,
+            source=f"ONNX model (IR {self.model.ir_version}, opset {self.opset}{producer})",
+            input_shape=None if main is None or main.shape is None else
+            tuple(d if isinstance(d, int) and d > 0 else None for d in main.shape),
+            input_dtype=DTYPE_NAMES.get(main.elem_type, "float32") if main else "float32",
+            downstream=downstream,
+        )
+        if main is not None:
+            ordered = tuple(i.name for i in self.inputs if i.name in needed_inputs)
+            network.input_adapter = OnnxInputs(self.inputs, ordered)
+        return network
+
+
+def build_network(model: Model, path: Path) -> Network:
+    return GraphBuilder(model, path.name).build()

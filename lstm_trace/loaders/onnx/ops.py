@@ -1,0 +1,302 @@
+"""The ONNX operators on the way to a recurrent node, replayed in NumPy.
+
+Exporters put shape glue between a graph input and an ``LSTM``/``GRU``/``RNN`` node
+(``Transpose``, ``Squeeze``/``Unsqueeze`` of the direction axis, ``Reshape``, ``Slice``,
+``Concat``, ``Shape``/``Gather``/``ConstantOfShape``/``Expand`` for dynamic shapes,
+``Cast``) and models put front layers there (``Gather`` as an embedding, ``MatMul``/
+``Gemm``/``Add``, ``Relu``/``Tanh``/``Sigmoid``, 1-D ``Conv``). Each function here takes
+the node, its input arrays (``None`` for an omitted optional input) and the opset, and
+returns the node's outputs, with the semantics of the ONNX operator specification.
+Anything malformed raises ``ValueError`` naming the problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from .proto import DTYPES, Node
+
+Arrays = list[np.ndarray | None]
+Op = Callable[[Node, Arrays, int], list[np.ndarray]]
+
+
+def _need(args: Arrays, k: int, node: Node) -> np.ndarray:
+    if k >= len(args) or args[k] is None:
+        raise ValueError(f"input {k} is missing")
+    return args[k]
+
+
+def _ints(a: np.ndarray | None) -> list[int]:
+    return [] if a is None else [int(v) for v in np.asarray(a).reshape(-1)]
+
+
+def _axes_arg(node: Node, args: Arrays, opset: int, since: int) -> list[int] | None:
+    """``axes`` from the attribute (before ``since``) or the second input (from ``since``)."""
+    if opset >= since:
+        return _ints(args[1]) if len(args) > 1 and args[1] is not None else None
+    axes = node.attr("axes")
+    return None if axes is None else [int(a) for a in axes]
+
+
+def identity(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
+    return [_need(args, 0, node)]
+
+
+def transpose(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
+    x = _need(args, 0, node)
+    perm = node.attr("perm")
+    return [np.transpose(x, None if perm is None else [int(p) for p in perm])]
+
+
+def squeeze(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
+    x = _need(args, 0, node)
+    axes = _axes_arg(node, args, opset, 13)
+    if axes is None:
+        return [np.squeeze(x)]
+    axes = [a % x.ndim for a in axes]
+    if any(x.shape[a] != 1 for a in axes):
+        raise ValueError(f"cannot squeeze axes {axes} of shape {x.shape}")
+    return [np.squeeze(x, axis=tuple(axes))]
+
+
+def unsqueeze(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
+    x = _need(args, 0, node)
+    axes = _axes_arg(node, args, opset, 13) or []
+    ndim = x.ndim + len(axes)
+    out = x
+    for a in sorted(a % ndim for a in axes):
+        out = np.expand_dims(out, a)
+    return [out]
+
+
+def reshape(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
+    x = _need(args, 0, node)
+    shape = _ints(args[1]) if opset >= 5 else [int(s) for s in node.attr("shape", [])]
+    if not node.attr("allowzero", 0):
+        shape = [x.shape[i] if s == 0 and i < x.ndim else s for i, s in enumerate(shape)]
+    return [np.reshape(x, shape)]
+
+
+def flatten(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
+    x = _need(args, 0, node)
+    axis = int(node.attr("axis", 1)) % (x.ndim + 1) if x.ndim else 0
+    return [x.reshape(int(np.prod(x.shape[:axis])), -1)]
+
+
+def slice_(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
+    x = _need(args, 0, node)
+    if opset < 10:
+        starts, ends = list(node.attr("starts", [])), list(node.attr("ends", []))
+        axes = node.attr("axes")
+        steps = None
+    else:
+        starts, ends = _ints(_need(args, 1, node)), _ints(_need(args, 2, node))
+        axes = _ints(args[3]) if len(args) > 3 and args[3] is not None else None
+        steps = _ints(args[4]) if len(args) > 4 and args[4] is not None else None
+    axes = list(range(len(starts))) if axes is None else [int(a) for a in axes]
+    steps = steps or [1] * len(starts)
+    index = [slice(None)] * x.ndim
+    for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
+        if step == 0:
+            raise ValueError("Slice step 0")
+        dim = x.shape[axis]
+        # INT64 max/min mean "to the end": clamp like the specification.
+        start = max(-dim - 1, min(int(start), dim))
+        end = max(-dim - 1, min(int(end), dim))
+        if step > 0:
+            start = start + dim if start < 0 else start
+            end = end + dim if end < 0 else end
+            index[axis] = slice(max(start, 0), max(end, 0), step)
+        else:
+            start = start + dim if start < 0 else min(start, dim - 1)
+            end = end + dim if end < 0 else end
+            index[axis] = slice(start, None if end < 0 else end, step)
+    return [x[tuple(index)]]
+
+
+def concat(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
+    parts = [a for a in args if a is not None]
+    return [np.concatenate(parts, axis=int(node.attr("axis", 0)))]
+
+
+def shape(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
+    dims = np.array(_need(args, 0, node).shape, dtype=np.int64)
+    start, end = node.attr("start", 0), node.attr("end")
+    return [dims[int(start):None if end is None else int(end)]]
+
+
+def gather(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
+    data, indices = _need(args, 0, node), _need(args, 1, node)
+    axis = int(node.attr("axis", 0))
+    indices = np.asarray(indices).astype(np.int64)
+    size = data.shape[axis]
+    if indices.size and (indices.max() >= size or indices.min() < -size):
+        bad = int(indices[(indices >= size) | (indices < -size)].reshape(-1)[0])
+        raise ValueError(f"index {bad} is out of range for an axis of {size}")
+    return [np.take(data, indices, axis=axis)]
+
+
+def constant_of_shape(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
+    dims = _ints(_need(args, 0, node))
+    value = node.attr("value")
+    fill = np.zeros(1, np.float32) if value is None else np.asarray(value).reshape(-1)
+    return [np.full(dims, fill[0], dtype=fill.dtype)]
+
+
+def expand(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
+    x, dims = _need(args, 0, node), _ints(_need(args, 1, node))
+    target = np.broadcast_shapes(x.shape, tuple(dims))
+    return [np.broadcast_to(x, target).copy()]
+
+
+def tile(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
+    return [np.tile(_need(args, 0, node), _ints(_need(args, 1, node)))]
+
+
+def cast(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
+    to = int(node.attr("to", 1))
+    if to not in DTYPES:
+        raise ValueError(f"Cast to data type {to} is not supported")
+    return [_need(args, 0, node).astype(DTYPES[to].newbyteorder("="))]
+
+
+def constant(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
+    for key in ("value", "value_float", "value_int"):
+        if key in node.attributes and node.attributes[key] is not None:
+            value = node.attributes[key]
+            if key == "value_float":
+                return [np.array(value, dtype=np.float32)]
+            if key == "value_int":
+                return [np.array(value, dtype=np.int64)]
+            return [np.asarray(value)]
+    if "value_floats" in node.attributes:
+        return [np.array(node.attributes["value_floats"], dtype=np.float32)]
+    if "value_ints" in node.attributes:
+        return [np.array(node.attributes["value_ints"], dtype=np.int64)]
+    raise ValueError("Constant without a value lstm-trace can read (sparse or string)")
+
+
+def matmul(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
+    return [np.matmul(_need(args, 0, node), _need(args, 1, node))]
+
+
+def gemm(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
+    a, b = _need(args, 0, node), _need(args, 1, node)
+    if node.attr("transA", 0):
+        a = a.T
+    if node.attr("transB", 0):
+        b = b.T
+    y = np.matmul(a, b)
+    alpha = node.attr("alpha", 1.0)
+    if alpha != 1.0:
+        y = y * y.dtype.type(alpha)
+    c = args[2] if len(args) > 2 else None
+    if c is not None:
+        beta = node.attr("beta", 1.0)
+        y = y + (c if beta == 1.0 else c * c.dtype.type(beta))
+    return [y]
+
+
+def _binary(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Op:
+    def op(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
+        a, b = _need(args, 0, node), _need(args, 1, node)
+        if opset < 7 and node.attr("broadcast", 0) and node.attr("axis") is not None:
+            axis = int(node.attr("axis")) % a.ndim
+            b = b.reshape(b.shape + (1,) * (a.ndim - axis - b.ndim))
+        return [fn(a, b)]
+    return op
+
+
+def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if a.dtype.kind in "iu" and b.dtype.kind in "iu":
+        return np.trunc(a / b).astype(np.result_type(a, b))
+    return a / b
+
+
+def _unary(fn: Callable[[np.ndarray], np.ndarray]) -> Op:
+    def op(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
+        return [fn(_need(args, 0, node))]
+    return op
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    from ...activations import sigmoid
+
+    return sigmoid(x)
+
+
+def leaky_relu(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
+    x = _need(args, 0, node)
+    return [np.where(x >= 0, x, x * x.dtype.type(node.attr("alpha", 0.01)))]
+
+
+def dropout(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
+    x = _need(args, 0, node)
+    return [x, np.ones(x.shape, dtype=bool)][: max(1, len(node.outputs))]
+
+
+def conv(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
+    """1-D convolution: X ``(N, C, L)``, W ``(M, C/group, k)``, B ``(M,)``."""
+    x, w = _need(args, 0, node), _need(args, 1, node)
+    b = args[2] if len(args) > 2 else None
+    if x.ndim != 3 or w.ndim != 3:
+        raise ValueError(f"only 1-D Conv is replayed (input {x.shape}, weights {w.shape})")
+    k = w.shape[2]
+    stride = int((node.attr("strides") or [1])[0])
+    dilation = int((node.attr("dilations") or [1])[0])
+    group = int(node.attr("group", 1))
+    span = (k - 1) * dilation + 1
+    auto_pad = node.attr("auto_pad", "NOTSET")
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        out = -(-x.shape[2] // stride)
+        total = max((out - 1) * stride + span - x.shape[2], 0)
+        small, large = total // 2, total - total // 2
+        pads = (small, large) if auto_pad == "SAME_UPPER" else (large, small)
+    elif auto_pad == "VALID":
+        pads = (0, 0)
+    else:
+        given = node.attr("pads") or [0, 0]
+        pads = (int(given[0]), int(given[1]))
+    x = np.pad(x, ((0, 0), (0, 0), pads))
+    out_len = (x.shape[2] - span) // stride + 1
+    if out_len < 1:
+        raise ValueError(f"the sequence is too short ({x.shape[2]} steps) for a kernel spanning {span}")
+    index = np.arange(out_len)[:, None] * stride + np.arange(k)[None, :] * dilation
+    windows = x[:, :, index]  # (N, C, out, k)
+    cin = x.shape[1] // group
+    cout = w.shape[0] // group
+    parts = [
+        np.einsum("ncok,mck->nmo", windows[:, g * cin:(g + 1) * cin], w[g * cout:(g + 1) * cout])
+        for g in range(group)
+    ]
+    y = np.concatenate(parts, axis=1)
+    if b is not None:
+        y = y + b[None, :, None]
+    return [y.astype(x.dtype, copy=False)]
+
+
+OPS: dict[str, Op] = {
+    "Identity": identity, "Transpose": transpose, "Squeeze": squeeze, "Unsqueeze": unsqueeze,
+    "Reshape": reshape, "Flatten": flatten, "Slice": slice_, "Concat": concat, "Shape": shape,
+    "Gather": gather, "ConstantOfShape": constant_of_shape, "Expand": expand, "Tile": tile,
+    "Cast": cast, "Constant": constant, "MatMul": matmul, "Gemm": gemm,
+    "Add": _binary(np.add), "Sub": _binary(np.subtract), "Mul": _binary(np.multiply),
+    "Div": _binary(_div),
+    "Relu": _unary(lambda x: np.maximum(x, x.dtype.type(0))), "Tanh": _unary(np.tanh),
+    "Sigmoid": _unary(_sigmoid), "Neg": _unary(np.negative), "LeakyRelu": leaky_relu,
+    "Dropout": dropout, "Conv": conv,
+}
+
+
+def run_node(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
+    """Outputs of ``node`` on ``args`` (raises ``ValueError`` naming the node)."""
+    op = OPS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
+    label = f"node {node.name!r} ({node.op_type})" if node.name else f"a {node.op_type} node"
+    if op is None:
+        raise ValueError(f"{label} cannot be replayed in NumPy")
+    try:
+        return op(node, args, opset)
+    except (ValueError, IndexError, TypeError) as err:
+        raise ValueError(f"{label}: {err}") from None
