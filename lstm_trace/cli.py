@@ -265,11 +265,14 @@ def run_trace(model: str, input: str, **kwargs: Any):  # -> tuple[Network, Trace
     network = open_model(model, **kwargs)
     layers = list(kwargs.get("layers") or ())
     layer_input = bool(kwargs.get("layer_input"))
-    features, token_ids = expected_input(network, layers, layer_input)
-    x = validate_input(
-        read_input(input, key=kwargs.get("input_key")),
-        features=features, integer_ids=token_ids, path=input,
-    )
+    if network.input_adapter is not None and not layer_input:  # ONNX: as onnxruntime is fed
+        x = network.input_adapter.read(input, key=kwargs.get("input_key"))
+    else:
+        features, token_ids = expected_input(network, layers, layer_input)
+        x = validate_input(
+            read_input(input, key=kwargs.get("input_key")),
+            features=features, integer_ids=token_ids, path=input,
+        )
     initial = None
     if kwargs.get("initial_state"):
         initial = read_initial_state(kwargs["initial_state"])

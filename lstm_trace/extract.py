@@ -235,6 +235,14 @@ def _output_notes(layer: RecurrentLayer, masked: bool) -> list[str]:
 
 
 def _check_torch_cell(cell: Cell, where: str) -> None:
+    if cell.gate_clip is not None or cell.coupled_input_forget or cell.output_activation not in (
+        None, cell.activation
+    ):
+        raise ExportError(
+            f"{where}: torch.nn.{TORCH_MODULE[cell.kind]} cannot clip gate pre-activations, couple "
+            "the input and forget gates or use a separate output activation (ONNX clip, "
+            "input_forget, activations)"
+        )
     if cell.kind == "simple_rnn":
         if cell.activation not in ("tanh", "relu"):
             raise ExportError(

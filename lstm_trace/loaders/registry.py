@@ -69,6 +69,7 @@ class Format:
 FORMATS: list[Format] = [
     Format("keras", "lstm_trace.loaders.keras.archive", "Keras .keras archive (Keras 3, tf_keras)"),
     Format("h5", "lstm_trace.loaders.keras.hdf5", "Keras HDF5 .h5 / .weights.h5 (Keras 1, 2, 3)"),
+    Format("onnx", "lstm_trace.loaders.onnx", "ONNX model .onnx (LSTM, GRU, RNN nodes)"),
     Format("pytorch", "lstm_trace.loaders.pytorch",
            "PyTorch torch.save (zip or legacy pickle) / TorchScript / safetensors"),
     Format("tf_checkpoint", "lstm_trace.loaders.tf_checkpoint",

@@ -338,12 +338,12 @@ def looks_like_model(path: Path) -> bool:
                 value, p = pw.decode_varint(head, p)
                 if number == 1 and not 1 <= value <= 64:
                     return False
+                seen.add(number)
+                if {1, 7} <= seen:
+                    return True  # a graph after an ir_version (even if cut short: read_model says so)
                 pos += p + (value if wire == 2 else 0)
                 if pos > size:
                     return False
-                seen.add(number)
-                if {1, 7} <= seen:
-                    return True
             return False
     except (OSError, pw.ProtobufDecodeError):
         return False

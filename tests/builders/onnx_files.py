@@ -1,0 +1,119 @@
+"""ONNX files for the CLI and hostile-file tests, written with onnx.helper.
+
+    python onnx_files.py OUTDIR
+
+- ``lstm.onnx``: a bidirectional LSTM node (inputs X, sequence_lens) with ``feeds.npz``
+  and ``x.npy``; ``external/lstm.onnx`` the same model with its weights in
+  ``external/weights.bin`` (``data_location=EXTERNAL``); ``reference.npz`` onnxruntime's Y.
+- ``gru.onnx``: a forward GRU node taking only X; ``gru_x.npy`` its input.
+- hostile: ``escape/model.onnx`` (external data ``../secret.bin``), ``absolute/model.onnx``
+  (``/etc/hostname``), ``short_external/model.onnx`` (external file shorter than
+  declared), ``short_raw.onnx`` (raw_data shorter than its dims), ``huge_dims.onnx``
+  (dims of 2**40 values), ``truncated.onnx`` (a valid file cut short), ``no_rnn.onnx``
+  (a graph without recurrent nodes), ``unsupported_front.onnx`` (an Erf node before the
+  LSTM).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def main(out: Path) -> None:
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(5)
+    T, B, I, H = 6, 2, 3, 4
+
+    def lstm_model(front=None):
+        W = (rng.standard_normal((2, 4 * H, I)) * 0.6).astype(np.float32)
+        R = (rng.standard_normal((2, 4 * H, H)) * 0.4).astype(np.float32)
+        Bb = (rng.standard_normal((2, 8 * H)) * 0.3).astype(np.float32)
+        nodes = []
+        x = "X"
+        if front:
+            nodes.append(helper.make_node(front, ["X"], ["X_f"], name="front"))
+            x = "X_f"
+        nodes.append(helper.make_node("LSTM", [x, "W", "R", "B", "sequence_lens"], ["Y", "Y_h", "Y_c"],
+                                      name="encoder", hidden_size=H, direction="bidirectional"))
+        graph = helper.make_graph(
+            nodes, "g",
+            [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["steps", "batch", I]),
+             helper.make_tensor_value_info("sequence_lens", TensorProto.INT32, ["batch"])],
+            [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None] * 4)],
+            [numpy_helper.from_array(W, "W"), numpy_helper.from_array(R, "R"),
+             numpy_helper.from_array(Bb, "B")])
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+
+    model = lstm_model()
+    onnx.save(model, out / "lstm.onnx")
+    x = rng.standard_normal((T, B, I)).astype(np.float32)
+    lens = np.array([6, 3], dtype=np.int32)
+    np.savez(out / "feeds.npz", X=x, sequence_lens=lens)
+    np.save(out / "x.npy", x)
+    y = ort.InferenceSession(str(out / "lstm.onnx")).run(None, {"X": x, "sequence_lens": lens})[0]
+    np.savez(out / "reference.npz", Y=y)
+    (out / "external").mkdir()
+    onnx.save(model, out / "external" / "lstm.onnx", save_as_external_data=True,
+              all_tensors_to_one_file=True, location="weights.bin", size_threshold=0)
+
+    W = (rng.standard_normal((1, 3 * H, I)) * 0.6).astype(np.float32)
+    R = (rng.standard_normal((1, 3 * H, H)) * 0.4).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("GRU", ["X", "W", "R"], ["Y"], hidden_size=H, linear_before_reset=1)], "g",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["steps", 1, I])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None] * 4)],
+        [numpy_helper.from_array(W, "W"), numpy_helper.from_array(R, "R")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]), out / "gru.onnx")
+    np.save(out / "gru_x.npy", rng.standard_normal((5, 1, I)).astype(np.float32))
+
+    def external(directory: str, location: str, length: int | None = None) -> None:
+        m = lstm_model()
+        t = m.graph.initializer[0]
+        data = t.raw_data or numpy_helper.to_array(t).tobytes()
+        t.ClearField("float_data")
+        t.ClearField("raw_data")
+        t.data_location = TensorProto.EXTERNAL
+        entries = {"location": location, "offset": "0"}
+        if length is not None:
+            entries["length"] = str(length)
+        for k, v in entries.items():
+            e = t.external_data.add()
+            e.key, e.value = k, v
+        (out / directory).mkdir()
+        (out / directory / "model.onnx").write_bytes(m.SerializeToString())
+        return data
+
+    data = external("escape", "../secret.bin")
+    (out / "secret.bin").write_bytes(data)
+    external("absolute", "/etc/hostname")
+    data = external("short_external", "w.bin", None)
+    (out / "short_external" / "w.bin").write_bytes(data[:-8])
+
+    m = lstm_model()
+    t = m.graph.initializer[1]
+    t.raw_data = numpy_helper.to_array(t).tobytes()[:-4]
+    (out / "short_raw.onnx").write_bytes(m.SerializeToString())
+    m = lstm_model()
+    t = m.graph.initializer[1]
+    del t.dims[:]
+    t.dims.extend([1 << 20, 1 << 20])
+    (out / "huge_dims.onnx").write_bytes(m.SerializeToString())
+    whole = lstm_model().SerializeToString()
+    (out / "truncated.onnx").write_bytes(whole[: len(whole) - 37])
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["X"], ["Y"])], "g",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [2, 3])])
+    onnx.save(helper.make_model(graph), out / "no_rnn.onnx")
+    onnx.save(lstm_model(front="Erf"), out / "unsupported_front.onnx")
+    (out / "manifest.json").write_text(json.dumps({"cases": []}))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
