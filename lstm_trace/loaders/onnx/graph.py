@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...inputs import InputError
 from ...layers import LayerReplayError, UpstreamLayer
 from ...network import Network
 from ..errors import LoadError
@@ -205,7 +206,7 @@ class OnnxInputs:
 
     def read(self, path: str, key: str | None = None) -> dict[str, np.ndarray]:
         """Arrays in INPUT by graph input name (``.npz`` keys that name graph inputs)."""
-        from ...inputs import InputError, detect_format, read_input
+        from ...inputs import detect_format, read_input
 
         names = [i.name for i in self.inputs]
         if key is None and detect_format(path) == "npz":
@@ -240,13 +241,13 @@ class OnnxInputs:
         by_name = {i.name: i for i in self.inputs}
         unknown = [k for k in given if k not in by_name]
         if unknown:
-            raise ValueError(
+            raise InputError(
                 f"{', '.join(map(repr, unknown))} not a graph input of the model "
                 f"(its inputs: {', '.join(by_name)})"
             )
         missing = [n for n in self.needed if n not in given]
         if missing:
-            raise ValueError(
+            raise InputError(
                 f"the model also needs graph input {', '.join(map(repr, missing))}: pass an .npz "
                 f"INPUT with one array per graph input, keys {', '.join(self.needed)}"
             )
@@ -266,23 +267,23 @@ def _checked(info: ValueInfo, value: np.ndarray, dtype: np.dtype) -> np.ndarray:
     expected = f"graph input {info.name!r} takes {_type_text(info)}"
     if info.shape is not None:
         if value.ndim != len(info.shape):
-            raise ValueError(f"{expected} (as onnxruntime is fed), got shape {value.shape}")
+            raise InputError(f"{expected} (as onnxruntime is fed), got shape {value.shape}")
         for want, got in zip(info.shape, value.shape, strict=True):
             if isinstance(want, int) and want > 0 and want != got:
-                raise ValueError(f"{expected}, got shape {value.shape}")
+                raise InputError(f"{expected}, got shape {value.shape}")
     if 0 in value.shape:
-        raise ValueError(f"{expected}, got an empty array {value.shape}")
+        raise InputError(f"{expected}, got an empty array {value.shape}")
     want = DTYPES.get(info.elem_type)
     if value.dtype.kind not in "biuf":
-        raise ValueError(f"{expected}, got {value.dtype} values")
+        raise InputError(f"{expected}, got {value.dtype} values")
     if want is not None and want.kind == "f":
         value = value.astype(dtype if value.dtype.kind != "f" or dtype.itemsize >= 4 else want)
         if not np.isfinite(value).all():
-            raise ValueError(f"{expected}: found NaN or infinite values")
+            raise InputError(f"{expected}: found NaN or infinite values")
         return value.astype(dtype, copy=False)
     if want is not None and want.kind in "iub":
         if value.dtype.kind == "f" and (value != np.round(value)).any():
-            raise ValueError(f"{expected}: found non-integer values")
+            raise InputError(f"{expected}: found non-integer values")
         return value.astype(want.newbyteorder("="))
     return value
 
