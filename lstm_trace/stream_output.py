@@ -125,7 +125,10 @@ def write_stream(
     if fmt not in STREAMING_FORMATS:
         raise ValueError(f"--format {fmt} is not written in chunks; streaming formats: "
                          f"{', '.join(STREAMING_FORMATS)}")
-    x, check = open_input(input_path, key=input_key, features=features, integer_ids=integer_ids)
+    if network.input_adapter is not None and not layer_input:  # ONNX: as onnxruntime is fed
+        x, check = network.input_adapter.read(os.fspath(input_path), key=input_key), None
+    else:
+        x, check = open_input(input_path, key=input_key, features=features, integer_ids=integer_ids)
     source = trace_chunks(network, x, layers=layers, layer_input=layer_input,
                           initial_state=initial_state, dtype=dtype, batch_size=batch_size,
                           validate_chunk=check)
