@@ -218,7 +218,7 @@ def gate_locations(cell: Cell, class_name: str = "") -> list[dict[str, str]]:
 
 
 def _named_locations(cell: Cell, slices: dict[str, slice], rows: bool) -> list[dict[str, str]]:
-    """Gate slices on the file's own tensor names (``rnn.weight_ih_l0[0:8, :]``).
+    """Gate slices on the file's own tensor names (``rnn.weight_ih_l0[0:8]``).
 
     A role read from several tensors shows their sum (``b_ih[0:8] + b_hh[0:8]``).
     """
@@ -230,10 +230,9 @@ def _named_locations(cell: Cell, slices: dict[str, slice], rows: bool) -> list[d
         for role in ("kernel", "recurrent_kernel", "bias", "recurrent_bias"):
             if role not in names:
                 continue
-            if role in ("kernel", "recurrent_kernel"):
-                index = f"[{cols}, :]" if rows else f"[:, {cols}]"
-            else:
-                index = f"[{cols}]"
+            # Gates stacked along rows are indexed like the file's framework does (w[0:8]).
+            index = f"[:, {cols}]" if role in ("kernel", "recurrent_kernel") and not rows \
+                else f"[{cols}]"
             entry[role] = " + ".join(f"{name}{index}" for name in names[role])
         out.append(entry)
     return out

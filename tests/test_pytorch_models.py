@@ -206,8 +206,8 @@ def test_inspect_names_the_file_tensors_each_gate_lives_in(torch_fixtures: Path)
     backward = info["layers"][1]["directions"][1]
     assert info["layers"][1]["name"] == "rnn/l1"
     assert backward["gates"][1] == {
-        "gate": "forget_gate", "kernel": "rnn.weight_ih_l1_reverse[5:10, :]",
-        "recurrent_kernel": "rnn.weight_hh_l1_reverse[5:10, :]",
+        "gate": "forget_gate", "kernel": "rnn.weight_ih_l1_reverse[5:10]",
+        "recurrent_kernel": "rnn.weight_hh_l1_reverse[5:10]",
         "bias": "rnn.bias_ih_l1_reverse[5:10] + rnn.bias_hh_l1_reverse[5:10]",
     }
     gru = describe(lstm_trace.load(torch_fixtures / _case(torch_fixtures, "gru_cell")["files"]
