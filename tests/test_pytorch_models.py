@@ -137,7 +137,11 @@ def test_tagger_replays_embedding_from_token_ids(torch_fixtures: Path) -> None:
     assert [layer.name for layer in network.layers] == ["embedding", "lstm/l0"]
     assert network.layers[0].class_name == "Embedding"
     # The Linear head is not needed to trace, and it is listed, not dropped silently.
-    assert sorted(network.unexplained) == ["fc.bias (3)", "fc.weight (3x6)"]
+    assert network.downstream == [("fc", "module")]
+    assert network.layer_parameters == {"fc": 21}
+    assert network.unexplained == []
+    whole = lstm_trace.load(torch_fixtures / case["files"]["whole"]["file"])
+    assert whole.downstream == [("fc", "Linear")]
 
 
 def test_checkpoint_source_names_where_the_weights_were(torch_fixtures: Path) -> None:

@@ -311,6 +311,20 @@ def embedding_before(weights: Weights, first: RecurrentModule, input_size: int,
     return None
 
 
+def heads_after(weights: Weights, used: set[str], last_recurrent: int
+                ) -> tuple[list[tuple[str, str]], dict[str, int]]:
+    """Modules stored after the last recurrent module (a ``Linear`` head...): never replayed,
+    listed by ``inspect`` with their class (where the file says it) and parameter count."""
+    heads: dict[str, int] = {}
+    for key in list(weights.tensors)[last_recurrent:]:
+        path = key.rpartition(".")[0]
+        if key not in used and path and not _PARAM.match(key):
+            heads[path] = heads.get(path, 0) + int(np.prod(weights.tensors[key].shape, dtype=np.int64))
+    classes = {path: (weights.modules[path].short_class if path in weights.modules
+                      and weights.modules[path].class_name else "module") for path in heads}
+    return [(path, classes[path]) for path in heads], heads
+
+
 def assemble(weights: Weights, options: LoadOptions, source: str) -> Network:
     """The canonical Network of the recurrent modules in ``weights``."""
     modules = group_modules(weights.tensors)
@@ -361,6 +375,8 @@ def assemble(weights: Weights, options: LoadOptions, source: str) -> Network:
         if b.settings.batch_first:
             notes.append(f"{b.module.path or b.layers[0].name}: batch_first=True; lstm-trace "
                          "always takes (batch, steps, features)")
+    downstream, layer_parameters = heads_after(weights, used, max(b.module.first_key for b in built))
+    used |= {key for key in weights.tensors if key.rpartition(".")[0] in layer_parameters}
     unexplained = [f"{key} ({'x'.join(map(str, t.shape))})"
                    for key, t in weights.tensors.items() if key not in used]
     unexplained += weights.skipped
@@ -372,6 +388,7 @@ def assemble(weights: Weights, options: LoadOptions, source: str) -> Network:
         input_shape, input_dtype = (None, first.input_size), "float32"
     network = Network(layers=layers, source=source, input_shape=input_shape,
                       input_dtype=input_dtype, notes=notes, inbound=inbound,
-                      unexplained=unexplained)
+                      unexplained=unexplained, downstream=downstream,
+                      layer_parameters=layer_parameters)
     network.tensor_sources = {k: v for b in built for k, v in b.sources.items()}  # type: ignore[attr-defined]
     return network
