@@ -220,3 +220,20 @@ def test_inspect_names_the_file_tensors_each_gate_lives_in(torch_fixtures: Path)
     assert [g["gate"] for g in gates] == ["reset_gate", "update_gate", "candidate"]
     assert gates[2]["bias"] == "rnn.bias_ih[12:18]"
     assert gates[2]["recurrent_bias"] == "rnn.bias_hh[12:18]"
+
+
+@pytest.mark.parametrize("name", ["brackets_torch.pt", "brackets_torch.safetensors",
+                                  "brackets_torch_script.pt"])
+def test_sample_pytorch_model_matches_torch(name: str) -> None:
+    samples = ROOT / "sample_models"
+    reference = np.load(samples / "brackets_torch_reference.npz")
+    trace = lstm_trace.load(samples / name).trace(np.load(samples / "brackets_input.npy"))
+    for q in ("hidden", "cell"):
+        assert np.abs(trace[f"lstm/l0/{q}"] - reference[q]).max() < ATOL
+
+
+def test_activation_options_are_ignored_for_lstm_with_a_note(torch_fixtures: Path) -> None:
+    case = _case(torch_fixtures, "lstm")
+    network = lstm_trace.load(torch_fixtures / case["files"]["sd_zip"]["file"], activation="relu")
+    assert network.recurrent_layers[0].directions[0].cell.activation == "tanh"
+    assert any("ignored" in n for n in network.notes)

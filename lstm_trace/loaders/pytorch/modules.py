@@ -241,6 +241,9 @@ def build_module(module: RecurrentModule, settings: ModuleSettings, name: str,
         else:
             notes.append(f"{name}: the file does not store nn.{settings.class_name}'s nonlinearity; "
                          "assuming tanh (pass --activation relu for nonlinearity='relu')")
+    elif options.activation or options.recurrent_activation:
+        notes.append(f"{name}: --activation/--recurrent-activation ignored: nn.{settings.class_name} "
+                     "always uses sigmoid gates and tanh")
     layers: list[RecurrentLayer] = []
     sources: dict[str, dict[str, str]] = {}
     if module.stacked:
