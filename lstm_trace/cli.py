@@ -96,8 +96,17 @@ def is_user_error(err: BaseException) -> bool:
 
 
 def is_broken_pipe(err: BaseException) -> bool:
-    return isinstance(err, BrokenPipeError) or (
-        isinstance(err, OSError) and err.errno == errno.EPIPE
+    """Whether ``err`` says the reader of our output went away (EPIPE).
+
+    Python raises ``BrokenPipeError``; writers implemented in Rust (polars) raise a plain
+    ``OSError("Broken pipe (os error 32)")`` without ``errno``.
+    """
+    if isinstance(err, BrokenPipeError):
+        return True
+    if not isinstance(err, OSError):
+        return False
+    return err.errno == errno.EPIPE or (
+        err.errno is None and f"os error {errno.EPIPE})" in str(err)
     )
 
 

@@ -36,6 +36,20 @@ def assert_bug(result, *fragments: str) -> None:
         assert fragment in lines[0], (fragment, lines[0])
 
 
+def break_the_writer(monkeypatch, error: BaseException) -> None:
+    """Make every trace output start writing (atomically, like the real writers) and then
+    fail with ``error``, wherever the writers' own internals are."""
+    import lstm_trace.writers as writers
+    from lstm_trace.atomic import atomic_write
+
+    def broken(trace, fmt, output=None, **options):
+        with atomic_write(output, "w") as handle:
+            handle.write("sample,layer\n")
+            raise error
+
+    monkeypatch.setattr(writers, "write_trace", broken)
+
+
 # ------------------------------------------------------------------ selections: one rule
 
 
@@ -101,12 +115,7 @@ def test_the_default_table_window_is_clipped_not_an_error():
     ids=["ValueError", "KeyError", "TypeError", "OSError", "OSError-EINVAL", "RuntimeError"],
 )
 def test_an_unexpected_exception_is_reported_as_a_bug(monkeypatch, error):
-    import lstm_trace.writers.csv as csv_writer
-
-    def broken(*args, **kwargs):
-        raise error
-
-    monkeypatch.setattr(csv_writer, "render_source", broken)
+    break_the_writer(monkeypatch, error)
     result = invoke(MODEL, ONE, "-f", "csv")
     assert_bug(result, type(error).__name__, "boom")
     assert "second line" not in result.output
@@ -123,24 +132,13 @@ def test_a_loader_bug_is_a_bug_not_a_corrupt_file(monkeypatch):
 
 
 def test_debug_shows_the_traceback_of_a_bug(monkeypatch):
-    import lstm_trace.writers.csv as csv_writer
-
-    def broken(*args, **kwargs):
-        raise TypeError("boom")
-
-    monkeypatch.setattr(csv_writer, "render_source", broken)
+    break_the_writer(monkeypatch, TypeError("boom"))
     result = invoke(MODEL, ONE, "-f", "csv", "--debug")
     assert isinstance(result.exception, TypeError)
 
 
 def test_disk_full_is_a_user_error_and_leaves_nothing(monkeypatch, tmp_path):
-    import lstm_trace.writers.csv as csv_writer
-
-    def full(*args, **kwargs):
-        yield "sample,layer\n"
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(csv_writer, "render_source", full)
+    break_the_writer(monkeypatch, OSError(errno.ENOSPC, "No space left on device"))
     out = tmp_path / "t.csv"
     assert_user_error(invoke(MODEL, ONE, "-o", out), str(out), "No space left on device")
     assert list(tmp_path.iterdir()) == []
@@ -214,14 +212,12 @@ def test_head_of_a_csv_pipe_gets_its_line_and_nothing_on_stderr():
     assert proc.returncode in (0, 141)  # 0 if it finished writing before the reader closed
 
 
-def test_broken_pipe_through_clirunner_is_141_and_silent(monkeypatch):
-    import lstm_trace.writers.csv as csv_writer
-
-    def closed(*args, **kwargs):
-        yield "sample\n"
-        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
-
-    monkeypatch.setattr(csv_writer, "render_source", closed)
+@pytest.mark.parametrize(
+    "error", [BrokenPipeError(errno.EPIPE, "Broken pipe"), OSError("Broken pipe (os error 32)")],
+    ids=["BrokenPipeError", "polars-OSError"],
+)
+def test_broken_pipe_through_clirunner_is_141_and_silent(monkeypatch, error):
+    break_the_writer(monkeypatch, error)
     result = invoke(MODEL, ONE, "-f", "csv")
     assert result.exit_code == 141
     assert result.stderr == ""
@@ -231,13 +227,7 @@ def test_broken_pipe_through_clirunner_is_141_and_silent(monkeypatch):
 
 
 def test_ctrl_c_exits_130_not_1(monkeypatch, tmp_path):
-    import lstm_trace.writers.csv as csv_writer
-
-    def interrupted(*args, **kwargs):
-        yield "sample\n"
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(csv_writer, "render_source", interrupted)
+    break_the_writer(monkeypatch, KeyboardInterrupt())
     out = tmp_path / "t.csv"
     result = invoke(MODEL, ONE, "-o", out)
     assert result.exit_code == 130
