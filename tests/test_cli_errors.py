@@ -39,6 +39,7 @@ def assert_bug(result, *fragments: str) -> None:
 def break_the_writer(monkeypatch, error: BaseException) -> None:
     """Make every trace output start writing (atomically, like the real writers) and then
     fail with ``error``, wherever the writers' own internals are."""
+    import lstm_trace.stream_output as stream_output
     import lstm_trace.writers as writers
     from lstm_trace.atomic import atomic_write
 
@@ -47,7 +48,11 @@ def break_the_writer(monkeypatch, error: BaseException) -> None:
             handle.write("sample,layer\n")
             raise error
 
+    def broken_stream(network, input, fmt, output, **options):
+        broken(None, fmt, output)
+
     monkeypatch.setattr(writers, "write_trace", broken)
+    monkeypatch.setattr(stream_output, "write_stream", broken_stream)
 
 
 # ------------------------------------------------------------------ selections: one rule
