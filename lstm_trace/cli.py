@@ -564,9 +564,10 @@ def inspect_command(model: str, fmt: str, output: str, **kwargs: Any) -> None:
               "absent: stdout).")
 @click.option("-f", "--format", "fmt", type=click.Choice(["npz", "json", "csv"]),
               help="Output format (default: from -o's extension, else npz; json on stdout).")
-@click.option("--to", "target", type=click.Choice(["gates", "keras", "pytorch"]),
+@click.option("--to", "target", type=click.Choice(["gates", "keras", "pytorch", "onnx"]),
               default="gates", show_default=True,
-              help="gates: per-gate W/U/b in Keras orientation; keras: Keras layer weights "
+              help="onnx: one layer (--layer) as a standalone ONNX LSTM/GRU/RNN model (-o FILE.onnx); "
+                   "gates: per-gate W/U/b in Keras orientation; keras: Keras layer weights "
                    "(set_weights order), keys <layer>/kernel ...; pytorch: nn.LSTM/GRU/RNN "
                    "state dicts, keys <layer>/weight_ih_l0 ...")
 @click.option("--layer", "layers", multiple=True,
@@ -590,6 +591,9 @@ def extract_command(model: str, output: str, fmt: str | None, target: str,
     """
     from .extract import gate_weights, keras_arrays, to_keras, to_pytorch, torch_arrays, write_arrays
 
+    if target == "onnx":
+        _extract_onnx(model, output, layers, **kwargs)
+        return
     fmt = format_for(output, fmt, ("npz", "json", "csv"), default="npz" if output != "-" else "json")
     if fmt == "npz" and output == "-" and stdout_is_terminal():
         raise OptionError("--format npz is binary and is not written to a terminal: "
@@ -618,6 +622,21 @@ def extract_command(model: str, output: str, fmt: str | None, target: str,
         click.echo(f"  {layer.name}: {layer.constructor()}", err=output == "-")
         for line in layer.notes:
             note(line)
+
+
+def _extract_onnx(model: str, output: str, layers: tuple[str, ...], **kwargs: Any) -> None:
+    """``extract --to onnx``: one recurrent layer as an ONNX model file (lstm_trace.export_onnx)."""
+    from .atomic import atomic_write
+    from .export_onnx import model_bytes, to_onnx
+
+    if output == "-":
+        raise OptionError("--to onnx writes a model file: give -o FILE.onnx")
+    node = to_onnx(open_model(model, **kwargs), layers)
+    with atomic_write(output, "wb") as f:
+        f.write(model_bytes(node))
+    wrote(output, node.describe())
+    for line in node.notes:
+        note(line)
 
 
 @main.command("check")
