@@ -33,10 +33,20 @@ def match(path: Path) -> bool:
 
 def open(path: Path, options: LoadOptions) -> Network:  # noqa: A001 - the registry's name
     """Read the recurrent modules of a PyTorch file into a Network."""
+    path = Path(path)
+    try:
+        return _open(path, options)
+    except LoadError as err:
+        message = str(err)
+        if message.startswith(f"{path.name}:"):
+            raise
+        raise LoadError(f"{path.name}: {message}") from None
+
+
+def _open(path: Path, options: LoadOptions) -> Network:
     from .modules import assemble
     from .state_dict import Weights, find_weights
 
-    path = Path(path)
     if zipfile_format.match(path):
         archive = zipfile_format.TorchZip.open(path)
         try:

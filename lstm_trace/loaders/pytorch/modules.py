@@ -324,7 +324,7 @@ def heads_after(weights: Weights, used: set[str], last_recurrent: int
         if key not in used and path and not _PARAM.match(key):
             heads[path] = heads.get(path, 0) + int(np.prod(weights.tensors[key].shape, dtype=np.int64))
     classes = {path: (weights.modules[path].short_class if path in weights.modules
-                      and weights.modules[path].class_name else "module") for path in heads}
+                      and weights.modules[path].class_name else "unknown") for path in heads}
     return [(path, classes[path]) for path in heads], heads
 
 

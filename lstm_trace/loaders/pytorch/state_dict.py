@@ -82,7 +82,7 @@ def find_weights(obj: Any) -> Weights:
     """
     found = _search(obj, "", 0, set())
     if found is None:
-        kind = type(obj).__name__ if not isinstance(obj, Opaque) else obj.qualname
+        kind = type(obj).__name__ if not isinstance(obj, Opaque) else f"{obj.qualname} call (not run)"
         raise LoadError(
             f"no model weights found in the saved {kind} (looked for a state_dict of tensors, "
             f"a checkpoint key such as {', '.join(CHECKPOINT_KEYS[:3])}, or a pickled module)"
