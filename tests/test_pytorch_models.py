@@ -137,7 +137,7 @@ def test_tagger_replays_embedding_from_token_ids(torch_fixtures: Path) -> None:
     assert [layer.name for layer in network.layers] == ["embedding", "lstm/l0"]
     assert network.layers[0].class_name == "Embedding"
     # The Linear head is not needed to trace, and it is listed, not dropped silently.
-    assert network.downstream == [("fc", "module")]
+    assert network.downstream == [("fc", "unknown")]  # a state_dict stores no classes
     assert network.layer_parameters == {"fc": 21}
     assert network.unexplained == []
     whole = lstm_trace.load(torch_fixtures / case["files"]["whole"]["file"])
