@@ -42,9 +42,10 @@ def build_fixtures(builder: str, *, legacy_keras: bool = False, timeout: int = 1
     out = CACHE / f"{prefix}{digest.hexdigest()[:12]}"
     if (out / "manifest.json").exists():
         return out
-    for stale in CACHE.glob(f"{prefix}*"):  # older versions of this builder's output
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = out.with_name(out.name + ".tmp")
+    # Older versions of this builder's output are left alone: several checkouts (worktrees,
+    # CI beside a developer) may share one cache, each needing its own version; `make clean`
+    # empties it. The build goes to a private directory renamed into place when complete.
+    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="-1",
@@ -58,8 +59,10 @@ def build_fixtures(builder: str, *, legacy_keras: bool = False, timeout: int = 1
     if proc.returncode != 0 or not (tmp / "manifest.json").exists():
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
         pytest.fail(f"fixture builder {builder} failed (exit {proc.returncode}):\n{tail}")
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    try:
+        tmp.rename(out)
+    except OSError:  # another process finished the same build first: use theirs
+        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

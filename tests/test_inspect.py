@@ -252,7 +252,7 @@ def tf1_checkpoints():
 @pytest.mark.parametrize("name", TF1_CASES)
 def test_tf1_gate_slices_point_into_the_checkpoint(tf1_checkpoints, name):
     """Every slice inspect names, read from the checkpoint's own tensors, is that gate."""
-    from lstm_trace.loaders.tf_bundle import TensorBundle
+    from lstm_trace.loaders.tf.bundle import TensorBundle
 
     path = tf1_checkpoints / name / "model"
     if not (tf1_checkpoints / name).exists():

@@ -231,7 +231,7 @@ def test_tf1_unexplained_variables_are_listed(tf1_fixtures):
 
 
 def test_tf1_sharded_and_partitioned_checkpoint(tf1_fixtures):
-    from lstm_trace.loaders.tf_bundle import TensorBundle
+    from lstm_trace.loaders.tf.bundle import TensorBundle
 
     bundle = TensorBundle.open(tf1_fixtures / "sharded_partitioned" / "model")
     assert bundle.num_shards == 2

@@ -25,20 +25,13 @@ import numpy as np
 import pytest
 
 from lstm_trace.loaders import protobuf_wire as pw
-from lstm_trace.loaders.tf_bundle import (
-    OBJECT_GRAPH_KEY,
-    BundleError,
-    TensorBundle,
-    _crc_update_py,
-    _decode_slice_key,
-    crc32c,
-    looks_like_bundle,
-    mask_crc,
-    parse_object_graph,
-    resolve_prefix,
-    snappy_decompress,
-    unmask_crc,
-)
+from lstm_trace.loaders.tf.bundle import TensorBundle
+from lstm_trace.loaders.tf.checkpoint_files import looks_like_bundle, resolve_prefix
+from lstm_trace.loaders.tf.crc32c import _crc_update_py, crc32c, mask_crc, unmask_crc
+from lstm_trace.loaders.tf.errors import BundleError
+from lstm_trace.loaders.tf.object_graph import OBJECT_GRAPH_KEY, parse_object_graph
+from lstm_trace.loaders.tf.ordered_code import _decode_slice_key
+from lstm_trace.loaders.tf.snappy import snappy_decompress
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -869,7 +862,8 @@ def test_reading_never_imports_tensorflow(tf_checkpoints: Path) -> None:
     code = textwrap.dedent(
         f"""
         import sys
-        from lstm_trace.loaders.tf_bundle import TensorBundle, parse_object_graph
+        from lstm_trace.loaders.tf.bundle import TensorBundle
+        from lstm_trace.loaders.tf.object_graph import parse_object_graph
         for p in ["dtypes", "maxsize", "tf1", "keras"]:
             b = TensorBundle.open({str(tf_checkpoints)!r} + "/" + p)
             b.read_all()
@@ -998,7 +992,7 @@ def test_copied_checkpoint_directory_reads_its_own_files(tmp_path):
     """A state file with an absolute path from before a copy names the file beside it."""
     import shutil
 
-    from lstm_trace.loaders.tf_bundle import resolve_prefix
+    from lstm_trace.loaders.tf.checkpoint_files import resolve_prefix
 
     original = tmp_path / "original"
     original.mkdir()

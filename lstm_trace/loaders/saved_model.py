@@ -31,6 +31,8 @@ from .errors import LoadError
 from .keras.spec import KerasContext
 from .options import LoadOptions
 from .protobuf_wire import ProtobufDecodeError, get_string, parse_message, repeated_messages
+from .tf.bundle import TensorBundle
+from .tf.object_graph import parse_object_graph
 from .tf2_checkpoint import (
     Inventory,
     config_keras_major,
@@ -41,7 +43,6 @@ from .tf2_checkpoint import (
     take_inventory,
     untuple,
 )
-from .tf_bundle import TensorBundle, parse_object_graph
 
 GRAPH_FILES = ("saved_model.pb", "saved_model.pbtxt")
 METADATA_FILE = "keras_metadata.pb"

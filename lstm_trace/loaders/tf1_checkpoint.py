@@ -42,7 +42,7 @@ and the TF1 GRU, whose ``u`` is the canonical update gate ``z``::
 
 Numbers a cell was built with (``forget_bias``, ``activation``, ``cell_clip``,
 ``proj_clip``) are not in the checkpoint. They are read from the ``<prefix>.meta``
-graph when one is beside it (:mod:`.tf_meta_graph`), else the TF defaults are assumed
+graph when one is beside it (:mod:`.tf.meta_graph`), else the TF defaults are assumed
 and said in a note; options override both.
 
 Structure: cells under ``multi_rnn_cell/cell_<k>`` (``MultiRNNCell/Cell<k>``) chain in
@@ -71,8 +71,8 @@ from ..layers import Mask, Unsupported, UpstreamLayer
 from ..network import Cell, Direction, Network, RecurrentLayer
 from .errors import LoadError
 from .options import LoadOptions
-from .tf_bundle import TensorBundle
-from .tf_meta_graph import CellFacts, MetaGraph, MetaGraphError
+from .tf.bundle import TensorBundle
+from .tf.meta_graph import CellFacts, MetaGraph, MetaGraphError
 
 KERNEL_NAMES = ("kernel", "weights", "Linear/Matrix", "W_0")
 BIAS_NAMES = ("bias", "biases", "Linear/Bias", "B")

@@ -24,9 +24,9 @@ from .protobuf_wire import (
     parse_message,
     repeated_strings,
 )
+from .tf.bundle import TensorBundle
+from .tf.meta_graph import MetaGraph, MetaGraphError
 from .tf1_checkpoint import load_tf1_checkpoint
-from .tf_bundle import TensorBundle
-from .tf_meta_graph import MetaGraph, MetaGraphError
 
 GRAPH_FILE = "saved_model.pb"
 SERVING_TAG = "serve"

@@ -45,7 +45,8 @@ from .keras.spec import RECURRENT_CLASSES, KerasContext, LayerSpec
 from .keras.version import keras_major
 from .keras.weights_only import WeightGroup, layer_from_groups
 from .options import LoadOptions
-from .tf_bundle import ObjectGraph, TensorBundle, parse_object_graph
+from .tf.bundle import TensorBundle
+from .tf.object_graph import ObjectGraph, parse_object_graph
 
 #: Object-graph edges that lead to training state, not to the model's weights.
 TRAINING_EDGES = frozenset({"optimizer", "metrics", "save_counter", "_metrics"})

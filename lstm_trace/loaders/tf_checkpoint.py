@@ -12,7 +12,9 @@ from pathlib import Path
 
 from ..network import Network
 from .options import LoadOptions
-from .tf_bundle import BundleError, TensorBundle, resolve_prefix
+from .tf.bundle import TensorBundle
+from .tf.checkpoint_files import resolve_prefix
+from .tf.errors import BundleError
 
 
 def match(path: Path) -> bool:

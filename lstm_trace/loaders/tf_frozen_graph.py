@@ -11,7 +11,7 @@ that were variables (those read through an ``Identity`` named after them: ``kern
 MultiRNNCell ``cell_<k>`` scopes, ``fw``/``bw`` of ``bidirectional_dynamic_rnn``, partitioned
 kernels (``kernel/part_<k>``, concatenated along their first axis as the cell does). The
 numbers the cells were built with (``forget_bias``, ``cell_clip``, ``proj_clip``, the
-activation) are read from the ops that use the weights (:mod:`.tf_meta_graph`), in the main
+activation) are read from the ops that use the weights (:mod:`.tf.meta_graph`), in the main
 graph (static RNNs, TF 1.x ``while`` loops) or in the loop-body functions of TF 2 graphs.
 Trace keys are the cells' scopes. INPUT is ``(batch, steps, features)`` even when the graph
 itself is time-major.
@@ -32,8 +32,8 @@ from ..network import Network
 from .errors import LoadError
 from .options import LoadOptions
 from .protobuf_wire import ProtobufDecodeError, decode_varint
+from .tf.meta_graph import MetaGraph, MetaGraphError, tensor_shape, tensor_value
 from .tf1_checkpoint import WeightSource, build_tf1_network
-from .tf_meta_graph import MetaGraph, MetaGraphError, tensor_shape, tensor_value
 
 #: Files the SavedModel loader reads (a SavedModel proto, not a GraphDef).
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")

@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .protobuf_wire import (
+from ..protobuf_wire import (
     Message,
     ProtobufDecodeError,
     decode_packed_fixed32,
