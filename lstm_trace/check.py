@@ -6,8 +6,9 @@ A golden trace is what ``lstm-trace MODEL INPUT --format npz -o GOLDEN.npz`` wro
     differs  =  |trace - golden| > atol + rtol · |golden|
 
 (``nan`` equals ``nan``; boolean ``mask`` arrays must be identical). A key present on
-only one side, or with a different shape, is a difference too. For each differing key
-the result says how much (largest absolute and relative error, how many values) and
+only one side, or with a different shape, is a difference too. For every key the
+result gives the largest absolute and relative error (also for keys within tolerance, so
+drift is visible before it fails); for a differing key also how many values differ and
 where it first diverged: the earliest step, then sample, then unit, so a user sees the
 first moment in time at which the model changed.
 """
@@ -171,12 +172,13 @@ def compare_arrays(key: str, actual: np.ndarray, expected: np.ndarray,
             differ = abs_err > atol + rtol * np.abs(np.where(np.isnan(e), 0, e))
             rel_err = np.where(abs_err == 0, 0.0, abs_err / np.abs(e))
             rel_err[np.isnan(rel_err)] = np.inf
+    if abs_err.size:  # the real error of every key, also within tolerance (drift shows early)
+        result.max_abs_error = float(abs_err.max())
+        result.max_rel_error = float(rel_err.max())
     if not differ.any():
         return result
     result.status = "different"
     result.differing = int(differ.sum())
-    result.max_abs_error = float(abs_err.max())
-    result.max_rel_error = float(rel_err.max())
     result.first = _first(differ)
     return result
 
@@ -256,7 +258,10 @@ def render(comparison: Comparison, width: int | None = None) -> str:
 
     tol = f"atol={comparison.atol:g}, rtol={comparison.rtol:g}"
     if comparison.equal:
-        return f"OK: {len(comparison.keys)} keys equal to the golden trace ({tol})\n"
+        worst = max(comparison.keys, key=lambda k: k.max_abs_error, default=None)
+        largest = ("" if worst is None else "; identical" if worst.max_abs_error == 0 else
+                   f"; largest difference {_fmt(worst.max_abs_error)} in {worst.key}")
+        return f"OK: {len(comparison.keys)} keys equal to the golden trace ({tol}){largest}\n"
     buffer = io.StringIO()
     console = Console(file=buffer, width=width or 120, no_color=True, highlight=False,
                       force_terminal=False, emoji=False)

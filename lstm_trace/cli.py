@@ -247,6 +247,30 @@ def parse_selection(option: str, spec: str | None):  # -> Selection
         raise OptionError(f"{option} {err}") from None
 
 
+def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--samples``, ``--steps``, ``--units``: the same names and meaning in every command."""
+    decorators = [
+        click.option("--units", help="Units, e.g. 0:8 or 1,5,9 (default: all)."),
+        click.option("--steps", help="Steps, e.g. 0:20 or 10: (default: all)."),
+        click.option("--samples", help="Samples, e.g. 0 or 0,3 (default: all)."),
+    ]
+    for decorator in reversed(decorators):
+        fn = decorator(fn)
+    return fn
+
+
+def selected_trace(result: Any, samples: str | None, steps: str | None, units: str | None):
+    """``result`` cut to ``--samples/--steps/--units`` (checked: outside the trace is exit 2),
+    and the original index of each unit kept per array width."""
+    from .writers._common import pick, subtrace
+
+    picked = pick(result, samples=parse_selection("--samples", samples),
+                  steps=parse_selection("--steps", steps), units=parse_selection("--units", units))
+    if samples is None and steps is None and units is None:
+        return result, picked
+    return subtrace(result, picked), picked
+
+
 def trace_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Options that choose what is traced and how."""
     decorators = [
@@ -343,11 +367,12 @@ def main() -> None:
     """
 
 
-def format_for(output: str, fmt: str | None, formats: tuple[str, ...], default: str = "table") -> str:
-    """The output format: ``--format``, else ``-o``'s extension, else ``default``.
+def format_for(output: str, fmt: str | None, formats: tuple[str, ...], default: str = "table",
+               piped: str | None = None) -> str:
+    """The output format: ``--format``, else ``-o``'s extension, else ``default``
+    (``piped`` instead when stdout is not a terminal: ``trace`` writes CSV into a pipe).
 
-    On stdout the default is a table on a terminal and CSV when piped (for commands that
-    write both). An extension that means a format the command does not write is an error.
+    An extension that means a format the command does not write is an error.
     """
     from .writers import FORMAT_BY_SUFFIX
 
@@ -362,8 +387,8 @@ def format_for(output: str, fmt: str | None, formats: tuple[str, ...], default: 
             raise OptionError(f"-o {output}: {suffix} means --format {implied}, which this "
                               f"command does not write; choose one of: {', '.join(formats)}")
         return implied
-    if default == "table" and "csv" in formats and not stdout_is_terminal():
-        return "csv"
+    if piped is not None and not stdout_is_terminal():
+        return piped
     return default
 
 
@@ -374,7 +399,7 @@ def stdout_is_terminal() -> bool:
 
 def default_format(output: str) -> str:
     """From -o's extension; on stdout a table for a terminal, CSV for a pipe or file."""
-    return format_for(output, None, ("table", "csv", "npz", "json"))
+    return format_for(output, None, ("table", "csv", "npz", "json"), piped="csv")
 
 
 def wrote(output: str, what: str = "") -> None:
@@ -413,7 +438,8 @@ def trace(model: str, input: str, fmt: str | None, output: str, units: str | Non
     from .writers import write_trace
     from .writers._common import pick
 
-    fmt = format_for(output, fmt, ("table", "csv", "npz", "json", "h5", "parquet", "lstmvis"))
+    fmt = format_for(output, fmt, ("table", "csv", "npz", "json", "h5", "parquet", "lstmvis"),
+                     piped="csv")
     if not summary and fmt != "table" and units is None and steps is None and samples is None:
         stream_trace(model, input, fmt, output, batch_size=batch_size, vocab=vocab, quiet=quiet,
                      **kwargs)
@@ -531,14 +557,30 @@ def _echo_text(text: str, output: str = "-") -> None:
             f.write(text)
 
 
+def _write_report(output: str, fmt: str, table: Callable[[], str], data: Any,
+                  csv_rows: Callable[[], str]) -> None:
+    """Write a report (inspect, stats) as a table, JSON or CSV; say what was written."""
+    import json
+
+    if fmt == "json":
+        _echo_text(json.dumps(data, indent=1) + "\n", output)
+    elif fmt == "csv":
+        _echo_text(csv_rows(), output)
+    else:
+        _echo_text(table(), output)
+    if output != "-":
+        wrote(output, fmt)
+
+
 @main.command("inspect")
 @click.argument("model", type=click.Path())
 @model_options
-@click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True, help="Tables for reading, or JSON for scripts.")
+@click.option("-f", "--format", "fmt", type=click.Choice(["table", "json", "csv"]),
+              help="Tables for reading, JSON (everything) or CSV (a row per layer) for scripts "
+              "(default: from -o's extension, else table).")
 @click.option("-o", "--output", default="-", help="Output file ('-': stdout).")
 @handle_errors
-def inspect_command(model: str, fmt: str, output: str, **kwargs: Any) -> None:
+def inspect_command(model: str, fmt: str | None, output: str, **kwargs: Any) -> None:
     """Show what is in MODEL: layers, options, parameter counts, where each gate lives.
 
     Every recurrent layer with its kind, units, input size, activations and options, and
@@ -546,15 +588,13 @@ def inspect_command(model: str, fmt: str, output: str, **kwargs: Any) -> None:
     the layers before, between and after them and whether lstm-trace can replay them.
     The loader's notes (assumed defaults) go to stderr.
     """
-    import json
-
     from .inspect import describe, render
+    from .reports import INSPECT_COLUMNS, csv_text, inspect_rows
 
+    fmt = format_for(output, fmt, ("table", "json", "csv"), default="table")
     info = describe(open_model(model, **kwargs))
-    if fmt == "json":
-        _echo_text(json.dumps(info, indent=1) + "\n", output)
-    else:
-        _echo_text(render({**info, "notes": []}, width=_text_width()), output)
+    _write_report(output, fmt, lambda: render({**info, "notes": []}, width=_text_width()), info,
+                  lambda: csv_text(INSPECT_COLUMNS, inspect_rows(info)))
 
 
 @main.command("extract")
@@ -653,14 +693,18 @@ def _extract_onnx(model: str, output: str, layers: tuple[str, ...], **kwargs: An
               help="Also write a JUnit XML report (one test case per key) to this file.")
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True, help="How to print the comparison.")
+@selection_options
 @handle_errors
 def check_command(model: str, input: str, golden: str, atol: float, rtol: float,
                   key_patterns: tuple[str, ...], report: str | None, fmt: str,
+                  samples: str | None, steps: str | None, units: str | None,
                   **kwargs: Any) -> None:
     """Re-trace MODEL on INPUT and compare every key with a golden trace (for CI).
 
     Exit 0 when every key matches within the tolerances, 1 when any key differs (or is
-    missing on either side, or has another shape), 2 on bad input.
+    missing on either side, or has another shape), 2 on bad input. Every key's largest
+    error is reported, also within tolerance. --samples/--steps/--units compare only that
+    part of both traces.
     """
     import json
 
@@ -669,16 +713,33 @@ def check_command(model: str, input: str, golden: str, atol: float, rtol: float,
 
     expected = load_golden(golden)
     _, result = run_trace(model, input, **kwargs)
+    if samples is not None or steps is not None or units is not None:
+        chosen, picked = selected_trace(result, samples, steps, units)
+        expected = {key: _same_part(value, result.get(key), picked)
+                    for key, value in expected.items()}
+        result = chosen
     comparison = compare(result, expected, atol=atol, rtol=rtol, keys=key_patterns)
     if report:
         with atomic_write(report, "wb") as f:
             f.write(junit_xml(comparison, suite=f"lstm-trace check {Path(golden).name}"))
+        wrote(report, "JUnit XML")
     if fmt == "json":
         click.echo(json.dumps(comparison.to_dict(), indent=1))
     else:
         click.echo(render(comparison, width=_text_width()), nl=False)
     if not comparison.equal:
         sys.exit(EXIT_DIFFERENT)
+
+
+def _same_part(golden: np.ndarray, traced: np.ndarray | None, picked: Any) -> np.ndarray:
+    """The golden array cut like the trace (only when it has the trace's shape: else the
+    comparison reports the shape difference on the whole array)."""
+    if traced is None or golden.shape != traced.shape or golden.ndim < 2:
+        return golden
+    index: tuple[np.ndarray, ...] = (picked.samples, picked.steps)
+    if golden.ndim == 3:
+        index += (picked.units_for(golden.shape[2]),)
+    return golden[np.ix_(*index)]
 
 
 def _parse_size(text: str | None) -> tuple[int, int] | None:
@@ -766,28 +827,45 @@ def plot_command(model: str, input: str, output: str, sample_spec: str | None,
 
 @main.command("stats")
 @trace_options
+@selection_options
 @click.option("--top", type=int, default=5, show_default=True,
               help="How many top-varying state units to list per layer.")
-@click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True, help="Tables for reading, or JSON for scripts.")
+@click.option("-f", "--format", "fmt", type=click.Choice(["table", "json", "csv"]),
+              help="Tables for reading, JSON or CSV for scripts (default: from -o's "
+              "extension, else table).")
 @click.option("-o", "--output", default="-", help="Output file ('-': stdout).")
 @handle_errors
-def stats_command(model: str, input: str, top: int, fmt: str, output: str, **kwargs: Any) -> None:
+def stats_command(model: str, input: str, samples: str | None, steps: str | None,
+                  units: str | None, top: int, fmt: str | None, output: str,
+                  **kwargs: Any) -> None:
     """Gate statistics of MODEL on INPUT: mean and saturation of each gate, top-varying units.
 
     A gate is left-saturated below 0.1 and right-saturated above 0.9 (Karpathy et al.,
     2015); the state units (LSTM cell, GRU/RNN hidden) with the largest variance over
-    time are listed. Masked steps are excluded.
+    time are listed. Masked steps are excluded. --samples/--steps/--units limit the
+    statistics to a selection (unit numbers stay those of the model).
     """
-    import json
-
+    from .reports import STATS_COLUMNS, csv_text, stats_rows
     from .stats import gate_stats, render
 
     if top < 0:
         raise OptionError(f"--top must be 0 or more, got {top}")
+    fmt = format_for(output, fmt, ("table", "json", "csv"), default="table")
     _, result = run_trace(model, input, **kwargs)
-    stats = gate_stats(result, top=top)
-    if fmt == "json":
-        _echo_text(json.dumps({"low": 0.1, "high": 0.9, "layers": stats}, indent=1) + "\n", output)
-    else:
-        _echo_text(render(stats, width=_text_width()), output)
+    chosen, picked = selected_trace(result, samples, steps, units)
+    stats = gate_stats(chosen, top=top)
+    if units is not None:  # top units by their index in the model, not in the selection
+        for entry in stats:
+            state = chosen[_state_key(chosen, entry)]
+            original = picked.units_for(result[_state_key(result, entry)].shape[2])
+            assert state.shape[2] == original.size
+            for top_unit in entry["top_units"]:
+                top_unit["unit"] = int(original[top_unit["unit"]])
+    _write_report(output, fmt, lambda: render(stats, width=_text_width()),
+                  {"low": 0.1, "high": 0.9, "layers": stats},
+                  lambda: csv_text(STATS_COLUMNS, stats_rows(stats)))
+
+
+def _state_key(trace: Any, entry: dict[str, Any]) -> str:
+    layer = next(layer for layer in trace.layers if layer.name == entry["layer"])
+    return layer.key(entry["direction"], entry["state"])

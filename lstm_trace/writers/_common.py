@@ -54,3 +54,18 @@ def pick(
 def layer_width(arrays: dict[str, np.ndarray]) -> int:
     """The number of unit rows a layer direction needs: its widest ``(batch, steps, units)`` array."""
     return max((a.shape[2] for a in arrays.values() if a.ndim == 3), default=0)
+
+
+def subtrace(trace: Trace, picked: Picked) -> Trace:
+    """``trace`` cut to a resolved selection (indices renumbered from 0 in the result).
+
+    Unlike :meth:`Trace.select`, a unit list applies to arrays of every width: each array
+    keeps the selected units it has (:meth:`Picked.units_for`).
+    """
+    arrays = {}
+    for key, array in trace.items():
+        index: tuple[np.ndarray, ...] = (picked.samples, picked.steps)
+        if array.ndim == 3:
+            index += (picked.units_for(array.shape[2]),)
+        arrays[key] = np.asarray(array)[np.ix_(*index)]
+    return Trace(arrays, trace.layers)
