@@ -305,6 +305,7 @@ def run_trace(model: str, input: str, **kwargs: Any):  # -> tuple[Network, Trace
         x = validate_input(
             read_input(input, key=kwargs.get("input_key")),
             features=features, integer_ids=token_ids, path=input,
+            grid_rank=input_grid_rank(network, layers, layer_input),
         )
     initial = None
     if kwargs.get("initial_state"):
@@ -314,6 +315,17 @@ def run_trace(model: str, input: str, **kwargs: Any):  # -> tuple[Network, Trace
         dtype=kwargs.get("dtype") or "float32",
     )
     return network, trace
+
+
+def input_grid_rank(network: Network, layers: list[str], layer_input: bool) -> int:
+    """How many grid axes INPUT has between steps and channels (a ConvLSTM's input; 0 else)."""
+    if layer_input:
+        names = set(layers) if layers else {r.name for r in network.recurrent_layers}
+        first = next((layer for layer in network.recurrent_layers if layer.name in names), None)
+        conv = getattr(first.directions[0].cell, "conv", None) if first is not None else None
+        return conv.rank if conv is not None else 0
+    shape = network.input_shape
+    return max(len(shape) - 2, 0) if shape else 0
 
 
 def expected_input(
@@ -458,13 +470,15 @@ def trace(model: str, input: str, fmt: str | None, output: str, units: str | Non
         "samples": parse_selection("--samples", samples),
     }
     _, result = run_trace(model, input, **kwargs)
+    if fmt in ("table", "csv") or summary:
+        result = result.flat_units()  # a ConvLSTM's grid positions as units (README)
     pick(result, **selection)  # a selection outside the trace fails before anything is written
     if summary:
         write_summary(result, fmt, output, selection)
     else:
         write_trace(result, fmt, output, **selection)
     if output != "-":
-        wrote(output, describe_output(result, fmt, selection, summary))
+        wrote(output, describe_output(result.flat_units(), fmt, selection, summary))
 
 
 def stream_trace(model: str, input: str, fmt: str, output: str, *, batch_size: int | None,
@@ -807,6 +821,7 @@ def plot_command(model: str, input: str, output: str, sample_spec: str | None,
     with options_checked_by("plot"):
         vocab_lines = read_labels(vocab) if vocab else None
     network, result = run_trace(model, input, **kwargs)
+    result = result.flat_units()  # a ConvLSTM's grid positions as units (README)
     picked = resolve(samples if samples is not None else [0], result.batch, "sample")
     if picked.size != 1:
         raise OptionError(f"--samples {sample_spec}: plot draws one sample; "
@@ -852,6 +867,7 @@ def stats_command(model: str, input: str, samples: str | None, steps: str | None
         raise OptionError(f"--top must be 0 or more, got {top}")
     fmt = format_for(output, fmt, ("table", "json", "csv"), default="table")
     _, result = run_trace(model, input, **kwargs)
+    result = result.flat_units()  # a ConvLSTM's grid positions as units (README)
     chosen, picked = selected_trace(result, samples, steps, units)
     stats = gate_stats(chosen, top=top)
     if units is not None:  # top units by their index in the model, not in the selection

@@ -315,6 +315,13 @@ def run_layer(
     returned: list[np.ndarray] = []
     for prefix, direction in layer.trace_prefixes():
         cell = direction.cell
+        initial = (initial_state.get(f"{prefix}/hidden"), initial_state.get(f"{prefix}/cell"))
+        if getattr(cell, "conv", None) is not None:  # a ConvLSTM: its own step loop
+            res = _run_conv_direction(layer, direction, x, mask, initial)
+            results[direction.name] = res
+            returned.append(cell.conv.from_channels_last(
+                _returned_output(layer, direction, res, mask), time_axis=layer.return_sequences))
+            continue
         if x.ndim != 3 or x.shape[-1] != cell.input_size:
             raise TraceError(
                 f"layer {layer.name!r} expects input (batch, steps, {cell.input_size}), "
@@ -322,8 +329,7 @@ def run_layer(
             )
         res = run_direction(
             cell, x, reverse=direction.reverse, mask=mask,
-            initial_hidden=initial_state.get(f"{prefix}/hidden"),
-            initial_cell=initial_state.get(f"{prefix}/cell"),
+            initial_hidden=initial[0], initial_cell=initial[1],
         )
         results[direction.name] = res
         returned.append(_returned_output(layer, direction, res, mask, seen))
@@ -333,6 +339,27 @@ def run_layer(
         output = merge(returned[0], returned[1], layer.merge_mode)
     out_mask = mask if layer.return_sequences else None
     return LayerResult(output, out_mask, results)
+
+
+def _run_conv_direction(
+    layer: RecurrentLayer, direction: Direction, x: np.ndarray, mask: np.ndarray | None,
+    initial: tuple[np.ndarray | None, np.ndarray | None],
+) -> DirectionResult:
+    """One direction of a ConvLSTM layer (:mod:`lstm_trace.conv_lstm`), masks as in Keras."""
+    from .conv_lstm import run_conv_lstm
+
+    try:
+        arrays, h, c = run_conv_lstm(direction.cell, x, reverse=direction.reverse, mask=mask,
+                                     initial_hidden=initial[0], initial_cell=initial[1])
+    except ValueError as err:
+        raise TraceError(f"layer {layer.name!r} {err}") from None
+    if mask is not None:
+        skipped = ~mask.astype(bool)
+        for q in arrays:
+            if q not in ("hidden", "cell"):
+                arrays[q][skipped] = 0
+        arrays["mask"] = mask.copy()
+    return DirectionResult(arrays, h, c)
 
 
 def _returned_output(
@@ -357,17 +384,23 @@ def _returned_output(
     if not layer.return_sequences:
         if seen is None:
             return res.final_hidden
-        return res.final_hidden * seen.any(axis=1)[:, None]
+        return res.final_hidden * _over_units(seen.any(axis=1), res.final_hidden.ndim)
     seq = res.arrays["hidden"]
     if seen is not None:
         zero_masked = layer.bidirectional or layer.zero_output_for_mask
-        seq = seq * (mask if zero_masked else seen)[:, :, None]
+        seq = seq * _over_units(mask if zero_masked else seen, seq.ndim)
     if layer.bidirectional and direction.name == "backward":
         # Bidirectional flips the backward output back to input positions before merging.
         return seq if direction.reverse else seq[:, ::-1]
     if layer.feeds_stacked_cell:
         return seq
     return seq[:, ::-1] if direction.reverse else seq
+
+
+def _over_units(mask: np.ndarray, ndim: int) -> np.ndarray:
+    """``mask`` with trailing axes added to broadcast over an ``ndim`` array (units, a
+    ConvLSTM's grid positions and filters)."""
+    return mask.reshape(mask.shape + (1,) * (ndim - mask.ndim))
 
 
 def merge(

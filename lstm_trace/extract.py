@@ -235,6 +235,9 @@ def _output_notes(layer: RecurrentLayer, masked: bool) -> list[str]:
 
 
 def _check_torch_cell(cell: Cell, where: str) -> None:
+    if getattr(cell, "conv", None) is not None:
+        raise ExportError(f"{where}: a ConvLSTM's convolutions have no torch.nn module; "
+                          "use --to keras (per-gate convolution kernels)")
     if cell.gate_clip is not None or cell.coupled_input_forget or cell.output_activation not in (
         None, cell.activation
     ):

@@ -95,7 +95,7 @@ def read_input(path: PathLike, *, key: str | None = None) -> np.ndarray:
 
 
 def validate_input(
-    x: np.ndarray, *, features: int | None, integer_ids: bool, path: PathLike,
+    x: np.ndarray, *, features: int | None, integer_ids: bool, path: PathLike, grid_rank: int = 0,
 ) -> np.ndarray:
     """Check ``x`` against what the model takes and normalise its shape.
 
@@ -111,6 +111,8 @@ def validate_input(
     x = np.asarray(x)
     if integer_ids:
         return _validate_ids(x, name, one_column_is_steps=_source_is_csv(path))
+    if grid_rank:
+        return _validate_grid(x, name, grid_rank)
     f = "features" if features is None else str(features)
     expected = f"(steps, {f}) or (batch, steps, {f}) float features"
     if x.dtype.kind not in "biuf":
@@ -129,6 +131,23 @@ def validate_input(
     if x.dtype.kind != "f":
         x = x.astype(np.float64)
     _check_finite(x, name, ("sample", "step", "feature"))
+    return x
+
+
+def _validate_grid(x: np.ndarray, name: str, rank: int) -> np.ndarray:
+    """A ConvLSTM's input: ``(steps, *grid, channels)`` or ``(batch, steps, *grid, channels)``
+    with a ``rank``-d grid (channels first when the layer says so; the engine checks sizes)."""
+    axes = ", ".join(["size"] * rank)
+    expected = f"(steps, {axes}, channels) or (batch, steps, {axes}, channels) float values"
+    if x.dtype.kind not in "biuf" or x.ndim not in (rank + 2, rank + 3) or 0 in x.shape:
+        raise InputError(f"{name}: expected {expected}, found {_describe_dtype(x.dtype)} "
+                         f"of shape {x.shape}")
+    if x.ndim == rank + 2:
+        x = x[None]
+    if x.dtype.kind != "f":
+        x = x.astype(np.float64)
+    if not np.isfinite(x).all():
+        raise InputError(f"{name}: holds NaN or infinite values")
     return x
 
 

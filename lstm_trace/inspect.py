@@ -146,6 +146,11 @@ def describe_direction(direction: Direction, class_name: str = "") -> dict[str, 
     }
     if cell.kind != "simple_rnn":
         out["recurrent_activation"] = cell.recurrent_activation
+    conv = getattr(cell, "conv", None)
+    if conv is not None:
+        out["convolution"] = (f"kernel_size={conv.kernel_size}, strides={conv.strides}, "
+                              f"padding={conv.padding}, dilation_rate={conv.dilation_rate}, "
+                              f"{conv.data_format}")
     if cell.kind == "gru":
         out["reset_after"] = cell.reset_after
         out["recurrent_bias"] = cell.recurrent_bias is not None
@@ -198,6 +203,9 @@ def gate_locations(cell: Cell, class_name: str = "") -> list[dict[str, str]]:
         elif joint:
             entry["kernel"] = f"{names['kernel']}[0:{n_in}, {cols}]"
             entry["recurrent_kernel"] = f"{names['recurrent']}[{n_in}:{n_in + cell.state_size}, {cols}]"
+        elif getattr(cell, "conv", None) is not None:  # a ConvLSTM: (*kernel_size, in, 4*filters)
+            entry["kernel"] = f"{names['kernel']}[..., {cols}]"
+            entry["recurrent_kernel"] = f"{names['recurrent']}[..., {cols}]"
         else:
             entry["kernel"] = f"{names['kernel']}[:, {cols}]"
             entry["recurrent_kernel"] = f"{names['recurrent']}[:, {cols}]"
@@ -401,6 +409,8 @@ def _options_text(layer: dict[str, Any]) -> str:
             parts.append(f"{key}={first[key]}")
     if first.get("peepholes"):
         parts.append("peepholes")
+    if "convolution" in first:
+        parts.append(first["convolution"])
     if not layer["return_sequences"]:
         parts.append("last step only")
     if layer["mask_source"]:

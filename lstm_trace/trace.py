@@ -110,5 +110,23 @@ class Trace(Mapping[str, np.ndarray]):
             arrays[key] = a
         return Trace(arrays, self.layers)
 
+    def flat_units(self) -> Trace:
+        """This trace with a ConvLSTM's grid folded into the unit axis, for the unit-oriented
+        views (CSV, table, plot, stats): ``(batch, steps, *grid, filters)`` becomes
+        ``(batch, steps, positions * filters)``, unit ``u = position * filters + filter`` with
+        positions in row-major grid order; a per-position mask ``(batch, steps, *grid)``
+        becomes ``(batch, steps)``, true where any position was used. Every other array is
+        unchanged (the same object when nothing has a grid)."""
+        if all(a.ndim <= 3 for a in self._arrays.values()):
+            return self
+        arrays = {}
+        for key, a in self._arrays.items():
+            if key.endswith("/mask") and a.ndim > 2:
+                a = a.reshape(*a.shape[:2], -1).any(axis=2)
+            elif a.ndim > 3:
+                a = a.reshape(*a.shape[:2], -1)
+            arrays[key] = a
+        return Trace(arrays, self.layers)
+
     def to_dict(self) -> dict[str, np.ndarray]:
         return dict(self._arrays)

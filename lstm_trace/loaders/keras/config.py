@@ -413,6 +413,8 @@ def _recurrent_layer(
                 "(supported: LSTMCell, GRUCell, SimpleRNNCell, StackedRNNCells)"
             )
         cell = make_cell(kind, cell_class, cell_cfg["config"], weights, ctx, f"layer {name!r}")
+    elif class_name.startswith("ConvLSTM"):
+        cell = _conv_lstm_cell(name, class_name, config, weights, ctx)
     else:
         kind = RECURRENT_CLASSES[class_name]
         cell = make_cell(kind, class_name, config, weights, ctx, f"layer {name!r}")
@@ -421,6 +423,26 @@ def _recurrent_layer(
         return_sequences=return_sequences, class_name=class_name, options=options,
         zero_output_for_mask=zero_output,
     )]
+
+
+def _conv_lstm_cell(
+    name: str, class_name: str, config: dict, weights: Sequence[np.ndarray], ctx: KerasContext
+) -> Cell:
+    """A Keras ConvLSTM{1,2,3}D layer's cell (kernel, recurrent kernel[, bias], gates i, f, c, o)."""
+    from ...conv_lstm import make_conv_lstm_cell
+
+    use_bias = config.get("use_bias", True)
+    if len(weights) != (3 if use_bias else 2):
+        raise LoadError(f"layer {name!r}: {class_name} with use_bias={use_bias} should have "
+                        f"{3 if use_bias else 2} weight arrays, found {len(weights)}")
+    try:
+        return make_conv_lstm_cell(
+            class_name, config, weights[0], weights[1], weights[2] if use_bias else None,
+            _activation(config, "activation", "tanh", ctx, False),
+            _activation(config, "recurrent_activation", "sigmoid", ctx, False),
+        )
+    except ValueError as err:
+        raise LoadError(f"layer {name!r}: {class_name} {err}") from None
 
 
 def _bidirectional(

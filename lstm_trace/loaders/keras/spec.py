@@ -17,6 +17,8 @@ RECURRENT_CLASSES = {
     "LSTM": "lstm", "GRU": "gru", "SimpleRNN": "simple_rnn",
     "CuDNNLSTM": "lstm", "CuDNNGRU": "gru",
     "LSTMV1": "lstm", "GRUV1": "gru",
+    # Convolutional LSTMs: the LSTM quantities over a grid (lstm_trace.conv_lstm).
+    "ConvLSTM1D": "lstm", "ConvLSTM2D": "lstm", "ConvLSTM3D": "lstm",
 }
 CELL_CLASSES = {
     "LSTMCell": "lstm", "GRUCell": "gru", "SimpleRNNCell": "simple_rnn",
