@@ -293,9 +293,13 @@ def trace_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def run_trace(model: str, input: str, **kwargs: Any):  # -> tuple[Network, Trace]
     """Load, read INPUT, validate it against the model, replay: the core of most commands."""
+    return trace_network(open_model(model, **kwargs), input, **kwargs)
+
+
+def trace_network(network: Network, input: str, **kwargs: Any):  # -> tuple[Network, Trace]
+    """Read INPUT, validate it against ``network``, replay (the whole trace in memory)."""
     from .inputs import read_input, validate_input
 
-    network = open_model(model, **kwargs)
     layers = list(kwargs.get("layers") or ())
     layer_input = bool(kwargs.get("layer_input"))
     if network.input_adapter is not None and not layer_input:  # ONNX: as onnxruntime is fed
@@ -504,6 +508,17 @@ def stream_trace(model: str, input: str, fmt: str, output: str, *, batch_size: i
     network = open_model(model, **kwargs)
     layers = list(kwargs.get("layers") or ())
     layer_input = bool(kwargs.get("layer_input"))
+    if input_grid_rank(network, layers, layer_input):
+        # A ConvLSTM's trace is written whole, not in chunks; CSV, Parquet and LSTMVis fold its
+        # grid positions into units (README).
+        from .writers import write_trace
+
+        _, result = trace_network(network, input, **kwargs)
+        flat = fmt in ("csv", "parquet", "lstmvis")
+        write_trace(result.flat_units() if flat else result, fmt, output)
+        if output != "-":
+            wrote(output, describe_output(result.flat_units(), fmt, {}, False))
+        return
     features, token_ids = expected_input(network, layers, layer_input)
     initial = read_initial_state(kwargs["initial_state"]) if kwargs.get("initial_state") else None
     source = write_stream(

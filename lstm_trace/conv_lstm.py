@@ -129,17 +129,6 @@ class ConvLSTMCell(Cell):
             out[gate] = parts
         return out
 
-    def astype(self, dtype: np.dtype) -> ConvLSTMCell:
-        def cast(a: np.ndarray | None) -> np.ndarray | None:
-            return None if a is None else np.ascontiguousarray(a, dtype=dtype)
-
-        return ConvLSTMCell(
-            kind=self.kind, units=self.units, kernel=cast(self.kernel),
-            recurrent_kernel=cast(self.recurrent_kernel), bias=cast(self.bias),
-            activation=self.activation, recurrent_activation=self.recurrent_activation,
-            layout=self.layout, conv=self.conv,
-        )
-
 
 def _windows(padded: np.ndarray, kernel_size: tuple[int, ...], strides: tuple[int, ...],
              dilation: tuple[int, ...], grid: tuple[int, ...]) -> np.ndarray:
