@@ -44,14 +44,21 @@ def _load(directory: Path, case: dict, kind: str) -> lstm_trace.Network:
 
 
 def _trace_prefix(case: dict, kind: str) -> str:
-    """The layer-name prefix of the recurrent module in this file's trace."""
-    prefix = case["files"][kind]["path_prefix"]
-    path = ".".join(p for p in (prefix, case["module_path"]) if p)
-    return path or case["default_name"]
+    """The layer-name prefix of the (first) recurrent module in this file's trace."""
+    return _trace_key(case, kind, _reference_name(case))
 
 
 def _reference_name(case: dict) -> str:
     return case["module_path"] or case["default_name"]
+
+
+def _trace_key(case: dict, kind: str, reference_key: str) -> str:
+    """The trace key of a reference key: a checkpoint's own prefix (Lightning ``model.``) added;
+    a module saved on its own is named after its class in both."""
+    prefix = case["files"][kind]["path_prefix"]
+    if not case["module_path"]:
+        return (prefix or case["default_name"]) + reference_key[len(case["default_name"]):]
+    return f"{prefix}.{reference_key}" if prefix else reference_key
 
 
 @pytest.mark.parametrize("kind", FILE_KINDS)
@@ -59,20 +66,39 @@ def _reference_name(case: dict) -> str:
 def test_pytorch_file_matches_torch_states(torch_fixtures: Path, name: str, kind: str) -> None:
     case = _case(torch_fixtures, name)
     network = _load(torch_fixtures, case, kind)
-    x = np.load(torch_fixtures / case["input"])
-    trace = network.trace(x)
+    trace = network.trace(np.load(torch_fixtures / case["input"]))
     reference = np.load(torch_fixtures / case["reference"])
-    ours, theirs = _trace_prefix(case, kind), _reference_name(case)
-    assert reference.files
-    for key in reference.files:
-        mine = ours + key[len(theirs):]
+    separate = case["separate"]
+    chained = [k for k in reference.files if k.split("/")[0] not in separate]
+    assert chained
+    for key in chained:
+        mine = _trace_key(case, kind, key)
         assert mine in trace, (mine, sorted(trace.keys()))
         err = float(np.abs(trace[mine] - reference[key]).max())
         assert err < ATOL, (mine, err)
     # Every traced layer is the module's (nothing invented, nothing missing).
     traced = {k.rsplit("/", 1)[0] for k in trace}
-    expected = {k.rsplit("/", 1)[0] for k in reference.files}
-    assert {ours + t[len(theirs):] for t in expected} == traced
+    assert {_trace_key(case, kind, k.rsplit("/", 1)[0]) for k in chained} == traced
+    # A module whose input size fits no earlier module is traced on its own input.
+    for path, input_file in separate.items():
+        own = [k for k in reference.files if k.split("/")[0] == path]
+        layers = sorted({_trace_key(case, kind, k.rsplit("/", 1)[0]).removesuffix("/forward")
+                         .removesuffix("/backward") for k in own})
+        alone = network.trace(np.load(torch_fixtures / input_file), layers=layers,
+                              layer_input=True)
+        for key in own:
+            assert np.abs(alone[_trace_key(case, kind, key)] - reference[key]).max() < ATOL
+
+
+def test_several_modules_are_chained_by_size_with_notes(torch_fixtures: Path) -> None:
+    case = _case(torch_fixtures, "encoder_decoder")
+    network = lstm_trace.load(torch_fixtures / case["files"]["torchscript"]["file"])
+    assert [layer.name for layer in network.layers] == ["encoder/l0", "decoder/l0", "side/l0"]
+    assert any("chained encoder -> decoder" in n for n in network.notes)
+    assert any(n.startswith("side/l0 takes 3 features") and "--layer-input" in n
+               for n in network.notes)
+    decoder = network.layer("decoder/l0")
+    assert decoder.bidirectional and decoder.output_size == 10
 
 
 @pytest.mark.parametrize("name", ["lstm", "lstm_3_layers_bi", "lstm_cell", "lstm_no_bias"])

@@ -77,6 +77,23 @@ class Tagger(nn.Module):
         return self.fc(out)
 
 
+class EncoderDecoder(nn.Module):
+    """Two recurrent modules that chain (encoder -> bidirectional decoder) and one that does not
+    (``side`` takes its own 3-feature input): a state_dict cannot say which is which."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.LSTM(FEATURES, 6, batch_first=True)
+        self.decoder = nn.LSTM(6, 5, batch_first=True, bidirectional=True)
+        self.side = nn.GRU(3, 2, batch_first=True)
+
+    def forward(self, x: torch.Tensor, side: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h, _ = self.encoder(x)
+        y, _ = self.decoder(h)
+        s, _ = self.side(side)
+        return y, s
+
+
 def _cases() -> dict[str, tuple]:
     """name -> (factory, path of the recurrent module, input kind)."""
     return {
@@ -97,6 +114,7 @@ def _cases() -> dict[str, tuple]:
         "rnn_cell_relu": (lambda: CellNet(nn.RNNCell(FEATURES, 6, nonlinearity="relu")), "rnn"),
         "tagger": (Tagger, "lstm"),
         "bare_lstm": (lambda: nn.LSTM(FEATURES, 6, num_layers=2), ""),
+        "encoder_decoder": (EncoderDecoder, "encoder"),
     }
 
 
@@ -190,9 +208,11 @@ def save_all(net: nn.Module, out: Path, case: str) -> dict[str, dict]:
     put("sd_zip", f"{case}.pt")
     twin = copy.deepcopy(net)  # a real optimizer state, without touching the saved weights
     optimizer = torch.optim.Adam(twin.parameters())
-    result = twin(torch.zeros(1, 2, FEATURES) if case != "tagger"
-                  else torch.zeros(1, 2, dtype=torch.long))
-    (result[0] if isinstance(result, tuple) else result).sum().backward()
+    inputs = {"tagger": (torch.zeros(1, 2, dtype=torch.long),),
+              "encoder_decoder": (torch.zeros(1, 2, FEATURES), torch.zeros(1, 2, 3))}
+    result = twin(*inputs.get(case, (torch.zeros(1, 2, FEATURES),)))
+    outputs = result if isinstance(result, tuple) else (result,)
+    sum(o.sum() for o in outputs if isinstance(o, torch.Tensor)).backward()
     optimizer.step()
     torch.save({"epoch": 3, "model_state_dict": state, "optimizer_state_dict":
                 optimizer.state_dict(), "loss": 0.25}, out / f"{case}-checkpoint.pth")
@@ -207,11 +227,16 @@ def save_all(net: nn.Module, out: Path, case: str) -> dict[str, dict]:
     put("whole", f"{case}-whole.pt")
     torch.save(state, out / f"{case}-legacy.pt", _use_new_zipfile_serialization=False)
     put("legacy", f"{case}-legacy.pt")
+    torch.save(net, out / f"{case}-whole-p4.pt", pickle_protocol=4)
+    put("whole_protocol4", f"{case}-whole-p4.pt")
+    torch.save(state, out / f"{case}-legacy-p4.pt", _use_new_zipfile_serialization=False,
+               pickle_protocol=4)
+    put("legacy_protocol4", f"{case}-legacy-p4.pt")
     save_file({k: v.contiguous() for k, v in state.items()}, out / f"{case}.safetensors")
     put("safetensors", f"{case}.safetensors")
     torch.jit.save(torch.jit.script(net), out / f"{case}-script.pt")
     put("torchscript", f"{case}-script.pt")
-    assert tuple(files) == FILE_KINDS
+    assert set(files) == set(FILE_KINDS)
     return files
 
 
@@ -236,16 +261,26 @@ def build(out: Path) -> None:
             np.save(out / f"{case}-input.npy", x_np)
             x = torch.from_numpy(x_np)
         default = {nn.LSTM: "lstm", nn.GRU: "gru", nn.RNN: "rnn"}.get(type(rnn), "")
+        separate = {}
         with torch.no_grad():
             ref = reference(rnn, path, x, default)
+            if case == "encoder_decoder":
+                encoded, _ = net.encoder(x)
+                ref.update(reference(net.decoder, "decoder", encoded, ""))
+                side = rng.standard_normal((BATCH, STEPS, 3)).astype(np.float32)
+                np.save(out / f"{case}-side-input.npy", side)
+                ref.update(reference(net.side, "side", torch.from_numpy(side), ""))
+                separate["side"] = f"{case}-side-input.npy"
         np.savez(out / f"{case}-reference.npz", **ref)
         files = save_all(net, out, case)
-        stores_nonlinearity = ("whole", "torchscript")
+        stores_nonlinearity = ("whole", "whole_protocol4", "torchscript")
         relu = getattr(rnn, "nonlinearity", "tanh") == "relu"
         manifest.append({
             "name": case, "input": f"{case}-input.npy", "reference": f"{case}-reference.npz",
             "module": type(rnn).__name__, "module_path": path, "default_name": default,
             "files": files,
+            # Modules that are not chained: traced on their own input (--layer-input).
+            "separate": separate,
             "activation_option": {kind: "relu" for kind in files
                                   if relu and kind not in stores_nonlinearity},
         })

@@ -68,7 +68,7 @@ def _open(path: Path, options: LoadOptions) -> Network:
     elif safetensors.match(path):
         tensors, _ = safetensors.read_safetensors(path)
         weights = Weights(dict(tensors))
-        network = assemble(weights, options, path.name)
+        network = assemble(weights, options, path.name, ordered=False)
         kind = "safetensors"
     else:
         raise LoadError(f"{path.name}: not a PyTorch file (torch.save zip or pickle, TorchScript, "

@@ -292,26 +292,49 @@ def layer_name(path: str, settings: ModuleSettings) -> str:
     return path or DEFAULT_NAMES[settings.class_name]
 
 
-def embedding_before(weights: Weights, first: RecurrentModule, input_size: int,
-                     used: set[str]) -> tuple[str, np.ndarray] | None:
+def find_embedding(weights: Weights, input_size: int, used: set[str]) -> tuple[str, np.ndarray] | None:
     """An ``nn.Embedding`` feeding the first recurrent module: ``(path, weight)`` or None.
 
     A module whose stored class is ``Embedding``, or (plain state_dict) whose path names an
-    embedding (``embed``), with a 2-D ``weight`` of width ``input_size``, stored before
-    the recurrent module.
+    embedding (``embed``) and holds only a 2-D ``weight``, of width ``input_size``.
     """
-    keys = list(weights.tensors)
-    for key in keys[:first.first_key]:
+    for key, tensor in weights.tensors.items():
         if not key.endswith("weight") or key in used:
             continue
         path = key[: -len("weight")].rstrip(".")
         info = weights.modules.get(path)
         is_embedding = (info.short_class == "Embedding") if info and info.class_name else \
             "embed" in path.lower() and f"{path}.bias" not in weights.tensors
-        tensor = weights.tensors[key]
         if is_embedding and len(tensor.shape) == 2 and tensor.shape[1] == input_size:
             return path, materialize(tensor)
     return None
+
+
+def _module_name(built: Built) -> str:
+    return built.module.path or built.layers[0].name
+
+
+def chain_by_size(built: list[Built], ordered: bool = True) -> tuple[list[Built], list[Built]]:
+    """The recurrent modules as a chain whose sizes fit, and the ones left out.
+
+    The chain starts at the first module in file order (a pickle stores modules in the
+    order the model defines them). Without a meaningful order (safetensors headers are
+    sorted by name) it starts at the first module whose input size no other module
+    produces. Each next link is the first unused module that takes the current output size.
+    """
+    start = built[0]
+    if not ordered:
+        start = next((b for b in built if all(b.input_size != o.output_size for o in built
+                                              if o is not b)), built[0])
+    chain = [start]
+    rest = [b for b in built if b is not start]
+    while True:
+        nxt = next((b for b in rest if b.input_size == chain[-1].output_size), None)
+        if nxt is None:
+            break
+        chain.append(nxt)
+        rest.remove(nxt)
+    return chain, rest
 
 
 def heads_after(weights: Weights, used: set[str], last_recurrent: int
@@ -328,8 +351,12 @@ def heads_after(weights: Weights, used: set[str], last_recurrent: int
     return [(path, classes[path]) for path in heads], heads
 
 
-def assemble(weights: Weights, options: LoadOptions, source: str) -> Network:
-    """The canonical Network of the recurrent modules in ``weights``."""
+def assemble(weights: Weights, options: LoadOptions, source: str, ordered: bool = True) -> Network:
+    """The canonical Network of the recurrent modules in ``weights``.
+
+    ``ordered``: the state_dict lists modules in the model's own order (pickles do;
+    safetensors sorts names).
+    """
     modules = group_modules(weights.tensors)
     if not modules:
         shown = ", ".join(list(weights.tensors)[:6])
@@ -344,35 +371,31 @@ def assemble(weights: Weights, options: LoadOptions, source: str) -> Network:
         settings = module_settings(module, weights.modules.get(module.path), module.path or source)
         built.append(build_module(module, settings, layer_name(module.path, settings), options,
                                   notes))
+    chain, loose = chain_by_size(built, ordered)
     layers: list = []
     inbound: dict[str, tuple[str, ...]] = {}
     used = {key for b in built for key in b.module.tensor_keys()}
-    first = built[0]
-    embedding = embedding_before(weights, first.module, first.input_size, used)
+    first = chain[0]
+    embedding = find_embedding(weights, first.input_size, used)
     if embedding is not None:
         path, table = embedding
         layers.append(Embedding(name=path, class_name="Embedding", embeddings=table))
         used.add(f"{path}.weight")
         notes.append(f"{path}: replayed as the nn.Embedding before {first.layers[0].name}; "
                      "INPUT holds integer token ids (or pass --layer-input with float features)")
-    chained = [first.module.path or first.layers[0].name]
-    width = first.output_size
-    layers.extend(first.layers)
-    for b in built[1:]:
+    for b in chain:
         layers.extend(b.layers)
-        if b.input_size == width:
-            chained.append(b.module.path or b.layers[0].name)
-            width = b.output_size
-        else:
-            inbound[b.layers[0].name] = (f"(input of {b.layers[0].name}: not connected)",)
-            notes.append(
-                f"{b.layers[0].name} takes {b.input_size} features, which no earlier module "
-                f"gives: traced only on its own (--layer {b.layers[0].name} --layer-input)"
-            )
-    if len(chained) > 1:
+    for b in loose:
+        layers.extend(b.layers)
+        inbound[b.layers[0].name] = (f"(input of {b.layers[0].name}: not connected)",)
         notes.append(
-            "a state_dict stores no graph: chained " + " -> ".join(chained) +
-            " in file order because their sizes fit (use --layer to trace one)"
+            f"{b.layers[0].name} takes {b.input_size} features, which no other module gives: "
+            f"traced only on its own (--layer {b.layers[0].name} --layer-input)"
+        )
+    if len(chain) > 1:
+        notes.append(
+            "a state_dict stores no graph: chained " + " -> ".join(_module_name(b) for b in chain)
+            + " because their sizes fit (use --layer to trace one)"
         )
     for b in built:
         if b.settings.batch_first:
