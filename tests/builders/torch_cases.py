@@ -8,7 +8,8 @@ from __future__ import annotations
 #: One module configuration each (see torch_models.py ``_cases``).
 CASES = ("lstm", "lstm_batch_first", "lstm_proj_bi", "lstm_3_layers_bi", "lstm_no_bias",
          "gru_bi", "gru_no_bias", "rnn_tanh", "rnn_relu", "lstm_cell", "gru_cell",
-         "rnn_cell_relu", "tagger", "bare_lstm", "encoder_decoder")
+         "rnn_cell_relu", "tagger", "bare_lstm", "encoder_decoder",
+         "lstm_half", "gru_bfloat16")
 
 #: Every file each case is saved as.
 FILE_KINDS = ("sd_zip", "checkpoint", "lightning", "whole", "legacy", "safetensors",

@@ -115,6 +115,8 @@ def _cases() -> dict[str, tuple]:
         "tagger": (Tagger, "lstm"),
         "bare_lstm": (lambda: nn.LSTM(FEATURES, 6, num_layers=2), ""),
         "encoder_decoder": (EncoderDecoder, "encoder"),
+        "lstm_half": (lambda: SeqNet(nn.LSTM(FEATURES, 6, num_layers=2)), "rnn"),
+        "gru_bfloat16": (lambda: SeqNet(nn.GRU(FEATURES, 6, bidirectional=True)), "rnn"),
     }
 
 
@@ -194,10 +196,17 @@ def reference(rnn: nn.Module, path: str, x: torch.Tensor, default_name: str) -> 
     return out
 
 
+#: Cases saved in a reduced precision (their float32 weights are rounded to it first).
+SAVED_DTYPES = {"lstm_half": torch.float16, "gru_bfloat16": torch.bfloat16}
+
+
 def save_all(net: nn.Module, out: Path, case: str) -> dict[str, dict]:
     """Write the module in every file kind; ``{kind: {"file", "path_prefix"}}``."""
     from safetensors.torch import save_file
 
+    trained = net
+    if case in SAVED_DTYPES:
+        net = copy.deepcopy(net).to(SAVED_DTYPES[case])
     state = copy.deepcopy(net.state_dict())  # an OrderedDict with _metadata, as torch saves it
     files: dict[str, dict] = {}
 
@@ -206,7 +215,7 @@ def save_all(net: nn.Module, out: Path, case: str) -> dict[str, dict]:
 
     torch.save(state, out / f"{case}.pt")
     put("sd_zip", f"{case}.pt")
-    twin = copy.deepcopy(net)  # a real optimizer state, without touching the saved weights
+    twin = copy.deepcopy(trained)  # a real optimizer state, without touching the saved weights
     optimizer = torch.optim.Adam(twin.parameters())
     inputs = {"tagger": (torch.zeros(1, 2, dtype=torch.long),),
               "encoder_decoder": (torch.zeros(1, 2, FEATURES), torch.zeros(1, 2, 3))}
@@ -249,6 +258,10 @@ def build(out: Path) -> None:
         net = factory()
         randomize(net, seed + 1)
         net.eval()
+        if case in SAVED_DTYPES:  # the reference runs on exactly the values the file stores
+            with torch.no_grad():
+                for p in net.parameters():
+                    p.copy_(p.to(SAVED_DTYPES[case]).float())
         rnn = _recurrent(net, path)
         rng = np.random.default_rng(seed)
         if case == "tagger":

@@ -143,7 +143,7 @@ def build_cell(group: dict[str, tuple[str, Tensor]], kind: str, activation: str,
             present = ", ".join(sorted(k for k, _ in group.values()))
             raise LoadError(f"{where}: {needed} is missing (found {present})")
     names = {param: key for param, (key, _) in group.items()}
-    arrays = {param: materialize(t) for param, (_, t) in group.items()}
+    arrays = {param: _as_float(materialize(t), key, where) for param, (key, t) in group.items()}
     gates = GATES[kind]
     w_ih, w_hh = arrays["weight_ih"], arrays["weight_hh"]
     _shape2(w_ih, names["weight_ih"])
@@ -184,12 +184,8 @@ def build_cell(group: dict[str, tuple[str, Tensor]], kind: str, activation: str,
             bias = np.zeros_like(recurrent_bias)
     elif biases:
         bias = sum(biases.values())
-    dtype = np.result_type(kernel.dtype, np.float32)
-    if dtype.kind != "f":
-        raise LoadError(f"{where}: {names['weight_ih']} holds {kernel.dtype} values, not floats")
-
     def cast(a: np.ndarray | None) -> np.ndarray | None:
-        return None if a is None else np.ascontiguousarray(a, dtype=dtype)
+        return None if a is None else np.ascontiguousarray(a)
 
     sources: dict[str, tuple[str, ...]] = {"kernel": (names["weight_ih"],),
                                            "recurrent_kernel": (names["weight_hh"],)}
@@ -208,6 +204,13 @@ def build_cell(group: dict[str, tuple[str, Tensor]], kind: str, activation: str,
                 recurrent_activation="sigmoid", reset_after=True, projection=cast(projection),
                 layout=layout, tensor_names=sources)
     return cell, names
+
+
+def _as_float(a: np.ndarray, key: str, where: str) -> np.ndarray:
+    """float32 (float64 stays float64): half-precision weights are widened before any sum."""
+    if a.dtype.kind != "f":
+        raise LoadError(f"{where}: {key} holds {a.dtype} values, not floats")
+    return a.astype(np.result_type(a.dtype, np.float32), copy=False)
 
 
 @dataclass
@@ -306,7 +309,7 @@ def find_embedding(weights: Weights, input_size: int, used: set[str]) -> tuple[s
         is_embedding = (info.short_class == "Embedding") if info and info.class_name else \
             "embed" in path.lower() and f"{path}.bias" not in weights.tensors
         if is_embedding and len(tensor.shape) == 2 and tensor.shape[1] == input_size:
-            return path, materialize(tensor)
+            return path, _as_float(materialize(tensor), key, path)
     return None
 
 
