@@ -56,12 +56,29 @@ USER_ERRNOS = frozenset({
 
 
 class DefaultToTrace(click.Group):
-    """A group whose unknown first argument means the ``trace`` command."""
+    """A group whose unknown first argument means the ``trace`` command.
+
+    Usage errors (a missing argument, an unknown option, a value not among a choice) are
+    one ``error:`` line too, exit 2, with the command's ``--help`` to see the usage.
+    """
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
             args = ["trace", *args]
         return super().parse_args(ctx, args)
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except click.ClickException as err:
+            where = f" (see '{err.ctx.command_path} --help')" if getattr(err, "ctx", None) else ""
+            click.echo(f"error: {err.format_message()}{where}", err=True)
+            sys.exit(err.exit_code)
+        except click.Abort:
+            sys.exit(EXIT_INTERRUPTED)
+        sys.exit(result if isinstance(result, int) else 0)
 
 
 class Terminated(KeyboardInterrupt):
@@ -220,10 +237,21 @@ def open_model(model: str, **kwargs: Any) -> Network:
     for option, value in (("--activation", options.activation),
                           ("--recurrent-activation", options.recurrent_activation)):
         check_activation(option, value)
-    network = load(model, options)
+    try:
+        network = load(model, options)
+    except LoadError as err:
+        raise as_typed(err, model) from err
     for line in network.notes:
         note(line)
     return network
+
+
+def as_typed(err: LoadError, model: str) -> LoadError:
+    """The loader's error with MODEL named as the user typed it, not by its file name."""
+    message, name = str(err), Path(model).name
+    if model != name and message.startswith(f"{name}:"):
+        return LoadError(model + message[len(name):])
+    return err
 
 
 def check_activation(option: str, value: str | None) -> None:

@@ -351,3 +351,44 @@ def test_a_table_file_says_what_excerpt_it_holds(tmp_path):
     assert "lstm/forget_gate · sample 0" in out.read_text()
     everything = invoke(MODEL, BATCH, "-o", out, "--samples", "0:8", "--steps", "0:30")
     assert "(table of all 8 samples, all 30 steps, all 8 units)" in everything.stderr
+
+
+# ------------------------------------------------------------------ usage errors, paths
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        ([MODEL, ONE, "--dtype", "float16"], ["--dtype", "'float32', 'float64'", "trace --help"]),
+        ([MODEL], ["Missing argument 'INPUT'"]),
+        ([MODEL, ONE, "--nope"], ["No such option '--nope'"]),
+        (["check", MODEL, ONE], ["Missing option '--golden'", "check --help"]),
+        (["inspect", MODEL, "-f", "xml"], ["--format", "'table', 'json', 'csv'"]),
+    ],
+)
+def test_usage_errors_are_one_line_too(args, fragments):
+    result = invoke(*args)
+    assert_user_error(result, *fragments)
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Usage:" not in result.output
+
+
+def test_help_and_version_still_exit_0():
+    assert invoke("--help").exit_code == 0
+    assert invoke("inspect", "--help").exit_code == 0
+    version = invoke("--version")
+    assert version.exit_code == 0 and "lstm-trace" in version.output
+
+
+def test_a_layer_input_for_an_unknown_layer_is_an_error_not_stopiteration():
+    """Issue 8, broken 1: ``--layer conv_lstm1d --layer-input`` ended in StopIteration."""
+    result = invoke(MODEL, ONE, "--layer", "conv_lstm1d", "--layer-input")
+    assert_user_error(result, "conv_lstm1d")
+
+
+def test_model_errors_name_the_path_as_typed(tmp_path, monkeypatch):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "bad.keras").write_bytes(b"PK\x03\x04 not a zip")
+    monkeypatch.chdir(tmp_path)
+    assert_user_error(invoke("./sub/bad.keras", ONE), "./sub/bad.keras: ")
+    assert_user_error(invoke("inspect", "sub/bad.keras"), "sub/bad.keras: ")
