@@ -38,6 +38,7 @@ LAYOUT_TENSORS: dict[str, dict[str, Any]] = {
     "torch_gru": {"kernel": "weight_ih", "recurrent": "weight_hh", "bias": "bias_ih",
                   "recurrent_bias": "bias_hh", "rows": True},
     "onnx_lstm": {"kernel": "W", "recurrent": "R", "bias": "B", "rows": True},
+    "onnx_gru": {"kernel": "W", "recurrent": "R", "bias": "B", "rows": True},
 }
 
 

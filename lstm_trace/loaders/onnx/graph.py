@@ -351,6 +351,20 @@ class GraphBuilder:
             return all(self.is_zero(i) for i in node.inputs if i)
         return False
 
+    def _mark_upstream(self, tensor: str) -> None:
+        """Count every node computing ``tensor`` as used (it feeds a recurrent node)."""
+        stack, seen = [tensor], set()
+        while stack:
+            name = stack.pop()
+            if name in seen or name not in self.producer:
+                continue
+            seen.add(name)
+            node, _ = self.producer[name]
+            if node.op_type in RECURRENT_OPS:
+                continue
+            self.used_nodes.add(id(node))
+            stack.extend(i for i in node.inputs if i)
+
     # ---------------------------------------------------------------- glue
 
     def glue(
@@ -473,6 +487,9 @@ class GraphBuilder:
             state_names = ["initial_h", "initial_c"] if node.op_type == "LSTM" else ["initial_h"]
             given = {s: node.input(5 + k) for k, s in enumerate(state_names)}
             wired = {s: t for s, t in given.items() if t and not self.is_zero(t)}
+            for tensor in given.values():
+                if tensor and tensor not in wired.values():
+                    self._mark_upstream(tensor)  # zeros made to the batch's shape: not "after"
             if wired:
                 for d, direction in enumerate(layer.directions):
                     for state in state_names:

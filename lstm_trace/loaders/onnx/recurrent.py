@@ -164,9 +164,18 @@ def recurrent_layer(
         if op == "GRU":
             options["reset_after"] = bool(node.attr("linear_before_reset", 0))
             options["recurrent_bias"] = recurrent_bias
+        names: dict[str, tuple[str, ...]] = {
+            "kernel": (f"{node.input(1)}[{d}]",), "recurrent_kernel": (f"{node.input(2)}[{d}]",)}
+        if B is not None:
+            wb_name, rb_name = f"{node.input(3)}[{d}, :{G * H}]", f"{node.input(3)}[{d}, {G * H}:]"
+            if op == "GRU":
+                names["bias"], names["recurrent_bias"] = (wb_name,), (rb_name,)
+            else:
+                names["bias"] = (wb_name, rb_name)
         cell = Cell(
             kind=kind, units=H, kernel=kernel, recurrent_kernel=recurrent, bias=bias,
-            gate_clip=None if clip is None else float(clip), layout=order, **options,
+            gate_clip=None if clip is None else float(clip), layout=order, tensor_names=names,
+            **options,
         )
         reverse = direction == "reverse" or d == 1
         directions.append(Direction("backward" if d == 1 else "forward", cell, reverse))
