@@ -11,6 +11,7 @@ when it changes.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -23,6 +24,55 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 BUILDERS = Path(__file__).resolve().parent / "builders"
 CACHE = Path(os.environ.get("LSTM_TRACE_FIXTURE_CACHE", ROOT / ".fixture-cache"))
+
+#: The frameworks the references come from (the `test` extra): a missing one fails the run
+#: before any test, never turns tests into skips.
+FRAMEWORKS = ("tensorflow", "tf_keras", "keras", "torch", "safetensors", "onnx", "onnxruntime",
+              "matplotlib")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--error-report", action="store_true",
+                     help="print the worst error against the framework per family (README table)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    missing = [name for name in FRAMEWORKS if importlib.util.find_spec(name) is None]
+    if missing:
+        raise pytest.UsageError(
+            f"test dependencies missing: {', '.join(missing)}; install them with "
+            "pip install -e '.[test]' (the framework references are not optional)")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Write the per-family worst errors (tests/error_record.py) as JSON."""
+    from error_record import report
+
+    data = report()
+    if not data:
+        return
+    target = os.environ.get("LSTM_TRACE_ERROR_REPORT")
+    cache = getattr(session.config, "cache", None)  # None with -p no:cacheprovider
+    if not target and cache is None:
+        return
+    path = Path(target) if target else cache.mkdir("lstm-trace") / "errors.json"
+    path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    if config.getoption("--error-report"):
+        from error_record import table
+
+        terminalreporter.write_sep("-", "worst error against the framework per family")
+        terminalreporter.write_line(table())
+
+
+@pytest.fixture(scope="session")
+def record_error():
+    """``record_error(family, case, err)``: see tests/error_record.py."""
+    from error_record import record_error as record
+
+    return record
 
 
 def build_fixtures(builder: str, *, legacy_keras: bool = False, timeout: int = 1800,

@@ -2,8 +2,8 @@
 
 The PyTorch test loads what ``extract --to pytorch`` wrote into real ``torch.nn.LSTM`` /
 ``GRU`` / ``RNN`` modules, runs them on each layer's input as Keras computed it, and
-compares with the Keras layer's own output (float32, atol 1e-5). torch is test-only and
-these tests skip without it.
+compares with the Keras layer's own output (float32, atol 1e-5). torch is a hard test
+dependency (the `test` extra): without it these tests fail, never skip.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 
 import numpy as np
 import pytest
+from error_record import record_error
 from workflow_common import (
     ALL_FORMATS,
     assert_user_error,
@@ -30,7 +31,6 @@ KERAS_ORDER = {
     "simple_rnn": ("candidate",),
 }
 TORCH_CASES = ["stacked_lstm", "bigru", "bilstm", "lstm_nobias", "simple_rnn"]
-WORST: dict[str, float] = {}
 
 
 def _extract(model, tmp_path, *args, name="w.npz"):
@@ -109,7 +109,8 @@ def test_layer_option_limits_the_layers(wf3, tmp_path):
 @pytest.mark.parametrize(("fixture", "fmt"), ALL_FORMATS)
 @pytest.mark.parametrize("name", TORCH_CASES)
 def test_pytorch_state_dict_reproduces_keras(request, fixture, fmt, name, tmp_path):
-    torch = pytest.importorskip("torch")
+    import torch
+
     directory = request.getfixturevalue(fixture)
     spec = case(directory, name)
     out, result = _extract(directory / spec["files"][fmt], tmp_path, "--to", "pytorch")
@@ -131,7 +132,7 @@ def test_pytorch_state_dict_reproduces_keras(request, fixture, fmt, name, tmp_pa
             output, _ = module(x)
         err = float(np.abs(output.numpy() - reference[f"{keras_name}/__output__"]).max())
         assert err < ATOL, (layer, err)
-        WORST[name] = max(WORST.get(name, 0.0), err)
+        record_error("PyTorch export vs Keras", f"{name}/{fmt}", err)
         if name.startswith("bi"):
             assert any(k.endswith("_reverse") for k in state)
 
@@ -215,9 +216,9 @@ def tf1_checkpoints():
 @pytest.mark.parametrize("name", TF1_TORCH_CASES)
 def test_pytorch_state_dict_reproduces_tensorflow_v1_cells(tf1_checkpoints, name, tmp_path):
     """TF1 layouts (i, j, f, o over one [x, h] kernel, run-time forget_bias) end up right in torch."""
-    torch = pytest.importorskip("torch")
-    if not (tf1_checkpoints / name).exists():
-        pytest.skip(f"no {name} case in the TF1 fixtures")
+    import torch
+
+    assert (tf1_checkpoints / name).exists(), f"no {name} case in the TF1 fixtures"
     out, result = _extract(tf1_checkpoints / name / "model", tmp_path, "--to", "pytorch",
                            *_tf1_options(name))
     reference = np.load(tf1_checkpoints / f"{name}_reference.npz")
@@ -239,16 +240,16 @@ def test_pytorch_state_dict_reproduces_tensorflow_v1_cells(tf1_checkpoints, name
         expected = reference[hidden[0]]
     err = float(np.abs(output.numpy() - expected).max())
     assert err < ATOL, (name, err)
-    WORST[f"tf1:{name}"] = err
+    record_error("PyTorch export vs TF1", name, err)
 
 
 @pytest.mark.parametrize(("name", "fragment"), [("gru", "reset_after=False"),
                                                 ("lstm_projection_clip", "torch.nn.LSTM"),
                                                 ("lstm_peepholes", "peephole"),
+                                                ("lstm_block_fused_peepholes", "peephole"),
                                                 ("bidirectional", "peephole")])
 def test_pytorch_refuses_tf1_cells_it_cannot_express(tf1_checkpoints, name, fragment, tmp_path):
-    if not (tf1_checkpoints / name).exists():
-        pytest.skip(f"no {name} case in the TF1 fixtures")
+    assert (tf1_checkpoints / name).exists(), f"no {name} case in the TF1 fixtures"
     result = invoke("extract", tf1_checkpoints / name / "model", "--to", "pytorch",
                     "-o", tmp_path / "w.npz")
     assert_user_error(result, fragment)
@@ -258,16 +259,8 @@ def test_tf1_peepholes_and_projection_are_extracted(tf1_checkpoints, tmp_path):
     for name, keys in (("lstm_peepholes", ["input_gate/peephole", "forget_gate/peephole",
                                            "output_gate/peephole"]),
                        ("lstm_projection_clip", ["projection"])):
-        if not (tf1_checkpoints / name).exists():
-            continue
+        assert (tf1_checkpoints / name).exists(), f"no {name} case in the TF1 fixtures"
         out, _ = _extract(tf1_checkpoints / name / "model", tmp_path, name=f"{name}.npz")
         with np.load(out) as data:
             for key in keys:
                 assert f"rnn/lstm_cell/{key}" in data.files, (name, key, data.files)
-
-
-def test_worst_pytorch_error_is_reported(capsys):
-    """Not a check: prints the largest error per case for the issue note (runs last)."""
-    if WORST:
-        with capsys.disabled():
-            print("\nlargest |torch - keras| per case:", {k: f"{v:.2e}" for k, v in WORST.items()})

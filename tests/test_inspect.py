@@ -149,9 +149,9 @@ def test_upstream_layers_say_whether_they_replay(wf3):
     assert embedding["class_name"] == "Embedding" and embedding["position"] == "before"
     network = lstm_trace.load(model_file(wf3, "tokens"))
     assert embedding["replayable"] == network.layers[0].replayable
-    if embedding["replayable"]:
-        assert embedding["parameters"] == 12 * 4
-        assert info["layers"][1]["mask_source"] == "embedding_0 (Embedding, mask_zero)"
+    assert embedding["replayable"]
+    assert embedding["parameters"] == 12 * 4
+    assert info["layers"][1]["mask_source"] == "embedding_0 (Embedding, mask_zero)"
 
 
 def test_layers_after_the_recurrent_ones_are_listed(wf3, wf2):
@@ -239,6 +239,7 @@ def test_tf1_gru_gates_and_candidate_kernels():
 
 TF1_CASES = ["basic_lstm", "lstm_peepholes", "lstm_projection_clip", "gru", "basic_rnn_relu_meta",
              "multi_dynamic", "bidirectional", "lstm_block_cell", "lstm_block_fused",
+             "lstm_block_fused_peepholes",
              "cudnn_compatible_lstm", "gru_block_cell"]
 
 
@@ -255,8 +256,7 @@ def test_tf1_gate_slices_point_into_the_checkpoint(tf1_checkpoints, name):
     from lstm_trace.loaders.tf.bundle import TensorBundle
 
     path = tf1_checkpoints / name / "model"
-    if not (tf1_checkpoints / name).exists():
-        pytest.skip(f"no {name} case in the TF1 fixtures")
+    assert (tf1_checkpoints / name).exists(), f"no {name} case in the TF1 fixtures"
     network = lstm_trace.load(path)
     bundle = TensorBundle.open(path)
     tensors = {key: bundle.read(key) for key in list(bundle)}

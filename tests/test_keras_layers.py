@@ -15,6 +15,7 @@ import pytest
 from builders.keras_layers import CASE_BY_NAME, CASES
 from click.testing import CliRunner
 from conftest import build_fixtures, load_manifest
+from error_record import record_error
 from recombine import gru_candidate_from_reset, recombine_gru, recombine_lstm
 
 import lstm_trace
@@ -171,6 +172,17 @@ def _check_output(layers, reference, name, x_in, mask, initial, mapping, info) -
         assert np.abs(value - reference[f"{name}/__output__{k}"]).max() < ATOL, (name, k)
 
 
+KIND_NAMES = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN"}
+
+
+def record_worst(worst: dict[str, float], version: str, name: str, fmt: str) -> None:
+    """Feed the per-kind worst errors of one case to the family record (error_record.py)."""
+    for kind, err in worst.items():
+        family = "tf_keras CuDNN" if name == "cudnn" else (
+            f"{'Keras 3' if version == '3' else 'tf_keras'} {KIND_NAMES[kind]}")
+        record_error(family, f"{name}/{fmt}", err)
+
+
 def run_case(directory, name: str, fmt: str) -> dict[str, float]:
     entry = _entry(directory, name)
     network = lstm_trace.load(directory / entry["files"][fmt])
@@ -188,12 +200,12 @@ def run_case(directory, name: str, fmt: str) -> dict[str, float]:
 
 @pytest.mark.parametrize(("name", "fmt"), _params("3"))
 def test_keras3_layer_matches_keras(keras3_layers, name, fmt):
-    run_case(keras3_layers, name, fmt)
+    record_worst(run_case(keras3_layers, name, fmt), "3", name, fmt)
 
 
 @pytest.mark.parametrize(("name", "fmt"), _params("2"))
 def test_keras2_layer_matches_keras(keras2_layers, name, fmt):
-    run_case(keras2_layers, name, fmt)
+    record_worst(run_case(keras2_layers, name, fmt), "2", name, fmt)
 
 
 # ------------------------------------------------------------------ specific behaviours

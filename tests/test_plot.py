@@ -16,8 +16,6 @@ from workflow_common import (
 
 import lstm_trace
 
-pytest.importorskip("matplotlib")
-
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -39,6 +37,24 @@ def assert_real_image(path, size: tuple[int, int]) -> np.ndarray:
     return pixels
 
 
+def expected_size(trace, units: int | None = None, dpi: int = 100) -> tuple[int, int]:
+    """The automatic size the docs state, from the trace's shape (not from the plot code).
+
+    One column per layer direction, ``clip(1.6 + 0.16 * steps, 3.5, 12)`` in wide, plus
+    0.8 in; one row per quantity, ``0.55 + 0.1 * units shown`` in tall (1 row for a mask,
+    at most 48), plus 0.6 in.
+    """
+    columns = list(trace.rows())
+    rows: dict[int, int] = {}
+    for _, _, arrays in columns:
+        for r, (q, a) in enumerate(arrays.items()):
+            shown = 1 if q == "mask" else (a.shape[2] if units is None else min(units, a.shape[2]))
+            rows[r] = max(rows.get(r, 1), shown)
+    width = 0.8 + len(columns) * min(max(3.5, 1.6 + 0.16 * trace.steps), 12.0)
+    height = 0.6 + sum(0.55 + 0.1 * min(h, 48) for h in rows.values())
+    return round(width * dpi), round(height * dpi)
+
+
 def _plot(directory, name, out, *args, fmt="keras"):
     result = invoke("plot", model_file(directory, name, fmt), input_file(directory, name), "-o", out,
                     *args)
@@ -50,6 +66,8 @@ def test_stacked_lstm_png_has_the_reported_size(wf3, tmp_path):
     result = _plot(wf3, "stacked_lstm", out)
     assert result.exit_code == 0, result.output
     width, height = (int(v) for v in result.stderr.split("(")[1].split(" ")[0].split("x"))
+    trace = lstm_trace.load(model_file(wf3, "stacked_lstm")).trace(np.load(input_file(wf3, "stacked_lstm")))
+    assert (width, height) == expected_size(trace)
     assert_real_image(out, (width, height))
 
 
@@ -73,7 +91,10 @@ def test_units_option_makes_a_shorter_figure(wf3, tmp_path):
     result = _plot(wf3, "stacked_lstm", few, "--units", "0:2", "--layer", "lstm_0", "--sample", "2")
     assert result.exit_code == 0, result.output
     assert png_size(few)[1] < png_size(full)[1]
-    assert_real_image(few, png_size(few))
+    network = lstm_trace.load(model_file(wf3, "stacked_lstm"))
+    x = np.load(input_file(wf3, "stacked_lstm"))
+    assert_real_image(full, expected_size(network.trace(x)))
+    assert_real_image(few, expected_size(network.trace(x, layers=["lstm_0"]), units=2))
 
 
 def test_svg_and_pdf(wf3, tmp_path):
@@ -108,14 +129,13 @@ def test_step_labels_from_token_ids_and_one_hot():
 
 def test_token_model_with_vocab(wf3, tmp_path):
     network = lstm_trace.load(model_file(wf3, "tokens"))
-    if not network.layers[0].replayable:
-        pytest.skip("Embedding is not replayable yet")
+    assert network.layers[0].replayable
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("".join(f"w{k}\n" for k in range(12)))
     out = tmp_path / "tokens.png"
     result = _plot(wf3, "tokens", out, "--vocab", vocab, "--sample", "1")
     assert result.exit_code == 0, result.output
-    assert_real_image(out, png_size(out))
+    assert_real_image(out, expected_size(network.trace(np.load(input_file(wf3, "tokens")))))
 
 
 def test_gates_share_a_unit_scale_and_tanh_quantities_a_symmetric_one(wf3):

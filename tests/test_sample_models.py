@@ -9,6 +9,7 @@ import pytest
 from builders.sample_reference import INPUTS, MODEL, SAMPLES
 from click.testing import CliRunner
 from conftest import build_fixtures
+from error_record import record_error
 from recombine import recombine_lstm
 
 import lstm_trace
@@ -73,6 +74,7 @@ def test_sample_trace_matches_keras_at_every_step(reference, filename, which):
     for q in ("hidden", "cell"):
         err = np.abs(trace[f"lstm/{q}"] - reference[f"{which}/{q}"]).max()
         assert err < ATOL, (q, err)
+        record_error("sample model", f"{filename}/{which}", err)
     np.testing.assert_allclose(trace["lstm/hidden"], reference[f"{which}/__output__"], atol=ATOL)
     h, c = recombine_lstm(trace, "lstm")
     np.testing.assert_allclose(c, reference[f"{which}/cell"], atol=ATOL)

@@ -14,7 +14,8 @@ import pytest
 from builders.tf1_cells import BUILT_WITH, CASES, NO_CELL_CASE
 from click.testing import CliRunner
 from conftest import build_fixtures
-from recombine import recombine_gru
+from error_record import record_error
+from recombine import previous_states, recombine_gru
 
 import lstm_trace
 from lstm_trace.activations import get_activation
@@ -62,6 +63,37 @@ def recombine_tf1_lstm(trace, prefix: str, cell, reverse: bool):
     return h, c
 
 
+def sigmoid(v: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-v))
+
+
+def check_tf1_gru_gates(trace, prefix: str, reference, scope: str, reverse: bool, activation) -> None:
+    """Each GRU gate against TF's own equations, with TF's own weights and states::
+
+        r, u = split(σ([x, h] W_gates + b_gates))      h̃ = φ([x, r ⊙ h] W_cand + b_cand)
+
+    ``h`` is TensorFlow's state before the step, so ``r`` is checked both directly and
+    through the candidate it produces (nothing here goes through lstm-trace's layouts).
+    """
+    x = reference[f"{scope}/__input__"]
+    n = x.shape[-1]
+    h_prev = previous_states(reference[f"{scope}/hidden"], reverse=reverse)
+    units = h_prev.shape[-1]
+    gates = sigmoid(np.concatenate([x, h_prev], -1) @ reference[f"{scope}/__gate_kernel__"]
+                    + reference[f"{scope}/__gate_bias__"])
+    r, u = gates[..., :units], gates[..., units:]
+    kernel = reference[f"{scope}/__candidate_kernel__"]
+    candidate = activation(x @ kernel[:n] + (r * h_prev) @ kernel[n:]
+                           + reference[f"{scope}/__candidate_bias__"])
+    for q, want in (("reset_gate", r), ("update_gate", u), ("candidate", candidate)):
+        err = np.abs(trace[f"{prefix}/{q}"] - want).max()
+        assert err < ATOL, (scope, q, err)
+    # The recorded reset gate alone, through TF's candidate weights:
+    mine = activation(x @ kernel[:n] + (trace[f"{prefix}/reset_gate"] * h_prev) @ kernel[n:]
+                      + reference[f"{scope}/__candidate_bias__"])
+    assert np.abs(mine - trace[f"{prefix}/candidate"]).max() < ATOL, scope
+
+
 def trace_case(fixtures, name: str, network=None):
     """``{cell scope: (trace, prefix, cell, reverse)}`` for every expected cell of a case."""
     case = CASE[name]
@@ -98,6 +130,7 @@ def test_tf1_trace_matches_tensorflow(tf1_fixtures, name):
                 got, want = trace[f"{prefix}/{q}"], reference[f"{scope}/{q}"]
                 assert got.shape == want.shape and got.dtype == np.float32
                 assert np.abs(got - want).max() < ATOL, (scope, q, np.abs(got - want).max())
+                record_error("TF1 cells", f"{name}/{scope}", np.abs(got - want).max())
         # The driver's own outputs and final states (bw: final state is at position 0).
         if f"{scope}/output" in reference.files:
             assert np.abs(trace[f"{prefix}/hidden"] - reference[f"{scope}/output"]).max() < ATOL
@@ -114,6 +147,8 @@ def test_tf1_trace_matches_tensorflow(tf1_fixtures, name):
         elif cell.kind == "gru":
             h = recombine_gru(trace, prefix, reverse=reverse)
             assert np.abs(h - reference[f"{scope}/hidden"]).max() < ATOL
+            check_tf1_gru_gates(trace, prefix, reference, scope, reverse,
+                                get_activation(cell.activation))
         for q in cell.quantities:
             assert trace[f"{prefix}/{q}"].shape[:2] == x.shape[:2]
 
@@ -214,6 +249,15 @@ def test_tf1_block_cell_attributes_read_from_meta_graph(tf1_fixtures):
     built = BUILT_WITH["lstm_block_cell"]
     assert cell.forget_bias == pytest.approx(built["forget_bias"])
     assert cell.cell_clip == pytest.approx(built["cell_clip"])
+
+
+def test_tf1_block_fused_cell_peepholes_are_read(tf1_fixtures):
+    """LSTMBlockFusedCell with use_peephole=True: its w_*_diag variables become peepholes."""
+    with_peepholes = load(tf1_fixtures, "lstm_block_fused_peepholes").recurrent_layers[0]
+    without = load(tf1_fixtures, "lstm_block_fused").recurrent_layers[0]
+    assert sorted(with_peepholes.directions[0].cell.peepholes) == [
+        "forget_gate", "input_gate", "output_gate"]
+    assert without.directions[0].cell.peepholes is None
 
 
 def test_tf1_cudnn_compatible_lstm_defaults_to_no_forget_bias(tf1_fixtures):

@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 from builders.tf2_models import CASES
 from conftest import build_fixtures
-from tf2_checks import ATOL, cases, check_against_framework, directions_by_prefix
+from tf2_checks import (
+    ATOL,
+    cases,
+    check_against_framework,
+    check_assumed_defaults,
+    directions_by_prefix,
+)
 from workflow_common import assert_user_error, invoke
 
 import lstm_trace
@@ -62,10 +68,14 @@ def test_checkpoint_without_config_matches_tensorflow(fixtures, backend, name, f
     spec = next(c for c in CASES if c["name"] == name)
     network = lstm_trace.load(directory / case["files"][fmt])
     if spec.get("needs_config"):
-        # relu / hard_sigmoid / go_backwards are not in the weights: assumed and noted.
-        assert any(", assumed " in n for n in network.notes)
-        pytest.skip("options only a config carries; see test_config_supplies_options")
-    check_against_framework(network, case, directory, layer_input=name == "dense_front",
+        # relu / hard_sigmoid / go_backwards / mask_zero are not in the weights: the trace
+        # must be what the notes say was assumed, and differ from TensorFlow.
+        configured = lstm_trace.load(directory / case["files"][fmt],
+                                     config_path=str(directory / case["files"]["json"]))
+        check_assumed_defaults(network, configured, case, directory)
+        return
+    check_against_framework(network, case, directory, family="TF2 checkpoints",
+                            layer_input=name == "dense_front",
                             renamed=NAMES_NOT_STORED.get((backend, name)))
 
 
@@ -76,7 +86,7 @@ def test_checkpoint_with_config_matches_tensorflow(fixtures, backend, name, fmt)
     case = cases(directory)[name]
     network = lstm_trace.load(directory / case["files"][fmt],
                               config_path=str(directory / case["files"]["json"]))
-    check_against_framework(network, case, directory)
+    check_against_framework(network, case, directory, family="TF2 checkpoints")
 
 
 def test_config_supplies_options(tf2_keras2, tf2_keras3):

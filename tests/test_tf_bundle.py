@@ -710,8 +710,7 @@ def _has_tensorflow() -> bool:
 @pytest.fixture(scope="session")
 def tf_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Checkpoints written by TensorFlow, once per session, in a separate process."""
-    if not _has_tensorflow():
-        pytest.skip("TensorFlow is not installed; it is needed to write reference checkpoints")
+    assert _has_tensorflow(), "TensorFlow (the `test` extra) is needed to write reference checkpoints"
     out = tmp_path_factory.mktemp("tf_checkpoints")
     script = out / "build_checkpoints.py"
     script.write_text(BUILDER)

@@ -86,6 +86,8 @@ def main(out: Path) -> None:
             assert np.isfinite(value).all() and np.abs(value).max() < 100, (name, key)
         np.savez(out / f"{name}_reference.npz", **reference)
         files = save_every_format(model, out, name, legacy=legacy, legacy_zip=True)
+        (out / f"{name}.json").write_text(model.to_json())  # for weights-only + --config
+        files["json"] = f"{name}.json"
         manifest.append({
             "name": name, "files": files, "input": f"{name}_input.npy",
             "reference": f"{name}_reference.npz",

@@ -14,6 +14,11 @@ its graph, gives every variable random values (biases and peepholes too), saves
 - ``<scope>/output``: what ``dynamic_rnn`` / ``static_rnn`` / ``bidirectional_dynamic_rnn``
   returned for the sequence (last cell of a stack), ``<scope>/final_hidden``,
   ``<scope>/final_cell``: its final state.
+- ``<scope>/__input__``: what the cell consumed at each input position (``x`` or the
+  previous cell's output); for GRU cells also TensorFlow's own variables,
+  ``<scope>/__gate_kernel__`` ``(in+u, 2u)`` (gates ``r, u``), ``__gate_bias__``,
+  ``__candidate_kernel__`` ``(in+u, u)``, ``__candidate_bias__``, so a test can check the
+  reset gate against TF's equations with TF's weights.
 
 Cells TF 2.21 no longer ships (tf.contrib ``LSTMBlockCell``, ``LSTMBlockFusedCell``,
 ``GRUBlockCell``, ``CudnnCompatibleLSTMCell``) are built from the ops they wrapped
@@ -83,6 +88,8 @@ CASES: list[dict] = [
     {"name": "lstm_block_cell", "meta": True, "options": {}, "features": 3, "batch": 2,
      "steps": 7, "scale": 1.4, "expect": {"rnn/lstm_cell": "rnn/lstm_cell"}},
     {"name": "lstm_block_fused", "meta": True, "options": {}, "features": 3, "batch": 2,
+     "steps": 7, "expect": {"encoder/lstm_fused_cell": "encoder/lstm_fused_cell"}},
+    {"name": "lstm_block_fused_peepholes", "meta": True, "options": {}, "features": 3, "batch": 2,
      "steps": 7, "expect": {"encoder/lstm_fused_cell": "encoder/lstm_fused_cell"}},
     {"name": "cudnn_compatible_lstm", "meta": False, "options": {}, "features": 3, "batch": 2,
      "steps": 6, "expect": {"rnn/cudnn_compatible_lstm_cell": "rnn/cudnn_compatible_lstm_cell"}},
@@ -157,12 +164,13 @@ def main(out: Path) -> None:  # noqa: C901 - one small builder per case, run in 
         """
         batch = x.shape[0]
         states = [sub.zero_state(batch, tf.float32) for sub in sub_cells]
-        per_step = {}
+        per_step, inputs = {}, {}
         order = range(steps - 1, -1, -1) if reverse else range(steps)
         for t in order:
             inp = x[:, t]
             new_states = []
-            for sub, state in zip(sub_cells, states, strict=True):
+            for k, (sub, state) in enumerate(zip(sub_cells, states, strict=True)):
+                inputs[k, t] = inp
                 inp, state = sub(inp, state)
                 new_states.append(state)
             states = per_step[t] = new_states
@@ -170,7 +178,17 @@ def main(out: Path) -> None:  # noqa: C901 - one small builder per case, run in 
         for k, sub in enumerate(sub_cells):
             parts = [states_of(per_step[t][k]) for t in range(steps)]
             result[scope_of(sub)] = {q: tf.stack([p[q] for p in parts], 1) for q in parts[0]}
+            result[scope_of(sub)]["__input__"] = tf.stack([inputs[k, t] for t in range(steps)], 1)
+            if isinstance(sub, rnn.GRUCell):
+                result[scope_of(sub)].update(gru_variables(
+                    sub._gate_kernel, sub._gate_bias, sub._candidate_kernel, sub._candidate_bias))
         return result
+
+    def gru_variables(gate_kernel, gate_bias, candidate_kernel, candidate_bias):
+        """A GRU cell's variables as fetchable tensors (partitioned ones concatenated)."""
+        values = (gate_kernel, gate_bias, candidate_kernel, candidate_bias)
+        names = ("__gate_kernel__", "__gate_bias__", "__candidate_kernel__", "__candidate_bias__")
+        return {n: tf.convert_to_tensor(v) for n, v in zip(names, values, strict=True)}
 
     def final_of(sub_cells, state):
         """Driver final state per sub-cell scope."""
@@ -296,8 +314,9 @@ def main(out: Path) -> None:  # noqa: C901 - one small builder per case, run in 
             fetch = {name: {"cell": tf.stack(cells, 1), "hidden": tf.stack(hiddens, 1)}}
         return finish(case, graph, x, fetch)
 
-    def fused(case):
-        """``tf.raw_ops.BlockLSTM`` (LSTMBlockFusedCell's op), time-major, contrib names."""
+    def fused(case, peephole=False):
+        """``tf.raw_ops.BlockLSTM`` (LSTMBlockFusedCell's op), time-major, contrib names;
+        peepholes named ``w_i_diag``, ``w_f_diag``, ``w_o_diag`` as contrib named them."""
         graph = tf.Graph()
         units = 4
         with graph.as_default():
@@ -305,12 +324,16 @@ def main(out: Path) -> None:  # noqa: C901 - one small builder per case, run in 
             with tf1.variable_scope("encoder"), tf1.variable_scope("lstm_fused_cell"):
                 w = tf1.get_variable("kernel", (case["features"] + units, 4 * units))
                 b = tf1.get_variable("bias", (4 * units,))
+                if peephole:
+                    wci, wcf, wco = (tf1.get_variable(n, (units,))
+                                     for n in ("w_i_diag", "w_f_diag", "w_o_diag"))
+                else:
+                    wci = wcf = wco = tf.zeros((units,))
             zeros = tf.zeros((case["batch"], units))
-            z = tf.zeros((units,))
             res = tf.raw_ops.BlockLSTM(
                 seq_len_max=tf.constant(case["steps"], tf.int64), x=tf.transpose(x, (1, 0, 2)),
-                cs_prev=zeros, h_prev=zeros, w=w, wci=z, wcf=z, wco=z, b=b, forget_bias=1.0,
-                cell_clip=-1.0, use_peephole=False)
+                cs_prev=zeros, h_prev=zeros, w=w, wci=wci, wcf=wcf, wco=wco, b=b, forget_bias=1.0,
+                cell_clip=-1.0, use_peephole=peephole)
             fetch = {"encoder/lstm_fused_cell": {
                 "cell": tf.transpose(res.cs, (1, 0, 2)), "hidden": tf.transpose(res.h, (1, 0, 2))}}
         return finish(case, graph, x, fetch)
@@ -332,7 +355,8 @@ def main(out: Path) -> None:  # noqa: C901 - one small builder per case, run in 
                 h = tf.raw_ops.GRUBlockCell(x=x[:, t], h_prev=h, w_ru=w_ru, w_c=w_c, b_ru=b_ru,
                                             b_c=b_c).h
                 hiddens.append(h)
-            fetch = {"rnn/gru_cell": {"hidden": tf.stack(hiddens, 1)}}
+            fetch = {"rnn/gru_cell": {"hidden": tf.stack(hiddens, 1), "__input__": x,
+                                      **gru_variables(w_ru, b_ru, w_c, b_c)}}
         return finish(case, graph, x, fetch)
 
     def old_names(case):
@@ -405,6 +429,7 @@ def main(out: Path) -> None:  # noqa: C901 - one small builder per case, run in 
         "lstm_block_cell": lambda c: block_cell(c, "rnn", "lstm_cell", forget_bias=0.6,
                                                 cell_clip=0.9, peephole=True),
         "lstm_block_fused": fused,
+        "lstm_block_fused_peepholes": lambda c: fused(c, peephole=True),
         "cudnn_compatible_lstm": lambda c: block_cell(
             c, "rnn", "cudnn_compatible_lstm_cell", forget_bias=0.0, cell_clip=-1.0, peephole=False),
         "gru_block_cell": gru_block,

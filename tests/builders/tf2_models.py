@@ -119,7 +119,14 @@ def build_model(keras, case: dict):
 
 
 def references(keras, model, case: dict, x):
-    """Per-step hidden/cell states of every recurrent cell, keyed by lstm-trace's prefixes."""
+    """Per-step hidden/cell states of every recurrent cell, keyed by lstm-trace's prefixes.
+
+    Besides ``<prefix>/hidden`` and ``<prefix>/cell`` (the cell stepped one input at a
+    time), each prefix gets ``__input__`` (what the cell consumed), ``__mask__`` (the mask
+    Keras hands the layer, when there is one) and, for a GRU, ``__weights__<k>``
+    (``cell.get_weights()`` in Keras layout, for the reset-gate check); each recurrent
+    layer gets ``<layer>/__output__``, its own output in Keras.
+    """
     import numpy as np
     from common import cell_reference
 
@@ -128,6 +135,16 @@ def references(keras, model, case: dict, x):
     layer_inputs = {}
     current = x
     mask = None
+
+    def add(prefix: str, cell, cell_input, states: dict, reverse: bool) -> None:
+        prefixes.append(_prefix(prefix, cell, reverse))
+        out.update({f"{prefix}/{q}": v for q, v in states.items()})
+        out[f"{prefix}/__input__"] = np.asarray(cell_input, np.float32)
+        if mask is not None:
+            out[f"{prefix}/__mask__"] = mask
+        if type(cell).__name__ == "GRUCell":
+            out.update({f"{prefix}/__weights__{k}": w for k, w in enumerate(cell.get_weights())})
+
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
             continue
@@ -141,26 +158,24 @@ def references(keras, model, case: dict, x):
         if isinstance(layer, keras.layers.Bidirectional):
             parts = [("forward", layer.forward_layer), ("backward", layer.backward_layer)]
             for direction, inner in parts:
-                prefix = f"{layer.name}/{direction}"
-                states = cell_reference(inner.cell, current, reverse=direction == "backward")
-                prefixes.append(_prefix(prefix, inner.cell, direction == "backward"))
-                out.update({f"{prefix}/{q}": v for q, v in states.items()})
+                reverse = direction == "backward"
+                states = cell_reference(inner.cell, current, reverse=reverse, mask=mask)
+                add(f"{layer.name}/{direction}", inner.cell, current, states, reverse)
         elif isinstance(layer.cell, keras.layers.StackedRNNCells):
             seq = current
             for k, cell in enumerate(layer.cell.cells):
-                prefix = f"{layer.name}/cell_{k}"
-                states = cell_reference(cell, seq)
-                prefixes.append(_prefix(prefix, cell, False))
-                out.update({f"{prefix}/{q}": v for q, v in states.items()})
+                states = cell_reference(cell, seq, mask=mask)
+                add(f"{layer.name}/cell_{k}", cell, seq, states, False)
                 seq = states["hidden"]
         else:
             reverse = bool(layer.go_backwards)
             states = cell_reference(layer.cell, current, reverse=reverse, mask=mask)
-            prefixes.append(_prefix(layer.name, layer.cell, reverse))
-            out.update({f"{layer.name}/{q}": v for q, v in states.items()})
+            add(layer.name, layer.cell, current, states, reverse)
         current = layer(current, mask=mask).numpy() if mask is not None else layer(current).numpy()
+        out[f"{layer.name}/__output__"] = current
     for key, value in out.items():
-        assert np.isfinite(value).all() and np.abs(value).max() < 100, (case["name"], key)
+        if value.dtype != bool:
+            assert np.isfinite(value).all() and np.abs(value).max() < 100, (case["name"], key)
     return out, prefixes, layer_inputs
 
 
