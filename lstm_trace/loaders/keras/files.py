@@ -32,12 +32,29 @@ MAX_MEMBER_BYTES = 8 << 30
 MAX_CONFIG_BYTES = 256 << 20
 
 
+def read_weight(data: h5py.Dataset, what: str) -> np.ndarray:
+    """A weight dataset's values, refusing what no Keras writer stores.
+
+    HDF5 keeps no checksum over Keras weights, so damage to a dataset's header can change
+    its type or shape: a float wider than 64 bits, or a contiguous dataset larger than
+    its own storage (which would read the bytes of its neighbours), is a damaged file.
+    """
+    dtype = data.dtype
+    if dtype.kind not in "fiub" or (dtype.kind == "f" and dtype.itemsize > 8):
+        raise LoadError(f"{what} has data type {dtype}, which Keras never writes: the file "
+                        "is damaged; re-save it from the framework")
+    if data.chunks is None and data.id.get_storage_size() not in (0, data.size * dtype.itemsize):
+        raise LoadError(f"{what} claims {data.size * dtype.itemsize} bytes but stores "
+                        f"{data.id.get_storage_size()}: the file is damaged; re-save it from the framework")
+    return np.asarray(data)
+
+
 def own_vars(group: h5py.Group) -> list[np.ndarray]:
     vars_group = group.get("vars")
     if not isinstance(vars_group, h5py.Group):
         return []
     keys = sorted(vars_group.keys(), key=lambda k: (len(k), k))
-    return [np.asarray(vars_group[k]) for k in keys]
+    return [read_weight(vars_group[k], f"weight {vars_group[k].name!r}") for k in keys]
 
 
 def collect_keras3_weights(group: h5py.Group, class_name: str, config: dict) -> list[np.ndarray]:
@@ -118,7 +135,7 @@ def read_h5_nested_layer(root: h5py.Group, spec: LayerSpec, where: str) -> list[
             data = group.get(weight_name)
             if not isinstance(data, h5py.Dataset):
                 raise LoadError(f"{where}: weight {weight_name!r} of layer {spec.name!r} is missing")
-            out.append(np.asarray(data))
+            out.append(read_weight(data, f"{where}: weight {weight_name!r}"))
     return out
 
 
@@ -132,7 +149,7 @@ def read_h5_layer(root: h5py.Group, name: str, where: str) -> list[np.ndarray]:
         data = group.get(weight_name)
         if not isinstance(data, h5py.Dataset):
             raise LoadError(f"{where}: weight {weight_name!r} of layer {name!r} is missing")
-        out.append(np.asarray(data))
+        out.append(read_weight(data, f"{where}: weight {weight_name!r}"))
     return out
 
 

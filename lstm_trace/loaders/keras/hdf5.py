@@ -45,16 +45,23 @@ def open(path: Path, options: LoadOptions) -> Network:  # noqa: A001 - the regis
     except OSError as err:
         raise LoadError(f"{path.name}: not a readable HDF5 file ({err})") from None
     with h5:
-        if "model_config" in h5.attrs:
-            return load_keras_h5_model(h5, path, options)
-        if options.config_path:
-            return load_weights_with_config(h5, path, options)
-        if "layer_names" in h5.attrs:
-            return load_keras2_weights_h5(h5, path, options)
-        if "model_weights" in h5 and "layer_names" in h5["model_weights"].attrs:
-            return load_keras2_weights_h5(h5["model_weights"], path, options)
-        if isinstance(h5.get("layers"), h5py.Group):
-            return load_keras3_weights_h5(h5, path, options)
+        try:
+            if "model_config" in h5.attrs:
+                return load_keras_h5_model(h5, path, options)
+            if options.config_path:
+                return load_weights_with_config(h5, path, options)
+            if "layer_names" in h5.attrs:
+                return load_keras2_weights_h5(h5, path, options)
+            if "model_weights" in h5 and "layer_names" in h5["model_weights"].attrs:
+                return load_keras2_weights_h5(h5["model_weights"], path, options)
+            if isinstance(h5.get("layers"), h5py.Group):
+                return load_keras3_weights_h5(h5, path, options)
+        except RuntimeError as err:  # the HDF5 library's word for a damaged object header
+            if type(err) is not RuntimeError:
+                raise
+            detail = str(err).splitlines()[0][:160]
+            raise LoadError(f"{path.name}: damaged HDF5 file ({detail}); re-save it from the "
+                            "framework") from None
     raise LoadError(
         f"{path.name}: HDF5 file is not a Keras model or weights file "
         "(no model_config, layer_names or layers group)"
