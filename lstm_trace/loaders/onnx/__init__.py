@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...network import Network
+from ..errors import LoadError
 from ..options import LoadOptions
 from .proto import looks_like_model
 
@@ -27,4 +28,10 @@ def open(path: Path, options: LoadOptions) -> Network:  # noqa: A001 - the regis
     from .proto import read_model
 
     path = Path(path)
-    return build_network(read_model(path), path)
+    model = read_model(path)
+    try:
+        return build_network(model, path)
+    except RecursionError:
+        raise LoadError(
+            f"{path.name}: the graph's chain of constant nodes is too deep to fold"
+        ) from None
