@@ -369,14 +369,19 @@ def keras_layer(layer: RecurrentLayer) -> KerasLayer:
     kwargs["return_sequences"] = layer.return_sequences
     if not layer.bidirectional and layer.directions[0].reverse:
         kwargs["go_backwards"] = True
+    class_name = KERAS_CLASS[first.kind]
+    conv = getattr(first, "conv", None)
+    if conv is not None:  # a ConvLSTM: the weights are already Keras's (kernel, recurrent, bias)
+        class_name = f"ConvLSTM{conv.rank}D"
+        kwargs.update(kernel_size=conv.kernel_size, strides=conv.strides, padding=conv.padding,
+                      data_format=conv.data_format, dilation_rate=conv.dilation_rate)
     weights: dict[str, np.ndarray] = {}
     for prefix, direction in layer.trace_prefixes():
         weights.update(_keras_weights(direction.cell, prefix, where))
     notes = []
     if layer.bidirectional and layer.merge_mode != "concat":
         notes.append(f"{layer.name}: merge_mode={layer.merge_mode!r}")
-    return KerasLayer(layer.name, KERAS_CLASS[first.kind], kwargs, weights,
-                      layer.bidirectional, notes)
+    return KerasLayer(layer.name, class_name, kwargs, weights, layer.bidirectional, notes)
 
 
 def _keras_weights(cell: Cell, prefix: str, where: str) -> dict[str, np.ndarray]:

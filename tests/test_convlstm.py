@@ -221,3 +221,16 @@ def test_convlstm_is_not_exported_as_a_torch_lstm(conv3, tmp_path):
                     tmp_path / "w.npz")
     assert_user_error(result, "ConvLSTM", "--to keras")
     assert not (tmp_path / "w.npz").exists()
+
+
+def test_convlstm_extract_to_keras_is_a_convlstm_constructor(conv3, tmp_path):
+    entry = _entry(conv3, "c2d_valid_strides")
+    result = invoke("extract", conv3 / entry["files"]["keras"], "--to", "keras", "-o",
+                    tmp_path / "w.npz")
+    assert result.exit_code == 0, result.output
+    assert "keras.layers.ConvLSTM2D(4," in result.output
+    assert "kernel_size=(3, 2), strides=(2, 1), padding='valid'" in result.output
+    weights = np.load(tmp_path / "w.npz")
+    name = entry["layers"][0]
+    assert weights[f"{name}/kernel"].shape == (3, 2, 2, 16)
+    assert weights[f"{name}/recurrent_kernel"].shape == (3, 2, 4, 16)
