@@ -117,3 +117,21 @@ def test_inconsistent_safetensors_headers_are_refused(tmp_path, header, message)
     result = invoke("inspect", path)
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_torch_files_are_told_apart_from_keras_zips_and_npz_by_content(tmp_path):
+    from lstm_trace.loaders import LoadError, detect_format
+
+    for name in MODELS:
+        renamed = tmp_path / f"model-{name}.keras"  # the extension does not matter
+        renamed.write_bytes((SAMPLES / name).read_bytes())
+        assert detect_format(renamed) == "pytorch"
+    assert detect_format(SAMPLES / "brackets.keras") == "keras"
+    npz = tmp_path / "arrays.npz"
+    np.savez(npz, weight_ih_l0=np.zeros((4, 2), np.float32))
+    with pytest.raises(LoadError, match="not a model file"):
+        detect_format(npz)
+    plain = tmp_path / "plain.pkl"
+    plain.write_bytes(b"\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00K\x01K\x02\x86.")
+    with pytest.raises(LoadError, match="not a model file"):
+        detect_format(plain)
