@@ -13,12 +13,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .cells import CELL_KINDS
+
 #: Canonical gate names per cell kind, in the order the canonical network fuses them.
-CANONICAL_ORDER: dict[str, tuple[str, ...]] = {
-    "lstm": ("input_gate", "forget_gate", "candidate", "output_gate"),
-    "gru": ("update_gate", "reset_gate", "candidate"),
-    "simple_rnn": ("candidate",),
-}
+CANONICAL_ORDER: dict[str, tuple[str, ...]] = {name: kind.gates for name, kind in CELL_KINDS.items()}
 
 #: Fused layouts of the frameworks, as canonical gate names in storage order.
 GATE_ORDERS: dict[str, tuple[str, ...]] = {

@@ -16,19 +16,14 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from .cells import CELL_KINDS
 from .gates import CANONICAL_ORDER, gate_slices
 
 if TYPE_CHECKING:
     from .layers import UpstreamLayer
 
-#: Quantities each cell kind records, in contract order.
-QUANTITIES: dict[str, tuple[str, ...]] = {
-    "lstm": ("input_gate", "forget_gate", "candidate", "output_gate", "cell", "hidden"),
-    "gru": ("update_gate", "reset_gate", "candidate", "hidden"),
-    "simple_rnn": ("hidden",),
-}
-
-CELL_KINDS = tuple(QUANTITIES)
+#: Quantities each cell kind records, in contract order (from :mod:`lstm_trace.cells`).
+QUANTITIES: dict[str, tuple[str, ...]] = {name: kind.quantities for name, kind in CELL_KINDS.items()}
 
 
 @dataclass

@@ -24,16 +24,13 @@ from typing import Any
 
 import numpy as np
 
+from .cells import CELL_KINDS
 from .trace import Trace
 
 #: The gates whose saturation is measured, per cell kind (the sigmoid gates).
-GATES: dict[str, tuple[str, ...]] = {
-    "lstm": ("input_gate", "forget_gate", "output_gate"),
-    "gru": ("update_gate", "reset_gate"),
-    "simple_rnn": (),
-}
+GATES: dict[str, tuple[str, ...]] = {name: k.saturating_gates for name, k in CELL_KINDS.items()}
 #: The state whose per-unit variance over time is ranked.
-STATE: dict[str, str] = {"lstm": "cell", "gru": "hidden", "simple_rnn": "hidden"}
+STATE: dict[str, str] = {name: k.memory for name, k in CELL_KINDS.items()}
 
 LOW = 0.1
 HIGH = 0.9

@@ -21,11 +21,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .cells import SATURATING_GATES
 from .selection import Selection, resolve
 from .trace import Trace
 
 #: Quantities that are sigmoid-like gates in [0, 1] (saturation is counted for them).
-GATES = ("input_gate", "forget_gate", "output_gate", "update_gate", "reset_gate")
+GATES = SATURATING_GATES
 LOW, HIGH = 0.1, 0.9
 CSV_COLUMNS = ("key", "layer", "direction", "quantity", "units", "values",
                "min", "mean", "max", "std", f"below_{LOW}", f"above_{HIGH}")

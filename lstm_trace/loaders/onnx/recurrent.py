@@ -25,12 +25,12 @@ from collections.abc import Callable
 import numpy as np
 
 from ...activations import parametric_name
+from ...cells import CELL_KINDS
 from ...gates import reorder_gates
 from ...network import Cell, Direction, RecurrentLayer
 from .proto import Node
 
 RECURRENT_OPS = {"LSTM": "lstm", "GRU": "gru", "RNN": "simple_rnn"}
-GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 #: Activation slots per direction and their defaults.
 DEFAULT_ACTIVATIONS = {
     "LSTM": ("Sigmoid", "Tanh", "Tanh"), "GRU": ("Sigmoid", "Tanh"), "RNN": ("Tanh",),
@@ -101,7 +101,7 @@ def recurrent_layer(
     """The canonical layer of a recurrent node; ``const(k)`` is input ``k`` as a constant."""
     op = node.op_type
     kind = RECURRENT_OPS[op]
-    G = GATES[op]
+    G = CELL_KINDS[RECURRENT_OPS[op]].gate_count
     direction = node_directions(node)
     D = 2 if direction == "bidirectional" else 1
     W, R = const(1), const(2)

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ...cells import CELL_KINDS
 from ...gates import reorder_gates
 from ...layers import Embedding
 from ...network import Cell, Direction, Network, RecurrentLayer
@@ -41,7 +42,6 @@ _PARAM = re.compile(
     r"^(?:(?P<path>.+)\.)?(?P<param>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)"
     r"(?:_l(?P<layer>\d+)(?P<reverse>_reverse)?)?$"
 )
-GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 LAYOUT = {"lstm": "torch_lstm", "gru": "torch_gru", "simple_rnn": "simple_rnn"}
 MODULE_CLASS = {
     ("lstm", True): "LSTM", ("gru", True): "GRU", ("simple_rnn", True): "RNN",
@@ -121,9 +121,9 @@ def _kind_from_shapes(group: dict[str, tuple[str, Tensor]], where: str) -> str:
     if "weight_hr" in group:
         return "lstm"
     rows, cols = _shape2(w_hh, key)
-    for kind, gates in GATES.items():
-        if rows == gates * cols:
-            return kind
+    for kind in CELL_KINDS.values():
+        if rows == kind.gate_count * cols:
+            return kind.name
     raise LoadError(f"{where}: {key} has shape ({rows}, {cols}), which is no LSTM (4H, H), GRU "
                     "(3H, H) or RNN (H, H) recurrent weight")
 
@@ -144,7 +144,7 @@ def build_cell(group: dict[str, tuple[str, Tensor]], kind: str, activation: str,
             raise LoadError(f"{where}: {needed} is missing (found {present})")
     names = {param: key for param, (key, _) in group.items()}
     arrays = {param: _as_float(materialize(t), key, where) for param, (key, t) in group.items()}
-    gates = GATES[kind]
+    gates = CELL_KINDS[kind].gate_count
     w_ih, w_hh = arrays["weight_ih"], arrays["weight_hh"]
     _shape2(w_ih, names["weight_ih"])
     rows, state = _shape2(w_hh, names["weight_hh"])
