@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from builders.onnx_nodes import CASES
+from error_record import record_error
 
 import lstm_trace
 
@@ -104,6 +105,8 @@ def check_trace(trace, case, ref, weights, feeds):
     x = feeds["X"] if case["layout"] == 1 else feeds["X"].transpose(1, 0, 2)  # (B, T, I)
     for d, (prefix, reverse) in enumerate(_prefixes(case)):
         hidden = trace[f"{prefix}/hidden"]
+        record_error("ONNX nodes vs onnxruntime", f"{case['name']}/{prefix}/hidden",
+                     float(np.abs(hidden - ref["hidden"][d]).max()))
         np.testing.assert_allclose(hidden, ref["hidden"][d], atol=ATOL, err_msg=f"{prefix}/hidden")
         init_h = weights.get("init_initial_h", np.zeros((D, case["batch"], H), np.float32))[d]
         h_prev = _previous(ref["hidden"][d], init_h, reverse)
@@ -115,6 +118,8 @@ def check_trace(trace, case, ref, weights, feeds):
         if case["op"] == "LSTM":
             f_act, g_act, h_act = acts[d]
             cell = trace[f"{prefix}/cell"]
+            record_error("ONNX nodes vs onnxruntime", f"{case['name']}/{prefix}/cell",
+                         float(np.abs(cell - ref["cell"][d]).max()))
             np.testing.assert_allclose(cell, ref["cell"][d], atol=ATOL, err_msg=f"{prefix}/cell")
             init_c = weights.get("init_initial_c", np.zeros((D, case["batch"], H), np.float32))[d]
             c_prev = _previous(ref["cell"][d], init_c, reverse)

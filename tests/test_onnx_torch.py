@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from builders.onnx_torch import CASES, HIDDEN
+from error_record import record_error
 
 import lstm_trace
 
@@ -45,10 +46,14 @@ def test_torch_export_matches_torch(onnx_torch, name):
             prefix = f"{node}/{direction}" if case["bidirectional"] else node
             hidden = trace[f"{prefix}/hidden"]
             assert hidden.shape == (2, 6, HIDDEN)
+            record_error("ONNX torch exports vs torch", f"{name}/{prefix}/hidden",
+                         float(np.abs(hidden - ref[f"hidden_{k}_{direction}"]).max()))
             np.testing.assert_allclose(hidden, ref[f"hidden_{k}_{direction}"], atol=ATOL,
                                        err_msg=f"{prefix}/hidden")
             if case["cell"] == "LSTM":
                 cell = trace[f"{prefix}/cell"]
+                record_error("ONNX torch exports vs torch", f"{name}/{prefix}/cell",
+                             float(np.abs(cell - ref[f"cell_{k}_{direction}"]).max()))
                 np.testing.assert_allclose(cell, ref[f"cell_{k}_{direction}"], atol=ATOL)
                 o = trace[f"{prefix}/output_gate"]
                 np.testing.assert_allclose(o * np.tanh(ref[f"cell_{k}_{direction}"]),
