@@ -83,16 +83,17 @@ def test_convlstm_trace_matches_keras(request, major, name):
             traces[layer] = network.trace(inputs[1], layers=[layer], layer_input=True)
         for layer_name, trace in traces.items():
             layer = network.layer(layer_name)
-            cell = layer.directions[0].cell
-            assert isinstance(cell, ConvLSTMCell)
-            for q in ("hidden", "cell"):
-                got, want = trace[f"{layer_name}/{q}"], reference[f"{layer_name}/{q}"]
-                assert got.shape == want.shape and got.dtype == np.float32, (fmt, q, got.shape)
-                assert np.abs(got - want).max() < ATOL, (fmt, layer_name, q, np.abs(got - want).max())
-            h, c = recombine(trace, layer_name, cell, layer.directions[0].reverse)
-            assert np.abs(c - reference[f"{layer_name}/cell"]).max() < ATOL, (fmt, layer_name)
-            assert np.abs(h - reference[f"{layer_name}/hidden"]).max() < ATOL, (fmt, layer_name)
-            assert set(trace) >= {f"{layer_name}/{q}" for q in cell.quantities}
+            for prefix, direction in layer.trace_prefixes():
+                cell = direction.cell
+                assert isinstance(cell, ConvLSTMCell)
+                for q in ("hidden", "cell"):
+                    got, want = trace[f"{prefix}/{q}"], reference[f"{prefix}/{q}"]
+                    assert got.shape == want.shape and got.dtype == np.float32, (fmt, q, got.shape)
+                    assert np.abs(got - want).max() < ATOL, (fmt, prefix, q, np.abs(got - want).max())
+                h, c = recombine(trace, prefix, cell, direction.reverse)
+                assert np.abs(c - reference[f"{prefix}/cell"]).max() < ATOL, (fmt, prefix)
+                assert np.abs(h - reference[f"{prefix}/hidden"]).max() < ATOL, (fmt, prefix)
+                assert set(trace) >= {f"{prefix}/{q}" for q in cell.quantities}
 
 
 def test_convlstm_feeding_convlstm_hands_on_keras_output(conv3):

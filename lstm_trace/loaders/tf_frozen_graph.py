@@ -105,7 +105,13 @@ def open(path: Path, options: LoadOptions) -> Network:  # noqa: A001 - the regis
         no_graph=f"not found in {path.name}",
         between=f"the ops between separate RNNs in {path.name} are not replayed",
     )
-    return build_tf1_network(weights, options, [], name=path.name)
+    try:
+        return build_tf1_network(weights, options, [], name=path.name)
+    except LoadError as err:
+        if "no recognisable RNN cell" not in str(err):
+            raise
+        raise LoadError(f"{err}; lstm-trace reads frozen graphs of TF1 tf.nn.rnn_cell cells; "
+                        "for a frozen Keras model trace its .keras, .h5 or SavedModel") from None
 
 
 def _weights(graph: MetaGraph, name: str) -> tuple[dict[str, tuple[int, ...]], dict[str, list]]:

@@ -47,6 +47,9 @@ CASES: list[dict] = [
      "layers": [("ConvLSTM2D", 3, {"kernel_size": (3, 3), "padding": "same"}),
                 ("ConvLSTM2D", 2, {"kernel_size": (3, 3), "padding": "same", "go_backwards": True})],
      "grid": (6, 6), "channels": 2, "batch": 2, "steps": 5},
+    {"name": "bidirectional", "bidirectional": True,
+     "layers": [("ConvLSTM2D", 2, {"kernel_size": (3, 3), "padding": "same"})],
+     "grid": (5, 4), "channels": 2, "batch": 2, "steps": 4},
     {"name": "side_input",
      "layers": [("ConvLSTM2D", 2, {"kernel_size": (3, 3), "padding": "same"})],
      "own_input": {"name": "side", "layer": ("ConvLSTM1D", 3, {"kernel_size": 2}), "grid": (6,),
@@ -119,7 +122,11 @@ def main(out: Path) -> None:  # noqa: C901 - one builder, read top to bottom
             x = keras.layers.Masking(0.0, name="masking")(x)
         layers, outputs = [], []
         for (cls, filters, options), name in zip(case["layers"], names, strict=True):
-            layer = make(cls, filters, options, name)
+            if case.get("bidirectional"):
+                layer = keras.layers.Bidirectional(make(cls, filters, options, f"{name}_inner"),
+                                                   name=name)
+            else:
+                layer = make(cls, filters, options, name)
             x = layer(x)
             layers.append(layer)
             outputs.append(x)
@@ -150,6 +157,21 @@ def main(out: Path) -> None:  # noqa: C901 - one builder, read top to bottom
         chained = feeds[0]
         for k, (layer, value) in enumerate(zip(layers, returned, strict=True)):
             x_in = chained if k < len(case["layers"]) else layer_inputs[k]
+            if case.get("bidirectional"):
+                # Each direction's states by input position; the output concatenates both.
+                parts = {}
+                for label, inner in (("forward", layer.forward_layer),
+                                     ("backward", layer.backward_layer)):
+                    states = step_reference(inner, x_in)
+                    for q, arr in states.items():
+                        reference[f"{layer.name}/{label}/{q}"] = arr
+                    parts[label] = states["hidden"]
+                expect = np.concatenate([parts["forward"], parts["backward"]], axis=-1)
+                err = np.abs(expect - value).max()
+                assert err < 1e-5, (case["name"], layer.name, err)
+                reference[f"{layer.name}/output"] = value
+                chained = value
+                continue
             states = step_reference(layer, x_in, mask if k < len(case["layers"]) else None)
             # The layer's own returned sequence (processing order) must equal the hand steps.
             seq = states["hidden"]
