@@ -105,6 +105,9 @@ def test_every_command_works_on_onnx(onnx_files, tmp_path, command):
     ("truncated.onnx", ["truncated or corrupt ONNX file"]),
     ("no_rnn.onnx", ["no LSTM, GRU or RNN node", "Relu"]),
     ("unsupported_front.onnx", ["node 'front' (Erf)", "--layer-input"]),
+    ("bad_hidden_size.onnx", ["LSTM node 'encoder'", "hidden_size is [1, 2], expected an integer"]),
+    ("bad_clip.onnx", ["attribute clip is 'wide', expected a number"]),
+    ("bad_direction.onnx", ["direction 'sideways' (expected forward, reverse or bidirectional)"]),
 ])
 def test_hostile_or_unsupported_files_fail_in_one_line(onnx_files, name, phrases):
     _one_error_line(run(onnx_files / name, onnx_files / "feeds.npz"), *phrases)

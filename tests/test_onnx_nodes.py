@@ -189,3 +189,17 @@ def test_onnx_float64_replay_is_closer_to_itself(onnx_nodes):
     trace = lstm_trace.load(d / "model.onnx").trace(feeds, dtype="float64")
     assert trace["lstm_node/hidden"].dtype == np.float64
     np.testing.assert_allclose(trace["lstm_node/hidden"], ref["hidden"][0], atol=ATOL)
+
+
+@pytest.mark.parametrize("name", ["lstm_opset7", "gru_opset7", "rnn_forward"])
+def test_opset_1_nodes_read_like_later_opsets(onnx_nodes, tmp_path, name):
+    """onnxruntime runs no opset-1 RNN node; its weights and attributes mean the same."""
+    import onnx
+
+    d, feeds, ref, weights = _load(onnx_nodes, name)
+    model = onnx.load(str(d / "model.onnx"))
+    model.opset_import[0].version = 1
+    onnx.save(model, str(tmp_path / "opset1.onnx"))
+    network = lstm_trace.load(tmp_path / "opset1.onnx")
+    assert network.recurrent_layers[0].options["opset"] == 1
+    check_trace(network.trace(feeds), _case(name), ref, weights, feeds)

@@ -11,7 +11,8 @@
   declared), ``short_raw.onnx`` (raw_data shorter than its dims), ``huge_dims.onnx``
   (dims of 2**40 values), ``truncated.onnx`` (a valid file cut short), ``no_rnn.onnx``
   (a graph without recurrent nodes), ``unsupported_front.onnx`` (an Erf node before the
-  LSTM).
+  LSTM), ``bad_hidden_size.onnx``, ``bad_clip.onnx``, ``bad_direction.onnx`` (attributes of
+  the wrong type or value).
 """
 
 from __future__ import annotations
@@ -112,6 +113,15 @@ def main(out: Path) -> None:
         [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [2, 3])])
     onnx.save(helper.make_model(graph), out / "no_rnn.onnx")
     onnx.save(lstm_model(front="Erf"), out / "unsupported_front.onnx")
+    for name, attribute in (("bad_hidden_size", helper.make_attribute("hidden_size", [1, 2])),
+                            ("bad_clip", helper.make_attribute("clip", "wide")),
+                            ("bad_direction", helper.make_attribute("direction", "sideways"))):
+        m = lstm_model()
+        lstm = m.graph.node[0]
+        kept = [a for a in lstm.attribute if a.name != attribute.name]
+        del lstm.attribute[:]
+        lstm.attribute.extend(kept + [attribute])
+        (out / f"{name}.onnx").write_bytes(m.SerializeToString())
     (out / "manifest.json").write_text(json.dumps({"cases": []}))
 
 

@@ -475,7 +475,7 @@ class GraphBuilder:
                 layer = recurrent_layer(node, name, lambda k, n=node: self.const(n.input(k)), self.opset)
             except NodeError as err:
                 raise LoadError(f"{self.name}: {node.op_type} node {name!r}: {err}") from None
-            layout = int(node.attr("layout", 0))
+            layout = int(layer.options["layout"])  # type: ignore[call-overload]
             if not node.input(0):
                 raise LoadError(f"{self.name}: {node.op_type} node {name!r} has no input X")
             x_layer, x_keys = self.ops_layer(

@@ -56,6 +56,29 @@ class NodeError(ValueError):
     """A recurrent node whose attributes or weights do not fit the ONNX specification."""
 
 
+def int_attr(node: Node, name: str, default: int) -> int:
+    value = node.attr(name, default)
+    if not isinstance(value, int):
+        raise NodeError(f"attribute {name} is {value!r}, expected an integer")
+    return value
+
+
+def float_attr(node: Node, name: str) -> float | None:
+    value = node.attr(name)
+    if value is None:
+        return None
+    if not isinstance(value, (int, float)):
+        raise NodeError(f"attribute {name} is {value!r}, expected a number")
+    return float(value)
+
+
+def floats_attr(node: Node, name: str) -> list[float]:
+    values = node.attr(name) or []
+    if not isinstance(values, list) or not all(isinstance(v, (int, float)) for v in values):
+        raise NodeError(f"attribute {name} is {values!r}, expected numbers")
+    return [float(v) for v in values]
+
+
 def node_directions(node: Node) -> str:
     direction = node.attr("direction", "forward")
     if direction not in DIRECTIONS:
@@ -67,6 +90,8 @@ def activation_names(node: Node, count: int) -> list[list[str]]:
     """Canonical activation names per direction, parameters attached (onnxruntime's rules)."""
     slots = DEFAULT_ACTIVATIONS[node.op_type]
     given = node.attr("activations")
+    if given is not None and not isinstance(given, list):
+        raise NodeError(f"attribute activations is {given!r}, expected a list of names")
     names = [str(a) for a in given] if given else list(slots) * count
     if len(names) == len(slots) and count == 2:
         names = names * 2
@@ -75,8 +100,8 @@ def activation_names(node: Node, count: int) -> list[list[str]]:
             f"{len(names)} activations given, expected {len(slots) * count} "
             f"({', '.join(slots)} per direction)"
         )
-    alphas = list(node.attr("activation_alpha") or [])
-    betas = list(node.attr("activation_beta") or [])
+    alphas = floats_attr(node, "activation_alpha")
+    betas = floats_attr(node, "activation_beta")
     out: list[str] = []
     for onnx_name in names:
         spec = ACTIVATIONS.get(onnx_name.lower())
@@ -111,7 +136,7 @@ def recurrent_layer(
     R = np.asarray(R, dtype=W.dtype)
     if W.ndim != 3 or W.shape[0] != D or W.shape[1] % G:
         raise NodeError(f"W has shape {W.shape}, expected [{D}, {G}*hidden_size, input_size]")
-    H = int(node.attr("hidden_size", W.shape[1] // G))
+    H = int_attr(node, "hidden_size", W.shape[1] // G)
     I = W.shape[2]
     if W.shape != (D, G * H, I) or R.shape != (D, G * H, H):
         raise NodeError(
@@ -130,8 +155,8 @@ def recurrent_layer(
             raise NodeError("P (peepholes) must be an initializer or a constant")
         if P.shape != (D, 3 * H):
             raise NodeError(f"P has shape {P.shape}, expected [{D}, {3 * H}]")
-    clip = node.attr("clip")
-    layout = int(node.attr("layout", 0))
+    clip = float_attr(node, "clip")
+    layout = int_attr(node, "layout", 0)
     if layout not in (0, 1):
         raise NodeError(f"layout {layout} (expected 0 or 1)")
     activations = activation_names(node, D)
@@ -160,9 +185,9 @@ def recurrent_layer(
                 options["peepholes"] = {
                     "input_gate": p[:H], "output_gate": p[H:2 * H], "forget_gate": p[2 * H:],
                 }
-            options["coupled_input_forget"] = bool(node.attr("input_forget", 0))
+            options["coupled_input_forget"] = bool(int_attr(node, "input_forget", 0))
         if op == "GRU":
-            options["reset_after"] = bool(node.attr("linear_before_reset", 0))
+            options["reset_after"] = bool(int_attr(node, "linear_before_reset", 0))
             options["recurrent_bias"] = recurrent_bias
         names: dict[str, tuple[str, ...]] = {
             "kernel": (f"{node.input(1)}[{d}]",), "recurrent_kernel": (f"{node.input(2)}[{d}]",)}
@@ -174,7 +199,7 @@ def recurrent_layer(
                 names["bias"] = (wb_name, rb_name)
         cell = Cell(
             kind=kind, units=H, kernel=kernel, recurrent_kernel=recurrent, bias=bias,
-            gate_clip=None if clip is None else float(clip), layout=order, tensor_names=names,
+            gate_clip=clip, layout=order, tensor_names=names,
             **options,
         )
         reverse = direction == "reverse" or d == 1
