@@ -8,6 +8,8 @@ oracle) runs it: Y must equal the framework's output at every step (atol 1e-5).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from builders.onnx_export import CASES, UNITS
@@ -17,6 +19,7 @@ from error_record import record_error
 from lstm_trace.cli import main
 
 ATOL = 1e-5
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
@@ -114,3 +117,27 @@ def test_one_layer_per_model_file():
     with pytest.raises(ExportError, match="choose one with --layer"):
         to_onnx(network)
     assert to_onnx(network, ["b"]).name == "b"
+
+
+def test_tf1_frozen_graph_gru_exported_reproduces_tensorflow(tmp_path):
+    """The TF1 sample's GRUCell (reset before the matmul) as ONNX, against TensorFlow's outputs;
+    its LSTMCell has cell_clip, which an ONNX node cannot express."""
+    import onnxruntime as ort
+
+    import lstm_trace
+
+    samples = ROOT / "sample_models"
+    model = samples / "tf1_frozen.pb"
+    network = lstm_trace.load(model)
+    lstm, gru = (layer.name for layer in network.recurrent_layers)
+    refused = CliRunner().invoke(main, ["extract", str(model), "--to", "onnx", "--layer", lstm,
+                                        "-o", str(tmp_path / "lstm.onnx")])
+    assert refused.exit_code == 2 and "cell_clip" in refused.output
+    _export(model, tmp_path / "gru.onnx", "--layer", gru)
+    x = np.load(samples / "tf1_input.npy")
+    gru_input = network.trace(x, layers=[lstm])[f"{lstm}/hidden"]  # checked against TF elsewhere
+    y = ort.InferenceSession(str(tmp_path / "gru.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, {"X": gru_input.transpose(1, 0, 2)})[0][:, 0].transpose(1, 0, 2)
+    expected = np.load(samples / "tf1_reference.npz")["outputs"]
+    record_error("extract --to onnx vs framework", "tf1_frozen/gru", float(np.abs(y - expected).max()))
+    np.testing.assert_allclose(y, expected, atol=ATOL)
