@@ -19,9 +19,14 @@ Comparison is exact except for what must be normalised:
 Commands other than ``lstm-trace`` and ``echo`` (``make``, ``python``) are not run.
 ``$ echo $?`` prints the exit code of the example before it.
 
-Examples that cannot run here (a model made by a fixture builder, a placeholder path)
-are marked by an HTML comment on the line right before the opening fence, which
-Markdown does not render::
+An example that uses the files of a fixture builder (``tests/builders/<name>.py``, built
+once and cached like every fixture) says so by an HTML comment on the line right before
+the opening fence, which Markdown does not render; the builder's files are then linked
+into the scratch directory under their own names (``keras2``: the tf_keras build)::
+
+    <!-- docs-test: fixture workflow_models -->
+
+Examples that cannot run here (a placeholder path, files no builder makes) are marked::
 
     <!-- docs-test: skip (needs the TF1 fixture checkpoint) -->
 
@@ -48,6 +53,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SKIP = re.compile(r"^<!--\s*docs-test:\s*skip\b\s*(?P<reason>.*?)\s*-->\s*$")
+FIXTURE = re.compile(r"^<!--\s*docs-test:\s*fixture\s+(?P<builder>\w+)(?P<keras2>\s+keras2)?\s*-->\s*$")
 FENCE = re.compile(r"^(?P<fence>```+|~~~+)")
 RUNNABLE = ("lstm-trace", "echo")
 
@@ -76,6 +82,8 @@ class Block:
     line: int
     examples: list[Example]
     skip_reason: str | None
+    #: ``(builder, legacy_keras)`` of a fixture whose files the examples use.
+    fixture: tuple[str, bool] | None = None
 
 
 def parse_blocks(path: Path) -> list[Block]:
@@ -90,6 +98,7 @@ def parse_blocks(path: Path) -> list[Block]:
             continue
         fence, start = match.group("fence"), i
         skip = SKIP.match(lines[i - 1]) if i else None
+        fixture = FIXTURE.match(lines[i - 1]) if i else None
         body: list[tuple[int, str]] = []
         i += 1
         while i < len(lines) and not lines[i].startswith(fence):
@@ -98,8 +107,10 @@ def parse_blocks(path: Path) -> list[Block]:
         i += 1
         examples = _examples(path, body)
         if examples:
-            blocks.append(Block(path, start + 1, examples,
-                                skip.group("reason") if skip else None))
+            blocks.append(Block(
+                path, start + 1, examples, skip.group("reason") if skip else None,
+                (fixture.group("builder"), bool(fixture.group("keras2"))) if fixture else None,
+            ))
     return blocks
 
 
@@ -189,6 +200,8 @@ def test_doc_examples_print_what_the_docs_show(path: Path, scratch: Path) -> Non
     for block in _blocks_by_file()[path]:
         if block.skip_reason is not None:
             continue
+        if block.fixture is not None:
+            _link_fixture(scratch, *block.fixture)
         status = 0
         for example in block.examples:
             if not example.runnable:
@@ -208,6 +221,17 @@ def test_doc_examples_print_what_the_docs_show(path: Path, scratch: Path) -> Non
     if updates:
         _rewrite(path, updates)
     assert not failures, f"{len(failures)} of {ran} examples differ:\n\n" + "\n\n".join(failures)
+
+
+def _link_fixture(scratch: Path, builder: str, legacy_keras: bool) -> None:
+    """Make the files of a fixture builder's output visible in the scratch directory."""
+    from conftest import build_fixtures
+
+    directory = build_fixtures(builder, legacy_keras=legacy_keras)
+    for item in directory.iterdir():
+        link = scratch / item.name
+        if not link.exists():
+            link.symlink_to(item, target_is_directory=item.is_dir())
 
 
 def _rewrite(path: Path, updates: list[tuple[Example, list[str]]]) -> None:
@@ -238,6 +262,10 @@ def test_the_parser_reads_commands_outputs_and_ellipses(tmp_path: Path) -> None:
     assert first.examples[0].expected == ["row 1", "row 2"]
     assert first.examples[1].expected == ["0"]
     assert first.skip_reason is None and second.skip_reason == "(needs a fixture)"
+    assert first.fixture is None
+    doc.write_text("<!-- docs-test: fixture tf1_cells keras2 -->\n```\n$ lstm-trace inspect ckpt\n```\n")
+    (third,) = parse_blocks(doc)
+    assert third.fixture == ("tf1_cells", True) and third.skip_reason is None
     assert _strip_comment("lstm-trace a b   # note") == "lstm-trace a b"
     assert matches(["a", "...", "z"], ["a", "b", "c", "z"])
     assert matches(["a", "...", "z"], ["a", "z"])
