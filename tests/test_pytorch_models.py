@@ -92,6 +92,19 @@ def test_pytorch_file_matches_torch_states(torch_fixtures: Path, name: str, kind
             assert np.abs(alone[_trace_key(case, kind, key)] - reference[key]).max() < ATOL
 
 
+def test_checkpoint_of_several_state_dicts_is_merged_under_their_keys(torch_fixtures: Path) -> None:
+    """``{"encoder": sd, "decoder": sd, "side": sd, "encoder_opt": ...}``: keys name the modules."""
+    case = _case(torch_fixtures, "encoder_decoder")
+    network = lstm_trace.load(torch_fixtures / "encoder_decoder-split.tar")
+    assert [layer.name for layer in network.layers] == ["encoder/l0", "decoder/l0", "side/l0"]
+    assert network.source.endswith("['encoder'] + ['decoder'] + ['side']")
+    trace = network.trace(np.load(torch_fixtures / case["input"]))
+    reference = np.load(torch_fixtures / case["reference"])
+    for key in reference.files:
+        if not key.startswith("side/"):
+            assert np.abs(trace[key] - reference[key]).max() < ATOL
+
+
 def test_several_modules_are_chained_by_size_with_notes(torch_fixtures: Path) -> None:
     case = _case(torch_fixtures, "encoder_decoder")
     network = lstm_trace.load(torch_fixtures / case["files"]["torchscript"]["file"])

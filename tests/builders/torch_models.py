@@ -284,6 +284,14 @@ def build(out: Path) -> None:
                 np.save(out / f"{case}-side-input.npy", side)
                 ref.update(reference(net.side, "side", torch.from_numpy(side), ""))
                 separate["side"] = f"{case}-side-input.npy"
+                # A seq2seq checkpoint of several state_dicts (as PyTorch's chatbot tutorial
+                # saves one), with their optimizers' states beside them.
+                adam = torch.optim.Adam(net.encoder.parameters())
+                torch.save({"iteration": 4000, "encoder": net.encoder.state_dict(),
+                            "decoder": net.decoder.state_dict(), "side": net.side.state_dict(),
+                            "encoder_opt": adam.state_dict(), "loss": 0.5,
+                            "voc_dict": {"word2index": {"a": 3}, "num_words": 4}},
+                           out / f"{case}-split.tar")
         np.savez(out / f"{case}-reference.npz", **ref)
         files = save_all(net, out, case)
         stores_nonlinearity = ("whole", "whole_protocol4", "torchscript")

@@ -44,15 +44,18 @@ def open(path: Path, options: LoadOptions) -> Network:  # noqa: A001 - the regis
 
 
 def _open(path: Path, options: LoadOptions) -> Network:
-    from .modules import assemble
+    from .modules import assemble, group_modules
     from .state_dict import Weights, find_weights
+
+    def recurrent(weights: Weights) -> bool:
+        return bool(group_modules(weights.tensors))
 
     if zipfile_format.match(path):
         archive = zipfile_format.TorchZip.open(path)
         try:
             obj = archive.load_pickle("data.pkl")
             torchscript = archive.is_torchscript()
-            weights = find_weights(obj)
+            weights = find_weights(obj, recurrent)
             if torchscript:
                 from .torchscript import add_constants
 
@@ -62,7 +65,7 @@ def _open(path: Path, options: LoadOptions) -> Network:
             archive.close()
         kind = "TorchScript archive" if torchscript else "torch.save zip"
     elif legacy_format.match(path):
-        weights = find_weights(legacy_format.load_legacy(path))
+        weights = find_weights(legacy_format.load_legacy(path), recurrent)
         network = assemble(weights, options, path.name)
         kind = "torch.save legacy pickle"
     elif safetensors.match(path):

@@ -11,7 +11,7 @@ and, where the file stored them, each module's class and constructor settings.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,45 +74,71 @@ def _is_module(value: Any) -> bool:
     return isinstance(state, Mapping) and "_parameters" in state and "_modules" in state
 
 
-def find_weights(obj: Any) -> Weights:
+def find_weights(obj: Any, wanted: Callable[[Weights], bool] = lambda w: True) -> Weights:
     """The model weights in a loaded torch object; raises LoadError if there are none.
 
-    ``Weights.where`` is the path to them inside the object (``['state_dict']``; ``""``:
-    the object itself).
+    Every state_dict or module in the object is a candidate, in search order (the
+    checkpoint keys of :data:`CHECKPOINT_KEYS` first); ``wanted`` says which hold what
+    the caller reads (recurrent weights). One wanted candidate, or one under a checkpoint
+    key, is the answer. Several wanted candidates under keys of their own (a seq2seq
+    checkpoint ``{"en": encoder.state_dict(), "de": decoder.state_dict(), ...}``) are
+    merged, each key prefixed to its names (``en.gru.weight_ih_l0``). Without any wanted
+    candidate the first candidate is returned, for the caller's error to describe.
+    ``Weights.where`` is the path to the weights inside the object (``['state_dict']``;
+    ``""``: the object itself).
     """
-    found = _search(obj, "", 0, set())
-    if found is None:
+    candidates = list(_candidates(obj, (), 0, set()))
+    if not candidates:
         kind = type(obj).__name__ if not isinstance(obj, Opaque) else f"{obj.qualname} call (not run)"
         raise LoadError(
             f"no model weights found in the saved {kind} (looked for a state_dict of tensors, "
             f"a checkpoint key such as {', '.join(CHECKPOINT_KEYS[:3])}, or a pickled module)"
         )
-    return found
+    useful = [(path, w) for path, w in candidates if wanted(w)]
+    if not useful:
+        return candidates[0][1]
+    path, first = useful[0]
+    if len(useful) == 1 or not path or path[0] in CHECKPOINT_KEYS:
+        return first
+    return _merge(useful)
 
 
-def _search(obj: Any, where: str, depth: int, seen: set[int]) -> Weights | None:
+def _where(path: tuple) -> str:
+    return "".join(f"[{p!r}]" for p in path)
+
+
+def _merge(found: list[tuple[tuple, Weights]]) -> Weights:
+    merged = Weights({}, where=" + ".join(w.where for _, w in found))
+    for path, weights in found:
+        prefix = ".".join(str(p) for p in path)
+        merged.tensors.update({f"{prefix}.{k}": v for k, v in weights.tensors.items()})
+        merged.modules.update({(f"{prefix}.{k}" if k else prefix): v
+                               for k, v in weights.modules.items()})
+        merged.skipped += [f"{prefix}.{item}" for item in weights.skipped]
+    return merged
+
+
+def _candidates(obj: Any, path: tuple, depth: int, seen: set[int]) -> Iterator[tuple[tuple, Weights]]:
     if depth > 4 or id(obj) in seen:
-        return None
+        return
     seen.add(id(obj))
     if _is_module(obj):
-        weights = Weights({}, where=where)
+        weights = Weights({}, where=_where(path))
         _walk_module(obj, "", weights, 0, set())
-        return weights if weights.tensors else None
+        if weights.tensors:
+            yield path, weights
+        return
     if _is_state_dict(obj):
-        return _from_state_dict(obj, where)
+        yield path, _from_state_dict(obj, _where(path))
+        return
     if isinstance(obj, Mapping):
         keys = [k for k in CHECKPOINT_KEYS if k in obj]
-        keys += [k for k in obj if k not in keys and isinstance(k, str)]
+        keys += [k for k in obj if k not in keys and isinstance(k, (str, int))]
         for key in keys:
-            found = _search(obj[key], f"{where}[{key!r}]", depth + 1, seen)
-            if found is not None:
-                return found
+            yield from _candidates(obj[key], (*path, key), depth + 1, seen)
     elif isinstance(obj, (list, tuple)):
         for k, item in enumerate(obj):
-            found = _search(item, f"{where}[{k}]", depth + 1, seen)
-            if found is not None:
-                return found
-    return None
+            yield from _candidates(item, (*path, k), depth + 1, seen)
 
 
 def _from_state_dict(obj: Mapping, where: str) -> Weights:
