@@ -91,6 +91,10 @@ def fail(message: str) -> None:
     sys.exit(EXIT_USAGE)
 
 
+#: Longest error message printed (the ``error: `` prefix not counted).
+MAX_ERROR_CHARS = 280
+
+
 def first_line(err: BaseException) -> str:
     """The one line a user sees for ``err``: its message's first line, else its type."""
     if isinstance(err, OSError) and err.strerror and err.filename is not None:
@@ -100,7 +104,9 @@ def first_line(err: BaseException) -> str:
     else:
         message = str(err)
     lines = message.strip().splitlines()
-    return lines[0] if lines else type(err).__name__
+    line = lines[0] if lines else type(err).__name__
+    # A message that echoes file content (a name, a list) can be huge: keep both ends.
+    return line if len(line) <= MAX_ERROR_CHARS else f"{line[:180]} ... {line[-90:]}"
 
 
 def is_user_error(err: BaseException) -> bool:

@@ -24,6 +24,10 @@ import numpy as np
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 INPUT_FORMATS = ("npy", "npz", "csv")
+#: Longest CSV field read as a number (the longest float repr is 24 characters).
+MAX_CSV_FIELD_CHARS = 100
+#: Largest .npz member (inflated) lstm-trace reads.
+MAX_NPZ_MEMBER_BYTES = 16 << 30
 _TEXT_SUFFIXES = (".csv", ".txt", ".tsv")
 
 
@@ -172,7 +176,23 @@ def _read_npy(name: str) -> np.ndarray:
     return _numeric_array(array, name)
 
 
+def _check_npz_members(name: str) -> None:
+    """Refuse members whose declared sizes are too large or cannot be true (zip bombs)."""
+    import zipfile
+
+    from .safe_zip import ZipLimitError, check_archive
+
+    try:
+        with zipfile.ZipFile(name) as archive:
+            check_archive(archive, MAX_NPZ_MEMBER_BYTES)
+    except ZipLimitError as err:
+        raise InputError(f"{name}: {err}") from None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+        raise InputError(f"{name}: cannot read as .npz ({type(err).__name__}: {err})") from None
+
+
 def _read_npz(name: str, key: str | None) -> np.ndarray:
+    _check_npz_members(name)
     try:
         with np.load(name, allow_pickle=False) as archive:
             keys = list(archive.files)
@@ -181,14 +201,14 @@ def _read_npz(name: str, key: str | None) -> np.ndarray:
                     raise InputError(f"{name}: the archive holds no arrays")
                 if len(keys) > 1:
                     raise InputError(
-                        f"{name}: the archive holds several arrays ({', '.join(keys)}); "
+                        f"{name}: the archive holds {len(keys)} arrays ({_some(keys)}); "
                         "choose one with --input-key"
                     )
                 key = keys[0]
             elif key not in keys:
                 raise InputError(
-                    f"{name}: no array named {key!r} in the archive; it holds: "
-                    f"{', '.join(keys) or 'nothing'}"
+                    f"{name}: no array named {key[:40]!r} in the archive; it holds: "
+                    f"{_some(keys) or 'nothing'}"
                 )
             try:
                 array = archive[key]
@@ -252,6 +272,11 @@ def _read_csv(name: str) -> np.ndarray:
         for column, field in enumerate(fields, start=1):
             if not field:
                 raise InputError(f"{name}: line {number}, column {column} is empty; expected a number")
+            if len(field) > MAX_CSV_FIELD_CHARS:
+                raise InputError(
+                    f"{name}: line {number}, column {column} holds {len(field):,} characters; a "
+                    f"number has at most {MAX_CSV_FIELD_CHARS}"
+                )
     table = np.array([fields for _, fields in rows], dtype=str)
     if all(_INT_RE.match(v) for v in table.ravel()):
         return table.astype(np.int64)
@@ -337,12 +362,18 @@ def _check_finite(x: np.ndarray, name: str, axes: tuple[str, ...]) -> None:
 def _describe_dtype(dtype: np.dtype) -> str:
     kind = dtype.kind
     if dtype.names:
-        return f"a structured array (fields {', '.join(dtype.names)})"
+        return f"a structured array (fields {_some(dtype.names)})"
     what = {
         "U": "strings", "S": "byte strings", "O": "Python objects", "c": "complex numbers",
         "b": "booleans", "M": "dates", "m": "time deltas", "V": "raw bytes", "f": "floats",
     }.get(kind, "values")
     return f"{what} (dtype {dtype})"
+
+
+def _some(names: list[str] | tuple[str, ...], limit: int = 8) -> str:
+    """The first ``limit`` names, for a one-line message: ``a, b, c, ... (300 in all)``."""
+    shown = ", ".join(n[:30] for n in names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
 def _source_is_csv(path: PathLike) -> bool:

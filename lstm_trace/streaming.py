@@ -331,8 +331,9 @@ def open_npy(path: str | os.PathLike[str]) -> np.memmap:
                 shape, fortran, dtype = fmt._read_array_header(handle, version)
             offset = handle.tell()
             size = os.fstat(handle.fileno()).st_size
-    except (ValueError, OSError) as err:
-        raise ValueError(f"{name}: cannot read the .npy header ({err})") from None
+    except Exception as err:  # numpy's header parser: ValueError, SyntaxError, TokenError...
+        detail = (str(err).strip().splitlines() or [""])[0][:100]
+        raise ValueError(f"{name}: cannot read the .npy header ({type(err).__name__}: {detail})") from None
     if dtype.hasobject:
         raise ValueError(
             f"{name}: holds Python objects (a pickled object array), which lstm-trace never "

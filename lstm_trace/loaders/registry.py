@@ -116,9 +116,9 @@ def find_format(path: Path) -> Format:
             f"{path}: directory is neither a SavedModel (no saved_model.pb) nor a TensorFlow "
             "checkpoint directory (no 'checkpoint' file or *.index); pass the model file itself"
         )
-    known = "; ".join(f.description for f in FORMATS)
+    known = ", ".join(f.name for f in FORMATS)
     raise LoadError(f"{path}: not a model file lstm-trace can read ({_what_it_is(path)}; "
-                    f"it reads: {known})")
+                    f"it reads: {known}; see the README's table of formats)")
 
 
 def _what_it_is(path: Path) -> str:

@@ -48,7 +48,7 @@ def parse_model_config(model_config: dict) -> tuple[list[LayerSpec], tuple | Non
         parsed = _functional_specs(config)
     else:
         raise LoadError(
-            f"model class {class_name!r} is not a Sequential or Functional Keras model; "
+            f"model class {str(class_name)[:60]!r} is not a Sequential or Functional Keras model; "
             "subclassed models keep no layer graph in the file"
         )
     specs, input_shape, input_dtype = parsed

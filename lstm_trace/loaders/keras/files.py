@@ -20,6 +20,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ...safe_zip import ZipLimitError, read_member
 from ..errors import LoadError
 from ..options import LoadOptions
 from .config import build_network, parse_model_config, unique_names
@@ -27,25 +28,48 @@ from .keras1 import adapt_keras1
 from .spec import CELL_CLASSES, KerasContext, LayerSpec
 from .version import decode_attr, keras_major
 
-#: Largest archive member lstm-trace reads into memory (guards against zip bombs).
+#: Largest archive member lstm-trace reads into memory (with the ratio and declared-size
+#: checks of :mod:`lstm_trace.safe_zip`, the guard against zip bombs).
 MAX_MEMBER_BYTES = 8 << 30
 MAX_CONFIG_BYTES = 256 << 20
 
 
-def read_weight(data: h5py.Dataset, what: str) -> np.ndarray:
-    """A weight dataset's values, refusing what no Keras writer stores.
+#: Largest single weight array lstm-trace reads from an HDF5 file.
+MAX_WEIGHT_BYTES = 4 << 30
 
-    HDF5 keeps no checksum over Keras weights, so damage to a dataset's header can change
-    its type or shape: a float wider than 64 bits, or a contiguous dataset larger than
-    its own storage (which would read the bytes of its neighbours), is a damaged file.
+
+def read_weight(data: h5py.Dataset, what: str) -> np.ndarray:
+    """A weight dataset's values, refusing (one line each) what no Keras writer stores.
+
+    Weights are plain numbers: compound (``[('re', '<f4'), ('im', '<f4')]``), complex,
+    string and opaque dtypes are refused before reading. HDF5 keeps no checksum over Keras
+    weights, so damage to a dataset's header can change its type or shape: a float wider
+    than 64 bits, or a contiguous dataset larger than its own storage (which would read
+    the bytes of its neighbours), is a damaged file. Arrays past :data:`MAX_WEIGHT_BYTES`
+    and compressed datasets that would inflate more than ``MAX_RATIO`` times what they
+    store (a decompression bomb) are refused before anything is read.
     """
+    from ...safe_zip import MAX_RATIO, RATIO_FREE_BYTES
+
     dtype = data.dtype
-    if dtype.kind not in "fiub" or (dtype.kind == "f" and dtype.itemsize > 8):
+    if dtype.names:
+        raise LoadError(f"{what} has a compound data type {str(dtype)[:80]}, which Keras never "
+                        "writes: lstm-trace reads weights of plain numbers only")
+    if (dtype.kind not in "fiub" or dtype.subdtype is not None
+            or (dtype.kind == "f" and dtype.itemsize > 8)):
         raise LoadError(f"{what} has data type {dtype}, which Keras never writes: the file "
                         "is damaged; re-save it from the framework")
-    if data.chunks is None and data.id.get_storage_size() not in (0, data.size * dtype.itemsize):
-        raise LoadError(f"{what} claims {data.size * dtype.itemsize} bytes but stores "
-                        f"{data.id.get_storage_size()}: the file is damaged; re-save it from the framework")
+    nbytes = int(data.size) * dtype.itemsize
+    if nbytes > MAX_WEIGHT_BYTES:
+        raise LoadError(f"{what} of shape {data.shape} is {nbytes:,} bytes, more than the "
+                        f"{MAX_WEIGHT_BYTES >> 30} GiB lstm-trace reads per array")
+    stored = data.id.get_storage_size()
+    if data.chunks is None and stored not in (0, nbytes):
+        raise LoadError(f"{what} claims {nbytes} bytes but stores {stored}: the file is "
+                        "damaged; re-save it from the framework")
+    if nbytes > RATIO_FREE_BYTES and nbytes > MAX_RATIO * max(stored, 1):
+        raise LoadError(f"{what} would inflate {nbytes // max(stored, 1):,} times "
+                        f"({stored:,} stored bytes to {nbytes:,}): refused as a decompression bomb")
     return np.asarray(data)
 
 
@@ -54,7 +78,13 @@ def own_vars(group: h5py.Group) -> list[np.ndarray]:
     if not isinstance(vars_group, h5py.Group):
         return []
     keys = sorted(vars_group.keys(), key=lambda k: (len(k), k))
-    return [read_weight(vars_group[k], f"weight {vars_group[k].name!r}") for k in keys]
+    out = []
+    for key in keys:
+        data = vars_group[key]
+        if not isinstance(data, h5py.Dataset):
+            raise LoadError(f"{vars_group.name}/{key} is not a weight array (a {type(data).__name__})")
+        out.append(read_weight(data, f"weight {data.name!r}"))
+    return out
 
 
 def collect_keras3_weights(group: h5py.Group, class_name: str, config: dict) -> list[np.ndarray]:
@@ -106,7 +136,10 @@ class Keras3WeightSource:
                 f"{self.where}: no weights for layer {spec.name!r} "
                 f"(expected group {spec.keras3_path})"
             )
-        return collect_keras3_weights(group, spec.class_name, spec.config)
+        try:
+            return collect_keras3_weights(group, spec.class_name, spec.config)
+        except LoadError as err:
+            raise LoadError(f"{self.where}: {err}") from None
 
 
 class H5WeightSource:
@@ -172,11 +205,10 @@ def load_keras_archive(path: Path, options: LoadOptions):  # -> Network
         metadata = (
             _read_json_member(archive, "metadata.json", where) if "metadata.json" in members else {}
         )
-        info = archive.getinfo("model.weights.h5")
-        if info.file_size > MAX_MEMBER_BYTES:
-            raise LoadError(f"{where}: model.weights.h5 is {info.file_size} bytes, too large")
         try:
-            weights_bytes = archive.read("model.weights.h5")
+            weights_bytes = read_member(archive, "model.weights.h5", MAX_MEMBER_BYTES)
+        except ZipLimitError as err:
+            raise LoadError(f"{where}: {err}") from None
         except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as err:
             raise LoadError(f"{where}: cannot read model.weights.h5 ({err})") from None
     version = metadata.get("keras_version") if isinstance(metadata, dict) else None
@@ -194,11 +226,10 @@ def load_keras_archive(path: Path, options: LoadOptions):  # -> Network
 
 
 def _read_json_member(archive: zipfile.ZipFile, name: str, where: str) -> dict:
-    info = archive.getinfo(name)
-    if info.file_size > MAX_CONFIG_BYTES:
-        raise LoadError(f"{where}: {name} is {info.file_size} bytes, too large for a config")
     try:
-        return json.loads(archive.read(name))
+        return json.loads(read_member(archive, name, MAX_CONFIG_BYTES))
+    except ZipLimitError as err:
+        raise LoadError(f"{where}: {err}") from None
     except (ValueError, zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as err:
         raise LoadError(f"{where}: {name} is not valid JSON ({err})") from None
 
