@@ -91,8 +91,10 @@ def fail(message: str) -> None:
     sys.exit(EXIT_USAGE)
 
 
-#: Longest error message printed (the ``error: `` prefix not counted).
-MAX_ERROR_CHARS = 280
+#: Longest error message printed (the ``error: `` prefix not counted): a safety net for
+#: messages that echo file content; messages are written to be far shorter (and an
+#: option's full list of valid values fits).
+MAX_ERROR_CHARS = 1000
 
 
 def first_line(err: BaseException) -> str:
@@ -106,7 +108,7 @@ def first_line(err: BaseException) -> str:
     lines = message.strip().splitlines()
     line = lines[0] if lines else type(err).__name__
     # A message that echoes file content (a name, a list) can be huge: keep both ends.
-    return line if len(line) <= MAX_ERROR_CHARS else f"{line[:180]} ... {line[-90:]}"
+    return line if len(line) <= MAX_ERROR_CHARS else f"{line[:700]} ... {line[-250:]}"
 
 
 def is_user_error(err: BaseException) -> bool:
