@@ -20,7 +20,9 @@ from lstm_trace.conv_lstm import ConvLSTMCell, ConvSpec, run_conv_lstm
 
 ATOL = 1e-5
 CASE = {c["name"]: c for c in CASES}
-FORMATS = {3: ["keras", "h5"], 2: ["h5", "keras"]}
+#: weights_h5 is traced with --config (the model's to_json()): weights alone do not say a
+#: ConvLSTM's padding or strides.
+FORMATS = {3: ["keras", "h5", "weights_h5"], 2: ["h5", "keras", "weights_h5"]}
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +78,8 @@ def test_convlstm_trace_matches_keras(request, major, name):
     inputs = [np.load(directory / f) for f in entry["inputs"]]
     spec = CASE[name]
     for fmt in FORMATS[major]:
-        network = lstm_trace.load(directory / entry["files"][fmt])
+        config = str(directory / entry["files"]["config"]) if fmt == "weights_h5" else None
+        network = lstm_trace.load(directory / entry["files"][fmt], config_path=config)
         main_layers = entry["layers"][: len(spec["layers"])]
         traces = {layer: network.trace(inputs[0], layers=main_layers) for layer in main_layers}
         for layer in entry["layers"][len(spec["layers"]):]:  # on their own model input
@@ -235,3 +238,18 @@ def test_convlstm_extract_to_keras_is_a_convlstm_constructor(conv3, tmp_path):
     name = entry["layers"][0]
     assert weights[f"{name}/kernel"].shape == (3, 2, 2, 16)
     assert weights[f"{name}/recurrent_kernel"].shape == (3, 2, 4, 16)
+
+
+def test_convlstm_weights_only_file_points_to_config(conv3, tmp_path):
+    """A .weights.h5 cannot say a ConvLSTM's padding or strides: the error says --config."""
+    import h5py
+
+    entry = _entry(conv3, "c2d_same")
+    path = tmp_path / "conv.weights.h5"
+    with h5py.File(conv3 / entry["files"]["h5"], "r") as full, h5py.File(path, "w") as out:
+        group = full["model_weights"]
+        for key, value in group.attrs.items():
+            out.attrs[key] = value
+        for name in group:
+            group.copy(name, out)
+    assert_user_error(invoke(path, conv3 / entry["inputs"][0]), "--config model.json")

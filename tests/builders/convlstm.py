@@ -191,8 +191,9 @@ def main(out: Path) -> None:  # noqa: C901 - one builder, read top to bottom
         for k, feed in enumerate(feeds):
             np.save(out / f"{case['name']}_input{k}.npy", feed)
         np.savez(out / f"{case['name']}_reference.npz", **reference)
-        files = save_every_format(model, out, case["name"], legacy=legacy, weights=False,
-                                  legacy_zip=True)
+        files = save_every_format(model, out, case["name"], legacy=legacy, legacy_zip=True)
+        (out / f"{case['name']}.json").write_text(model.to_json())
+        files["config"] = f"{case['name']}.json"
         manifest.append({"name": case["name"], "files": files,
                          "inputs": [f"{case['name']}_input{k}.npy" for k in range(len(feeds))],
                          "reference": f"{case['name']}_reference.npz",

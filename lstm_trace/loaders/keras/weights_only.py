@@ -152,7 +152,9 @@ def _split_directions(names: list[str], arrays: list[np.ndarray]) -> list[Weight
 
 def _finish(layers: list, ctx: KerasContext, version: str | None) -> Network:
     if not any(isinstance(layer, RecurrentLayer) for layer in layers):
-        raise LoadError(f"{ctx.source}: no recurrent layer found among the weights")
+        raise LoadError(f"{ctx.source}: no recurrent layer found among the weights; a layer "
+                        "whose weights alone do not describe it (a ConvLSTM: padding, strides) "
+                        "needs --config model.json (the model's to_json())")
     ctx.notes.append(
         "weights-only file: layer options (go_backwards, return_sequences) are unknown; "
         "assumed a forward chain of the recurrent layers"
