@@ -248,3 +248,13 @@ def test_damaged_pickles_fail_cleanly(torch_fixtures, lstm_case):
             value, _ = load_pickle(bytes(data), persistent_load=lambda pid: pid)
             with contextlib.suppress(LoadError):
                 find_weights(value)
+
+
+def test_rebuilding_one_big_list_many_times_is_refused():
+    """``tuple(L)`` on a memoised 100k-item list, repeated: a memory bomb of a few bytes each."""
+    from lstm_trace.loaders.pytorch.pickle_vm import PickleError
+
+    big = b"](" + b"K\x01" * 100_000 + b"eq\x00"
+    call = b"cbuiltins\ntuple\nh\x00\x85R0"
+    with pytest.raises(PickleError, match="memory bomb"):
+        load_pickle(b"\x80\x02" + big + call * 1000 + b"N.")

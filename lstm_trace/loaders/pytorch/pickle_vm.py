@@ -25,6 +25,9 @@ MAX_LONG_BYTES = 64
 #: Most memo entries and stack items a pickle may create.
 MAX_MEMO = 10_000_000
 MAX_STACK = 10_000_000
+#: Most items the allowed container constructors may copy in one pickle (``tuple(big_list)``
+#: called a million times on the same memoised list would otherwise multiply memory).
+MAX_COPIED_ITEMS = 50_000_000
 
 
 class PickleError(ValueError):
@@ -173,6 +176,7 @@ class PickleMachine:
         self.stack: list[Any] = []
         self.marks: list[list[Any]] = []
         self.memo: dict[int, Any] = {}
+        self.copied = 0
 
     # ------------------------------------------------------------ reading bytes
 
@@ -250,6 +254,10 @@ class PickleMachine:
         if isinstance(func, Opaque):
             return Opaque(func.cls, args, kind, kwargs)  # e.g. a placeholder class's method
         if callable(func) and any(func is f for f in self.allowed.values()):
+            self.copied += sum(len(a) for a in args if isinstance(
+                a, (list, tuple, dict, set, frozenset, str, bytes)))
+            if self.copied > MAX_COPIED_ITEMS:
+                raise PickleError("pickle rebuilds containers past the limit (a memory bomb?)")
             try:
                 return func(*args, **(kwargs or {}))
             except PickleError:
