@@ -139,3 +139,13 @@ def test_tracing_onnx_imports_neither_onnx_nor_onnxruntime(onnx_files, tmp_path)
                           cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "out.csv").read_text().startswith("sample,layer,direction,step,unit,")
+
+
+def test_decoder_starts_from_the_encoder_states_of_another_graph_input(onnx_files):
+    feeds = dict(np.load(onnx_files / "seq2seq_feeds.npz"))
+    network = lstm_trace.load(onnx_files / "seq2seq.onnx")
+    assert network.layer("decoder").initial_state_from  # wired from the encoder's Y_h, Y_c
+    trace = network.trace(feeds)
+    y = np.load(onnx_files / "seq2seq_reference.npy")  # (4, 1, batch, H)
+    np.testing.assert_allclose(trace["decoder/hidden"], y[:, 0].transpose(1, 0, 2), atol=1e-5)
+    assert trace["encoder/hidden"].shape[1] == 6 and trace["decoder/hidden"].shape[1] == 4

@@ -12,7 +12,9 @@
   (dims of 2**40 values), ``truncated.onnx`` (a valid file cut short), ``no_rnn.onnx``
   (a graph without recurrent nodes), ``unsupported_front.onnx`` (an Erf node before the
   LSTM), ``bad_hidden_size.onnx``, ``bad_clip.onnx``, ``bad_direction.onnx`` (attributes of
-  the wrong type or value).
+  the wrong type or value); ``seq2seq.onnx`` (an encoder LSTM whose Y_h, Y_c start a
+  decoder LSTM on a second graph input) with ``seq2seq_feeds.npz`` and onnxruntime's
+  decoder ``Y`` in ``seq2seq_reference.npy``.
 """
 
 from __future__ import annotations
@@ -122,6 +124,25 @@ def main(out: Path) -> None:
         del lstm.attribute[:]
         lstm.attribute.extend(kept + [attribute])
         (out / f"{name}.onnx").write_bytes(m.SerializeToString())
+    # An encoder-decoder: the decoder (its own graph input) starts from the encoder's Y_h, Y_c.
+    enc = [(rng.standard_normal(s) * 0.5).astype(np.float32) for s in ((1, 4 * H, I), (1, 4 * H, H))]
+    dec = [(rng.standard_normal(s) * 0.5).astype(np.float32) for s in ((1, 4 * H, 2), (1, 4 * H, H))]
+    graph = helper.make_graph(
+        [helper.make_node("LSTM", ["src", "We", "Re"], ["Ye", "He", "Ce"], name="encoder",
+                          hidden_size=H),
+         helper.make_node("LSTM", ["tgt", "Wd", "Rd", "", "", "He", "Ce"], ["Yd"], name="decoder",
+                          hidden_size=H)], "seq2seq",
+        [helper.make_tensor_value_info("src", TensorProto.FLOAT, ["steps", "batch", I]),
+         helper.make_tensor_value_info("tgt", TensorProto.FLOAT, ["out_steps", "batch", 2])],
+        [helper.make_tensor_value_info("Yd", TensorProto.FLOAT, [None] * 4)],
+        [numpy_helper.from_array(a, n) for a, n in zip(enc + dec, ["We", "Re", "Wd", "Rd"], strict=True)])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]),
+              out / "seq2seq.onnx")
+    seq2seq = {"src": rng.standard_normal((T, B, I)).astype(np.float32),
+               "tgt": rng.standard_normal((4, B, 2)).astype(np.float32)}
+    np.savez(out / "seq2seq_feeds.npz", **seq2seq)
+    np.save(out / "seq2seq_reference.npy",
+            ort.InferenceSession(str(out / "seq2seq.onnx")).run(None, seq2seq)[0])
     (out / "manifest.json").write_text(json.dumps({"cases": []}))
 
 

@@ -512,9 +512,12 @@ class GraphBuilder:
             if id(node) not in self.used_nodes and node.op_type != "Constant":
                 downstream.append((node.name or node.op_type, node.op_type))
         producer = f", {self.model.producer}" if self.model.producer else ""
+        fed = ", ".join(f"{i.name} {_type_text(i)}" for i in self.inputs)
+        fed = fed.replace("[", "(").replace("]", ")")  # (tables read [...] as markup)
+        fed = f"; graph input{'s' if len(self.inputs) > 1 else ''} {fed}" if fed else ""
         network = Network(
             layers=layers, inbound=inbound,
-            source=f"ONNX model (IR {self.model.ir_version}, opset {self.opset}{producer})",
+            source=f"ONNX model (IR {self.model.ir_version}, opset {self.opset}{producer}){fed}",
             input_shape=None if main is None or main.shape is None else
             tuple(d if isinstance(d, int) and d > 0 else None for d in main.shape),
             input_dtype=DTYPE_NAMES.get(main.elem_type, "float32") if main else "float32",
