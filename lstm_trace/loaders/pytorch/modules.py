@@ -168,8 +168,9 @@ def build_cell(group: dict[str, tuple[str, Tensor]], kind: str, activation: str,
         raise LoadError(f"{where}: {names['weight_ih']} has {w_ih.shape[0]} rows but "
                         f"{names['weight_hh']} has {rows}")
     layout = LAYOUT[kind]
-    kernel = reorder_gates(np.ascontiguousarray(w_ih.T), layout, kind)
-    recurrent = reorder_gates(np.ascontiguousarray(w_hh.T), layout, kind)
+    # Gates are row blocks in torch: reorder the rows (contiguous copies), then transpose once.
+    kernel = np.ascontiguousarray(reorder_gates(w_ih, layout, kind, axis=0).T)
+    recurrent = np.ascontiguousarray(reorder_gates(w_hh, layout, kind, axis=0).T)
     biases = {}
     for param in ("bias_ih", "bias_hh"):
         if param in arrays:
