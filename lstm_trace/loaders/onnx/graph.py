@@ -213,8 +213,7 @@ class OnnxInputs:
             try:
                 with np.load(path, allow_pickle=False) as archive:
                     keys = list(archive.files)
-            except Exception as err:  # a damaged archive: read_input words it
-                del err
+            except Exception:  # a damaged archive: read_input says what is wrong with it
                 return {self.main.name: read_input(path)}
             named = [k for k in keys if k in names]
             if named:
@@ -277,10 +276,10 @@ def _checked(info: ValueInfo, value: np.ndarray, dtype: np.dtype) -> np.ndarray:
     if value.dtype.kind not in "biuf":
         raise InputError(f"{expected}, got {value.dtype} values")
     if want is not None and want.kind == "f":
-        value = value.astype(dtype if value.dtype.kind != "f" or dtype.itemsize >= 4 else want)
+        value = value.astype(dtype, copy=False)  # the replay's precision (float32 by default)
         if not np.isfinite(value).all():
             raise InputError(f"{expected}: found NaN or infinite values")
-        return value.astype(dtype, copy=False)
+        return value
     if want is not None and want.kind in "iub":
         if value.dtype.kind == "f" and (value != np.round(value)).any():
             raise InputError(f"{expected}: found non-integer values")

@@ -1,0 +1,110 @@
+"""One-node ONNX graphs of the glue ops lstm-trace replays, run by onnxruntime.
+
+    python onnx_ops.py OUTDIR
+
+Per case ``<name>.onnx`` (graph input ``x``, constant inputs as initializers) and
+``<name>.npz`` (``x`` and onnxruntime's output ``y``). ``CASES`` is plain data.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+# name, op, opset, input shape, attributes, extra constant inputs [(name, values, dtype)]
+CASES: list[dict] = [
+    {"name": "transpose", "op": "Transpose", "shape": [2, 3, 4], "attrs": {"perm": [1, 0, 2]}},
+    {"name": "squeeze_13", "op": "Squeeze", "shape": [2, 1, 4], "inputs": [([1], "int64")]},
+    {"name": "squeeze_11", "op": "Squeeze", "opset": 11, "shape": [2, 1, 4], "attrs": {"axes": [-2]}},
+    {"name": "unsqueeze_13", "op": "Unsqueeze", "shape": [2, 4], "inputs": [([0, 3], "int64")]},
+    {"name": "unsqueeze_11", "op": "Unsqueeze", "opset": 11, "shape": [2, 4], "attrs": {"axes": [1]}},
+    {"name": "reshape_zero_minus_one", "op": "Reshape", "shape": [2, 3, 4],
+     "inputs": [([0, -1], "int64")]},
+    {"name": "flatten", "op": "Flatten", "shape": [2, 3, 4], "attrs": {"axis": 2}},
+    {"name": "slice", "op": "Slice", "shape": [5, 6],
+     "inputs": [([1, -4], "int64"), ([4, 100], "int64"), ([0, 1], "int64"), ([2, 1], "int64")]},
+    {"name": "slice_reverse", "op": "Slice", "shape": [5, 6],
+     "inputs": [([-1], "int64"), ([-9223372036854775807], "int64"), ([0], "int64"),
+                ([-1], "int64")]},
+    {"name": "slice_opset9", "op": "Slice", "opset": 9, "shape": [5, 6],
+     "attrs": {"starts": [1], "ends": [3], "axes": [1]}},
+    {"name": "concat", "op": "Concat", "shape": [2, 3], "attrs": {"axis": 1},
+     "inputs": [([[1.0], [2.0]], "float32")]},
+    {"name": "shape_slice", "op": "Shape", "opset": 15, "shape": [2, 3, 4], "attrs": {"start": 1}},
+    {"name": "gather_embedding", "op": "Gather", "shape": [2, 3], "int_input": 7,
+     "table": [7, 5], "attrs": {"axis": 0}},
+    {"name": "gather_axis1", "op": "Gather", "shape": [3, 4], "attrs": {"axis": 1},
+     "inputs": [([2, -1], "int64")]},
+    {"name": "expand", "op": "Expand", "shape": [1, 3], "inputs": [([4, 1, 3], "int64")]},
+    {"name": "tile", "op": "Tile", "shape": [2, 3], "inputs": [([2, 1], "int64")]},
+    {"name": "cast_double", "op": "Cast", "shape": [2, 3], "attrs": {"to": 11}},
+    {"name": "matmul", "op": "MatMul", "shape": [2, 3, 4], "inputs": [("rand", [4, 5])]},
+    {"name": "gemm_trans", "op": "Gemm", "shape": [4, 3],
+     "attrs": {"transA": 1, "transB": 1, "alpha": 0.5, "beta": 2.0},
+     "inputs": [("rand", [5, 4]), ("rand", [5])]},
+    {"name": "add_broadcast", "op": "Add", "shape": [2, 3, 4], "inputs": [("rand", [4])]},
+    {"name": "sub", "op": "Sub", "shape": [2, 3], "inputs": [("rand", [2, 3])]},
+    {"name": "mul", "op": "Mul", "shape": [2, 3], "inputs": [("rand", [3])]},
+    {"name": "div", "op": "Div", "shape": [2, 3], "inputs": [("rand", [3])]},
+    {"name": "relu", "op": "Relu", "shape": [3, 4]},
+    {"name": "tanh", "op": "Tanh", "shape": [3, 4]},
+    {"name": "sigmoid", "op": "Sigmoid", "shape": [3, 4]},
+    {"name": "leaky_relu", "op": "LeakyRelu", "shape": [3, 4], "attrs": {"alpha": 0.2}},
+    {"name": "neg", "op": "Neg", "shape": [3, 4]},
+    {"name": "conv1d_pads", "op": "Conv", "shape": [2, 3, 9], "attrs": {"pads": [2, 1]},
+     "inputs": [("rand", [4, 3, 3]), ("rand", [4])]},
+    {"name": "conv1d_stride_dilation", "op": "Conv", "shape": [2, 3, 12],
+     "attrs": {"strides": [2], "dilations": [2]}, "inputs": [("rand", [5, 3, 3])]},
+    {"name": "conv1d_groups_same", "op": "Conv", "shape": [1, 4, 7],
+     "attrs": {"group": 2, "auto_pad": "SAME_UPPER"}, "inputs": [("rand", [6, 2, 4])]},
+    {"name": "constant_of_shape", "op": "ConstantOfShape", "shape": [3], "int_input": 5,
+     "attrs": {"value": ("tensor", 1.5)}},
+]
+
+
+def main(out: Path) -> None:
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(21)
+    for c in CASES:
+        shape = c["shape"]
+        if "int_input" in c:
+            x = rng.integers(0, c["int_input"], shape).astype(np.int64)
+            elem = TensorProto.INT64
+        else:
+            x = rng.standard_normal(shape).astype(np.float32)
+            elem = TensorProto.FLOAT
+        inits, names = [], ["x"]
+        if "table" in c:  # Gather as an embedding: the table is input 0, ids the graph input
+            inits.append(numpy_helper.from_array(rng.standard_normal(c["table"]).astype(np.float32), "table"))
+            names = ["table", "x"]
+        for k, spec in enumerate(c.get("inputs", [])):
+            if spec[0] == "rand":
+                value = rng.standard_normal(spec[1]).astype(np.float32)
+            else:
+                value = np.array(spec[0], dtype=spec[1])
+            inits.append(numpy_helper.from_array(value, f"c{k}"))
+            names.append(f"c{k}")
+        attrs = {}
+        for key, value in c.get("attrs", {}).items():
+            if isinstance(value, tuple) and value[0] == "tensor":
+                value = numpy_helper.from_array(np.array([value[1]], dtype=np.float32))
+            attrs[key] = value
+        node = helper.make_node(c["op"], names, ["y"], name=c["name"], **attrs)
+        graph = helper.make_graph([node], c["name"], [helper.make_tensor_value_info("x", elem, shape)],
+                                  [helper.make_empty_tensor_value_info("y")],
+                                  inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", c.get("opset", 14))])
+        model.ir_version = 8
+        onnx.save(model, out / f"{c['name']}.onnx")
+        y = ort.InferenceSession(str(out / f"{c['name']}.onnx")).run(None, {"x": x})[0]
+        np.savez(out / f"{c['name']}.npz", x=x, y=y)
+    (out / "manifest.json").write_text(json.dumps({"cases": CASES}, indent=1))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
