@@ -13,4 +13,4 @@ CASES = ("lstm", "lstm_batch_first", "lstm_proj_bi", "lstm_3_layers_bi", "lstm_n
 
 #: Every file each case is saved as.
 FILE_KINDS = ("sd_zip", "checkpoint", "lightning", "whole", "legacy", "safetensors",
-              "torchscript", "whole_protocol4", "legacy_protocol4")
+              "torchscript", "whole_protocol4", "legacy_protocol4", "traced")

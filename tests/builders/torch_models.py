@@ -245,6 +245,11 @@ def save_all(net: nn.Module, out: Path, case: str) -> dict[str, dict]:
     put("safetensors", f"{case}.safetensors")
     torch.jit.save(torch.jit.script(net), out / f"{case}-script.pt")
     put("torchscript", f"{case}-script.pt")
+    with torch.no_grad():  # traced in float32 (CPU kernels), on the same (rounded) values
+        traced = torch.jit.trace(trained, inputs.get(case, (torch.zeros(1, 2, FEATURES),)),
+                                 check_trace=False)
+    torch.jit.save(traced, out / f"{case}-traced.pt")
+    put("traced", f"{case}-traced.pt")
     assert set(files) == set(FILE_KINDS)
     return files
 
@@ -294,7 +299,7 @@ def build(out: Path) -> None:
                            out / f"{case}-split.tar")
         np.savez(out / f"{case}-reference.npz", **ref)
         files = save_all(net, out, case)
-        stores_nonlinearity = ("whole", "whole_protocol4", "torchscript")
+        stores_nonlinearity = ("whole", "whole_protocol4", "torchscript", "traced")
         relu = getattr(rnn, "nonlinearity", "tanh") == "relu"
         manifest.append({
             "name": case, "input": f"{case}-input.npy", "reference": f"{case}-reference.npz",

@@ -43,20 +43,39 @@ def _value(kind: str, text: str) -> Any:
     return None
 
 
-def class_constants(code: str, class_name: str) -> dict[str, Any]:
-    """``Final`` constants declared in ``class <class_name>(...)`` of a TorchScript code file."""
-    out: dict[str, Any] = {}
+def _class_body(code: str, class_name: str) -> list[str]:
+    lines: list[str] = []
     inside = False
     for line in code.splitlines():
         if line.startswith("class "):
             inside = re.match(rf"class {re.escape(class_name)}\(", line) is not None
             continue
         if inside:
-            m = _CONSTANT.match(line)
-            if m:
-                value = _value(m[2], m[3])
-                if value is not None:
-                    out[m[1]] = value
+            lines.append(line)
+    return lines
+
+
+def class_constants(code: str, class_name: str) -> dict[str, Any]:
+    """``Final`` constants declared in ``class <class_name>(...)`` of a TorchScript code file.
+
+    A traced module (``torch.jit.trace``) declares none; its ``nn.RNN``/``RNNCell``
+    nonlinearity is then the op its code calls (``torch.rnn_relu``/``torch.rnn_tanh``; a
+    traced cell's ``torch.relu(...)``/``torch.tanh(...)``), found as text.
+    """
+    out: dict[str, Any] = {}
+    body = _class_body(code, class_name)
+    for line in body:
+        m = _CONSTANT.match(line)
+        if m:
+            value = _value(m[2], m[3])
+            if value is not None:
+                out[m[1]] = value
+    if "nonlinearity" not in out and "mode" not in out:
+        text = "\n".join(body)
+        calls = {kind for kind in ("relu", "tanh")
+                 if f"torch.rnn_{kind}" in text or f"torch.{kind}(" in text}
+        if len(calls) == 1:
+            out["nonlinearity"] = calls.pop()
     return out
 
 
