@@ -398,8 +398,8 @@ def assemble(weights: Weights, options: LoadOptions, source: str, ordered: bool 
         )
     if len(chain) > 1:
         notes.append(
-            "a state_dict stores no graph: chained " + " -> ".join(_module_name(b) for b in chain)
-            + " because their sizes fit (use --layer to trace one)"
+            "chained " + " -> ".join(_module_name(b) for b in chain) + " because their sizes "
+            "fit (lstm-trace does not read the model's data flow; use --layer to trace one)"
         )
     for b in built:
         if b.settings.batch_first:
