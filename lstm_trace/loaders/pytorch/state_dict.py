@@ -89,7 +89,8 @@ def find_weights(obj: Any, wanted: Callable[[Weights], bool] = lambda w: True) -
     """
     candidates = list(_candidates(obj, (), 0, set()))
     if not candidates:
-        kind = type(obj).__name__ if not isinstance(obj, Opaque) else f"{obj.qualname} call (not run)"
+        kind = (f"{obj.qualname} call (not run)" if isinstance(obj, Opaque)
+                else "tensor" if is_tensor(obj) else type(obj).__name__)
         raise LoadError(
             f"no model weights found in the saved {kind} (looked for a state_dict of tensors, "
             f"a checkpoint key such as {', '.join(CHECKPOINT_KEYS[:3])}, or a pickled module)"
