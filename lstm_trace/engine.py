@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .activations import get_activation
+from .keys import trace_key
 from .layers import LayerReplayError, UpstreamLayer
 from .network import QUANTITIES, Cell, Direction, Network, RecurrentLayer
 from .trace import Trace, TracedLayer
@@ -315,7 +316,7 @@ def run_layer(
     returned: list[np.ndarray] = []
     for prefix, direction in layer.trace_prefixes():
         cell = direction.cell
-        initial = (initial_state.get(f"{prefix}/hidden"), initial_state.get(f"{prefix}/cell"))
+        initial = tuple(initial_state.get(trace_key(prefix, state)) for state in ("hidden", "cell"))
         if getattr(cell, "conv", None) is not None:  # a ConvLSTM: its own step loop
             res = _run_conv_direction(layer, direction, x, mask, initial)
             results[direction.name] = res
@@ -577,7 +578,7 @@ def run_chunk(
             state, seen = carry.states[layer.name], carry.seen.get(layer.name)
         result = run_layer(layer, lx, mask=mask, initial_state=state, seen=seen)
         carried.states[layer.name] = {
-            f"{prefix}/{q}": final
+            trace_key(prefix, q): final
             for prefix, direction in layer.trace_prefixes()
             for q, final in (("hidden", result.directions[direction.name].final_hidden),
                              ("cell", result.directions[direction.name].final_cell))
@@ -589,7 +590,7 @@ def run_chunk(
         if layer.name in plan.wanted:
             for prefix, direction in layer.trace_prefixes():
                 for q, arr in result.directions[direction.name].arrays.items():
-                    arrays[f"{prefix}/{q}"] = arr
+                    arrays[trace_key(prefix, q)] = arr
             traced.append(TracedLayer.from_layer(layer, masked=mask is not None))
         for k, value in enumerate(_keras_outputs(layer, result)):
             values[f"{layer.name}:{k}" if k else layer.name] = value
@@ -636,7 +637,7 @@ def _wired_initial_state(
         key.startswith(f"{prefix}/") for key in given for prefix, _ in prefixes
     ):
         return given
-    keys = [f"{prefix}/{q}" for prefix, d in prefixes
+    keys = [trace_key(prefix, q) for prefix, d in prefixes
             for q in (("hidden", "cell") if d.cell.kind == "lstm" else ("hidden",))]
     missing = [src for src in layer.initial_state_from if src not in values]
     if missing:
@@ -692,9 +693,9 @@ def _check_initial_state(network: Network, state: Mapping[str, np.ndarray]) -> N
     sizes: dict[str, int] = {}
     for layer in network.recurrent_layers:
         for prefix, direction in layer.trace_prefixes():
-            sizes[f"{prefix}/hidden"] = direction.cell.state_size
+            sizes[trace_key(prefix, "hidden")] = direction.cell.state_size
             if direction.cell.kind == "lstm":
-                sizes[f"{prefix}/cell"] = direction.cell.units
+                sizes[trace_key(prefix, "cell")] = direction.cell.units
     for key, value in state.items():
         if key not in sizes:
             raise TraceError(

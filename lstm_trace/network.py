@@ -18,6 +18,7 @@ import numpy as np
 
 from .cells import CELL_KINDS
 from .gates import CANONICAL_ORDER, gate_slices
+from .keys import key_prefix
 
 if TYPE_CHECKING:
     from .layers import UpstreamLayer
@@ -230,7 +231,7 @@ class RecurrentLayer:
         """The trace-key prefix of each direction (``layer`` or ``layer/forward``...)."""
         if not self.bidirectional:
             return [(self.name, self.directions[0])]
-        return [(f"{self.name}/{d.name}", d) for d in self.directions]
+        return [(key_prefix(self.name, d.name, True), d) for d in self.directions]
 
     def parameter_count(self) -> int:
         return sum(d.cell.parameter_count() for d in self.directions)

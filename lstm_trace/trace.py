@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .keys import key_prefix, trace_key
 from .network import QUANTITIES, RecurrentLayer
 
 
@@ -40,10 +41,10 @@ class TracedLayer:
         return QUANTITIES[self.kind] + (("mask",) if self.masked else ())
 
     def prefix(self, direction: str) -> str:
-        return f"{self.name}/{direction}" if self.bidirectional else self.name
+        return key_prefix(self.name, direction, self.bidirectional)
 
     def key(self, direction: str, quantity: str) -> str:
-        return f"{self.prefix(direction)}/{quantity}"
+        return trace_key(self.prefix(direction), quantity)
 
 
 class Trace(Mapping[str, np.ndarray]):

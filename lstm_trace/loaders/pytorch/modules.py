@@ -32,6 +32,7 @@ import numpy as np
 
 from ...cells import CELL_KINDS
 from ...gates import reorder_gates
+from ...keys import key_prefix
 from ...layers import Embedding
 from ...network import Cell, Direction, Network, RecurrentLayer
 from ..errors import LoadError
@@ -279,7 +280,7 @@ def _layer(module: RecurrentModule, name: str, index: int | None,
     for direction, reverse in directions:
         cell, names = build_cell(module.params[(index, reverse)], kind, activation, name)
         built.append(Direction(direction, cell, reverse))
-        sources[f"{name}/{direction}" if bidirectional else name] = names
+        sources[key_prefix(name, direction, bidirectional)] = names
     if bidirectional:
         a, b = (d.cell for d in built)
         if (a.input_size, a.units, a.state_size) != (b.input_size, b.units, b.state_size):
