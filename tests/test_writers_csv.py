@@ -102,3 +102,21 @@ def test_csv_reads_back_with_the_contract_header(tmp_path):
     lstm_rows = trace["lstm/hidden"].size
     np.testing.assert_array_equal(rows[:30 * 6].astype(np.float32), trace["lstm/hidden"][0, :30].ravel())
     assert rows.size == lstm_rows + trace["gru/hidden"].size + trace["rnn/hidden"].size
+
+
+@pytest.mark.parametrize("where", [[0], [7], [-1], [0, 1, 2, 500, -2, -1], [3, 4, 5, 6, 7, 8]])
+def test_polars_engine_splices_the_few_odd_rows_of_a_piece(where, tmp_path):
+    """Rows whose values polars lays out unlike repr (here 2.5e-05, NaN, 1e+15) are rendered
+    by NumPy and spliced in at their place, first and last rows included."""
+    rng = np.random.default_rng(9)
+    names = ("input_gate", "forget_gate", "candidate", "output_gate", "cell", "hidden")
+    arrays = {q: rng.uniform(0.2, 0.9, (2, 40, 8)).astype(np.float32) for q in names}
+    flat = arrays["candidate"].reshape(-1)
+    flat[where] = np.float32(2.5e-05)
+    arrays["cell"].reshape(-1)[where[:1]] = np.nan
+    arrays["hidden"].reshape(-1)[where[-1:]] = np.float32(1e15)
+    layer = TracedLayer("lstm", "lstm", ("forward",), False)
+    trace = Trace({f"lstm/{q}": arrays[q] for q in names}, [layer])
+    got = streamed(TraceSource.from_trace(trace), tmp_path, "polars")
+    assert got == reference(trace)
+    assert b",2.5e-05," in got and b",nan," in got and b",1000000000000000.0\n" in got

@@ -133,17 +133,20 @@ def groups(
     ]
 
 
-def row_pieces(source: TraceSource, *, max_steps: int | None = None) -> Iterator[Piece]:
+def row_pieces(
+    source: TraceSource, *, max_steps: int | None = None, max_rows: int | None = None
+) -> Iterator[Piece]:
     """The source's arrays as :class:`Piece` objects in CSV row order.
 
     ``max_steps`` bounds the steps of a piece read back from a spill (default: the
-    source's ``chunk_steps``).
+    source's ``chunk_steps``); ``max_rows`` the rows of a piece of whole sequences (at
+    least one sample's).
     """
     parts = groups(source.layers, source.keys)
     single = len(parts) == 1
     if not source.step_chunked:
         for chunk in source:
-            yield from _chunk_pieces(chunk, parts, whole=single)
+            yield from _chunk_pieces(chunk, parts, whole=single, max_rows=max_rows)
         return
     keys = source.keys
     step = max_steps or source.chunk_steps
@@ -171,15 +174,23 @@ def row_pieces(source: TraceSource, *, max_steps: int | None = None) -> Iterator
             store.close()
 
 
-def _chunk_pieces(chunk: TraceChunk, parts: list, *, whole: bool) -> Iterator[Piece]:
-    """Pieces of a chunk that holds whole sequences (or one sample): all samples at once
-    for a single layer direction, else sample by sample."""
+def _chunk_pieces(
+    chunk: TraceChunk, parts: list, *, whole: bool, max_rows: int | None = None
+) -> Iterator[Piece]:
+    """Pieces of a chunk that holds whole sequences (or one sample): blocks of samples
+    (``max_rows`` rows at most) for a single layer direction, else sample by sample."""
     (s0, s1), steps = chunk.samples, chunk.steps
     trace = chunk.trace
     if whole:
         layer, direction, quantities = parts[0]
-        yield Piece(layer, direction, (s0, s1), steps,
-                    {q: trace[layer.key(direction, q)] for q in quantities})
+        arrays = {q: trace[layer.key(direction, q)] for q in quantities}
+        per_sample = (steps[1] - steps[0]) * max((a.shape[2] for a in arrays.values() if a.ndim == 3),
+                                                 default=1)
+        block = s1 - s0 if max_rows is None else max(1, max_rows // max(1, per_sample))
+        for a in range(0, s1 - s0, block):
+            b = min(s1 - s0, a + block)
+            yield Piece(layer, direction, (s0 + a, s0 + b), steps,
+                        {q: v[a:b] for q, v in arrays.items()})
         return
     for i in range(s1 - s0):
         for layer, direction, quantities in parts:

@@ -223,6 +223,8 @@ def _field(text: str) -> str:
 
 # ------------------------------------------------------------------ streaming
 
+#: Rows of one polars call at most (bounds the text held in memory at once).
+_PIECE_ROWS = 2**18
 #: float32 values polars writes with the same layout as ``repr``: ``1e-4 <= |x| < 1e13``
 #: (float64: ``< 1e16``), with a margin; 0 and ±inf too. Everything else goes through
 #: :mod:`._text`. Tests compare both renderers over every decade.
@@ -248,11 +250,11 @@ def write_source(
     """
     with atomic_write(output, "wb") as handle:
         for text in render_source(source, engine=engine):
-            handle.write(text if isinstance(text, bytes) else text.encode("utf-8"))
+            handle.write(text.encode("utf-8") if isinstance(text, str) else text)
 
 
-def render_source(source: TraceSource, *, engine: str | None = None) -> Iterator[bytes]:
-    """The CSV of ``source`` in pieces of text (header first), chunk by chunk."""
+def render_source(source: TraceSource, *, engine: str | None = None) -> Iterator[bytes | memoryview]:
+    """The CSV of ``source`` in pieces of UTF-8 text (header first), chunk by chunk."""
     if engine is None:
         engine = "polars" if polars_available() else "numpy"
     if engine not in ("polars", "numpy"):
@@ -260,7 +262,7 @@ def render_source(source: TraceSource, *, engine: str | None = None) -> Iterator
     columns = quantity_columns(source.layers)
     piece_text = _polars_piece if engine == "polars" else _numpy_piece
     yield (",".join([*INDEX_COLUMNS, *columns]) + "\n").encode()
-    for piece in row_pieces(source):
+    for piece in row_pieces(source, max_rows=_PIECE_ROWS):
         yield from piece_text(piece, columns)
 
 
@@ -280,11 +282,14 @@ def _numpy_piece(piece: Piece, columns: list[str]) -> Iterator[bytes]:
             yield _text.squeeze(matrix).encode("utf-8")
 
 
-def _polars_piece(piece: Piece, columns: list[str]) -> Iterator[bytes]:
-    """A piece's rows through one polars ``write_csv`` call (same text as the NumPy renderer).
+def _polars_piece(piece: Piece, columns: list[str]) -> Iterator[bytes | memoryview]:
+    """A piece's rows by polars (same text as the NumPy renderer).
 
-    polars writes into memory (a piece is a few megabytes of text); the caller writes the
-    file, so disk-full and closed-pipe errors are Python's own ``OSError``s.
+    The rows holding a value whose ``repr`` layout polars does not share (:data:`_POLARS_SAFE`)
+    are rendered by :mod:`._text` and spliced in between the runs of rows polars writes; a
+    piece with many such rows goes to the NumPy renderer whole. polars writes into memory
+    (a piece is a few megabytes of text); the caller writes the file, so disk-full and
+    closed-pipe errors are Python's own ``OSError``s.
     """
     import polars as pl
 
@@ -293,6 +298,7 @@ def _polars_piece(piece: Piece, columns: list[str]) -> Iterator[bytes]:
     width = layer_width(piece.arrays)
     if not width or not ns or not nt:
         return
+    n = ns * nt * width
     names = f"{_field(piece.layer.name)},{piece.direction}"
     data: list[Any] = []  # columns backed by NumPy arrays
     exprs: list[Any] = []  # every column in CSV order (the header is written separately)
@@ -304,6 +310,7 @@ def _polars_piece(piece: Piece, columns: list[str]) -> Iterator[bytes]:
     data.append(pl.Series("step", np.tile(np.repeat(np.arange(t0, t1, dtype=np.int64), width), ns)))
     data.append(pl.Series("unit", np.tile(np.arange(width, dtype=np.int64), ns * nt)))
     exprs += [pl.col("step"), pl.col("unit")]
+    odd = np.zeros(n, dtype=bool)  # rows polars would lay out unlike repr
     for q in columns:
         values = piece.arrays.get(q)
         if values is None:
@@ -318,26 +325,61 @@ def _polars_piece(piece: Piece, columns: list[str]) -> Iterator[bytes]:
             padded = np.zeros((ns, nt, width), values.dtype)
             padded[:, :, :have] = values
             values = padded
-        data.append(_float_series(pl, q, values.reshape(-1)))
+        flat = values.reshape(-1)
+        odd |= _unlike_repr(flat)
+        data.append(pl.Series(q, flat))
         expr = pl.col(q)
         exprs.append(pl.when(pl.col("unit") < have).then(expr).alias(q) if have < width else expr)
-    frame = pl.DataFrame(data).select(exprs)
+    rows = np.flatnonzero(odd)
+    if rows.size > max(64, n // 50):
+        yield from _numpy_piece(piece, columns)
+        return
     buffer = io.BytesIO()
-    frame.write_csv(buffer, include_header=False, quote_style="never", line_terminator="\n",
-                    null_value="")
-    yield buffer.getvalue()
+    pl.DataFrame(data).select(exprs).write_csv(
+        buffer, include_header=False, quote_style="never", line_terminator="\n", null_value="")
+    text = buffer.getbuffer()
+    if not rows.size:
+        yield text
+        return
+    # Splice the odd rows' own lines in place of polars' (line r ends at the r-th newline).
+    ends = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == 10) + 1
+    start = 0
+    for row, line in zip(rows, _row_texts(piece, columns, rows, width, names), strict=True):
+        begin = int(ends[row - 1]) if row else 0
+        yield text[start:begin]
+        yield line
+        start = int(ends[row])
+    yield text[start:]
 
 
-def _float_series(pl: Any, name: str, flat: np.ndarray) -> Any:
-    """A polars column of ``flat``; as text where polars' layout would differ from ``repr``."""
-    column = pl.Series(name, flat)
+def _unlike_repr(flat: np.ndarray) -> np.ndarray:
+    """Where polars' float text would differ from ``repr``'s layout (see :data:`_POLARS_SAFE`)."""
     low, high = _POLARS_SAFE.get(flat.dtype, (np.inf, 0.0))
     with np.errstate(invalid="ignore"):
         mag = np.abs(flat)
-        bad = ((mag < low) & (mag != 0)) | ((mag >= high) & (mag != np.inf)) | np.isnan(flat)
-    if not bad.any():
-        return column
-    index = np.flatnonzero(bad)
-    chars = _text.float_chars(flat[index])
-    texts = [bytes(row[row != 0]).decode("ascii") for row in chars]
-    return column.cast(pl.String).scatter(index, texts)
+        return ((mag < low) & (mag != 0)) | ((mag >= high) & (mag != np.inf)) | np.isnan(flat)
+
+
+def _row_texts(piece: Piece, columns: list[str], rows: np.ndarray, width: int, names: str) -> list[bytes]:
+    """The CSV lines of some rows of a piece (row ``r`` is sample, step, unit in C order)."""
+    (s0, _), (t0, t1) = piece.samples, piece.steps
+    i, rest = np.divmod(rows, (t1 - t0) * width)
+    j, k = np.divmod(rest, width)
+    cells: list[list[str]] = []
+    for q in columns:
+        values = piece.arrays.get(q)
+        if values is None:
+            cells.append([""] * rows.size)
+        elif values.ndim == 2:
+            cells.append(["1" if v else "0" for v in values[i, j]])
+        else:
+            inside = k < values.shape[2]
+            text = [""] * rows.size
+            chars = _value_chars(values[i[inside], j[inside], k[inside]])
+            for where, row in zip(np.flatnonzero(inside), chars, strict=True):
+                text[where] = bytes(row[row != 0]).decode("ascii")
+            cells.append(text)
+    return [
+        (f"{s0 + i[r]},{names},{t0 + j[r]},{k[r]}," + ",".join(column[r] for column in cells) + "\n").encode()
+        for r in range(rows.size)
+    ]

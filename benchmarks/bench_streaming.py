@@ -1,0 +1,217 @@
+"""Streaming traces: peak memory per format at two input lengths, writer throughput against
+pandas / pyarrow / polars, and the chunked engine against one replay. One run prints all.
+
+    python benchmarks/bench_streaming.py [--repeats 3] [--steps 20000 80000]
+
+Needs the test extra (TensorFlow builds the model once; pandas and pyarrow are compared):
+``pip install -e '.[test]'`` (or ``pip install pandas pyarrow`` next to lstm-trace).
+
+1. **Peak RSS**: ``lstm-trace MODEL X.npy -o OUT.<format> --quiet`` for every format, each
+   in its own process (peak resident set size from ``wait4``), on an LSTM(32) with 32
+   features, batch 8, at two lengths 4x apart; with the wall time and the growth ratio.
+2. **Writer throughput** (values/s, a value = one quantity cell): the same tidy rows
+   (``sample, layer, direction, step, unit`` + six float32 quantities) written as CSV and
+   Parquet by lstm-trace's writers (from the in-memory trace: row building included) and by
+   pandas, pyarrow and polars (from a table built beforehand: only the write is timed).
+3. **Engine**: the replay of the shorter input in one go (``Network.trace``) against the
+   chunked replay (``trace_chunks``, default sizes), median of ``--repeats``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FORMATS = ("csv", "json", "npz", "h5", "parquet", "lstmvis")
+UNITS, FEATURES, BATCH = 32, 32, 8
+TF_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "-1"}
+
+
+def worker_build(out: Path, lengths: list[int]) -> None:
+    """The LSTM(32) model (random Glorot weights) as .keras, and one input per length."""
+    import keras
+    import numpy as np
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((None, FEATURES)),
+                              keras.layers.LSTM(UNITS, return_sequences=True, name="lstm")])
+    model.save(out / "lstm32.keras")
+    rng = np.random.default_rng(0)
+    for steps in lengths:
+        np.save(out / f"x{steps}.npy", rng.standard_normal((BATCH, steps, FEATURES)).astype(np.float32))
+
+
+def _median_s(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def worker_writers(model: Path, x_path: Path, out: Path, repeats: int) -> dict:
+    """Values/s of CSV and Parquet writers on the same rows."""
+    import numpy as np
+    import pandas as pd
+    import polars as pl
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    import lstm_trace
+    from lstm_trace.streaming import TraceSource
+    from lstm_trace.writers import write_source
+
+    trace = lstm_trace.load(model).trace(np.load(x_path))
+    quantities = trace.layers[0].quantities
+    batch, steps, units = trace["lstm/hidden"].shape
+    n = batch * steps * units
+    columns = {
+        "sample": np.repeat(np.arange(batch), steps * units),
+        "layer": np.full(n, "lstm"), "direction": np.full(n, "forward"),
+        "step": np.tile(np.repeat(np.arange(steps), units), batch),
+        "unit": np.tile(np.arange(units), batch * steps),
+    }
+    for q in quantities:
+        columns[q] = np.ascontiguousarray(trace[f"lstm/{q}"]).ravel()
+    values = n * len(quantities)
+    frame_pd = pd.DataFrame(columns)
+    table_pa = pa.table(columns)
+    frame_pl = pl.DataFrame(columns)
+    cases = {
+        ("csv", "lstm-trace"): lambda p: write_source(TraceSource.from_trace(trace), "csv", p),
+        ("csv", "pandas"): lambda p: frame_pd.to_csv(p, index=False),
+        ("csv", "pyarrow"): lambda p: pacsv.write_csv(table_pa, p),
+        ("csv", "polars"): lambda p: frame_pl.write_csv(p),
+        ("parquet", "lstm-trace"): lambda p: write_source(TraceSource.from_trace(trace), "parquet", p),
+        ("parquet", "pandas"): lambda p: frame_pd.to_parquet(p, index=False),
+        ("parquet", "pyarrow"): lambda p: pq.write_table(table_pa, p),
+        ("parquet", "polars"): lambda p: frame_pl.write_parquet(p),
+    }
+    results = {}
+    for (fmt, who), write in cases.items():
+        path = out / f"bench-{who}.{fmt}"
+        seconds = _median_s(lambda write=write, path=path: write(path), repeats)
+        results[f"{fmt}/{who}"] = {"seconds": seconds, "values_per_s": values / seconds,
+                                   "bytes": path.stat().st_size}
+        path.unlink()
+    return {"values": values, "results": results}
+
+
+def worker_engine(model: Path, x_path: Path, repeats: int) -> dict:
+    import numpy as np
+
+    import lstm_trace
+
+    network = lstm_trace.load(model)
+    x = np.load(x_path)
+
+    def chunked() -> None:
+        for _ in network.trace_chunks(x):
+            pass
+
+    source = network.trace_chunks(x)
+    one = _median_s(lambda: network.trace(x), repeats)
+    many = _median_s(chunked, repeats)
+    whole = network.trace(x)
+    got = network.trace_chunks(x).to_trace()
+    identical = all(np.array_equal(got[k], whole[k]) for k in whole)
+    return {"one_shot_s": one, "chunked_s": many, "batch_size": source.batch_size,
+            "chunk_steps": source.chunk_steps, "identical": identical}
+
+
+def run_worker(*args: str) -> dict:
+    env = {**os.environ, **TF_ENV, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, __file__, "--worker", *args], env=env,
+                          capture_output=True, text=True, check=False)
+    if proc.returncode:
+        sys.exit(f"worker {args[0]} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def peak_rss(model: Path, x: Path, fmt: str, out: Path) -> tuple[float, float]:
+    """Peak RSS (MB) and wall time (s) of the CLI writing ``fmt``, in its own process."""
+    target = out / ("project" if fmt == "lstmvis" else f"trace.{fmt}")
+    cmd = [sys.executable, "-m", "lstm_trace", str(model), str(x), "--format", fmt,
+           "-o", str(target), "--quiet"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    if status:
+        sys.exit(f"{' '.join(cmd)} failed: {stderr}")
+    if target.is_dir():
+        import shutil
+
+        shutil.rmtree(target)
+    else:
+        target.unlink()
+    return usage.ru_maxrss / 1024, wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, nargs=2, default=[20000, 80000])
+    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        kind, *rest = args.worker
+        if kind == "build":
+            worker_build(Path(rest[0]), [int(s) for s in rest[1:]])
+            print("{}")
+        elif kind == "writers":
+            print(json.dumps(worker_writers(Path(rest[0]), Path(rest[1]), Path(rest[2]), int(rest[3]))))
+        elif kind == "engine":
+            print(json.dumps(worker_engine(Path(rest[0]), Path(rest[1]), int(rest[2]))))
+        return
+
+    short, long = args.steps
+    with tempfile.TemporaryDirectory(prefix="bench-streaming-") as tmp:
+        out = Path(tmp)
+        run_worker("build", str(out), str(short), str(long))
+        model = out / "lstm32.keras"
+        print(f"LSTM({UNITS}), batch {BATCH}, {FEATURES} features; "
+              f"lstm-trace {sys.version.split()[0]}; peak RSS of each CLI run in its own process\n")
+        print(f"| format | {short:,} steps | {long:,} steps | growth ({long // short}x input) |")
+        print("|---|---|---|---|")
+        for fmt in FORMATS:
+            a_rss, a_wall = peak_rss(model, out / f"x{short}.npy", fmt, out)
+            b_rss, b_wall = peak_rss(model, out / f"x{long}.npy", fmt, out)
+            print(f"| {fmt} | {a_rss:.0f} MB, {a_wall:.1f} s | {b_rss:.0f} MB, {b_wall:.1f} s | "
+                  f"{b_rss / a_rss:.2f}x |", flush=True)
+
+        w = run_worker("writers", str(model), str(out / f"x{short}.npy"), str(out), str(args.repeats))
+        print(f"\nWriting the same {w['values']:,} values ({short:,} steps; "
+              f"median of {args.repeats}; million values/s)\n")
+        print("| writer | CSV | CSV size | Parquet | Parquet size |")
+        print("|---|---|---|---|---|")
+        for who in ("lstm-trace", "pandas", "pyarrow", "polars"):
+            c, p = w["results"][f"csv/{who}"], w["results"][f"parquet/{who}"]
+            print(f"| {who} | {c['values_per_s'] / 1e6:.1f} M/s | {c['bytes'] / 2**20:.0f} MiB | "
+                  f"{p['values_per_s'] / 1e6:.1f} M/s | {p['bytes'] / 2**20:.0f} MiB |")
+
+        e = run_worker("engine", str(model), str(out / f"x{short}.npy"), str(args.repeats))
+        print(f"\nEngine on {short:,} steps (median of {args.repeats})\n")
+        print("| replay | time |")
+        print("|---|---|")
+        print(f"| one shot (`Network.trace`) | {e['one_shot_s']:.3f} s |")
+        print(f"| chunked (`trace_chunks`: {e['batch_size']} samples x {e['chunk_steps']} steps) | "
+              f"{e['chunked_s']:.3f} s ({e['chunked_s'] / e['one_shot_s']:.3f}x) |")
+        print(f"\nchunked arrays bit-identical to one shot: {e['identical']}")
+
+
+if __name__ == "__main__":
+    main()
