@@ -184,7 +184,7 @@ def main() -> None:
         run_worker("build", str(out), str(short), str(long))
         model = out / "lstm32.keras"
         print(f"LSTM({UNITS}), batch {BATCH}, {FEATURES} features; "
-              f"lstm-trace {sys.version.split()[0]}; peak RSS of each CLI run in its own process\n")
+              f"Python {sys.version.split()[0]}; peak RSS of each CLI run in its own process\n")
         print(f"| format | {short:,} steps | {long:,} steps | growth ({long // short}x input) |")
         print("|---|---|---|---|")
         for fmt in FORMATS:

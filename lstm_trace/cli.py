@@ -478,10 +478,13 @@ def wrote(output: str, what: str = "") -> None:
 @click.option("--vocab", type=click.Path(dir_okay=False),
               help="lstmvis: the word of each token id, one per line.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar on stderr.")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Run on this Dask distributed scheduler (tcp://HOST:8786) and write -o OUT.zarr "
+              "(pip install 'lstm-trace[dask]').")
 @handle_errors
 def trace(model: str, input: str, fmt: str | None, output: str, units: str | None,
           steps: str | None, samples: str | None, summary: bool, batch_size: int | None,
-          vocab: str | None, quiet: bool, **kwargs: Any) -> None:
+          vocab: str | None, quiet: bool, scheduler: str | None, **kwargs: Any) -> None:
     """Trace MODEL on INPUT: every gate, cell and hidden state at every step.
 
     Files (csv, json, npz, h5, parquet, lstmvis) are written chunk by chunk as the
@@ -490,6 +493,9 @@ def trace(model: str, input: str, fmt: str | None, output: str, units: str | Non
     from .writers import write_trace
     from .writers._common import pick
 
+    if scheduler is not None:
+        cluster_trace(model, input, output, scheduler, batch_size=batch_size, **kwargs)
+        return
     fmt = format_for(output, fmt, ("table", "csv", "npz", "json", "h5", "parquet", "lstmvis"),
                      piped="csv")
     if not summary and fmt != "table" and units is None and steps is None and samples is None:
@@ -540,7 +546,10 @@ def stream_trace(model: str, input: str, fmt: str, output: str, *, batch_size: i
             raise OptionError(f"--vocab applies to --format lstmvis, not {fmt}")
         from .writers.plot import read_labels
 
-        vocab_words = read_labels(vocab)
+        try:
+            vocab_words = read_labels(vocab)
+        except ValueError as err:
+            raise OptionError(f"--vocab {err}") from None
     network = open_model(model, **kwargs)
     layers = list(kwargs.get("layers") or ())
     layer_input = bool(kwargs.get("layer_input"))
@@ -567,6 +576,42 @@ def stream_trace(model: str, input: str, fmt: str, output: str, *, batch_size: i
         units = max((info.shape[2] for info in source.keys.values() if len(info.shape) == 3), default=0)
         wrote(output, f"{fmt}: {len(source.keys)} keys, {source.batch} sample"
                       f"{'s' if source.batch != 1 else ''} × {source.steps} steps × {units} units")
+
+
+def cluster_trace(model: str, input: str, output: str, scheduler: str, *, batch_size: int | None,
+                  **kwargs: Any) -> None:
+    """``--scheduler``: the trace computed on a Dask cluster into a Zarr store (lstm_trace.cluster)."""
+    from .stream_output import check_shape
+
+    try:
+        from .cluster import open_input, require_dask, trace_to_zarr
+
+        require_dask()
+    except ImportError as err:
+        raise OptionError(str(err)) from None
+    if output == "-":
+        raise OptionError("--scheduler writes a Zarr store: give -o OUT.zarr")
+    if batch_size is not None and batch_size < 1:
+        raise OptionError(f"--batch-size must be 1 or more, got {batch_size}")
+    network = open_model(model, **kwargs)
+    layers = list(kwargs.get("layers") or ())
+    layer_input = bool(kwargs.get("layer_input"))
+    features, token_ids = expected_input(network, layers, layer_input)
+    x = open_input(input, samples_per_block=batch_size)
+    check_shape(x, input, features=features, integer_ids=token_ids)
+    initial = read_initial_state(kwargs["initial_state"]) if kwargs.get("initial_state") else None
+    try:
+        shapes = trace_to_zarr(network, x, output, scheduler=scheduler, layers=layers or None,
+                               layer_input=layer_input, initial_state=initial,
+                               dtype=kwargs.get("dtype") or "float32")
+    except (OSError, TimeoutError) as err:
+        if isinstance(err, OutputError):
+            raise
+        raise OptionError(f"--scheduler {scheduler}: {err}".splitlines()[0]) from None
+    batch, steps = next(iter(shapes.values()))[:2]
+    units = max((shape[2] for shape in shapes.values() if len(shape) == 3), default=0)
+    wrote(output, f"zarr: {len(shapes)} keys, {batch} sample{'s' if batch != 1 else ''} × "
+                  f"{steps} steps × {units} units")
 
 
 def write_summary(result: Any, fmt: str, output: str, selection: dict[str, Any]) -> None:

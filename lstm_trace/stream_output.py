@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import OptionError
 from .inputs import InputError, detect_format, read_input, validate_input
 from .network import Network
 from .streaming import TraceChunk, TraceSource, open_npy, trace_chunks
@@ -40,17 +41,10 @@ def open_input(
     if key is not None or detect_format(path) != "npy" or integer_ids and _npy_dtype(path).kind == "f":
         return validate_input(read_input(path, key=key), features=features,
                               integer_ids=integer_ids, path=path), None
-    try:
-        x = open_npy(path)
-    except ValueError as err:
-        raise InputError(str(err)) from None
+    x = open_npy(path)
     if not isinstance(x, np.memmap):  # empty: let the usual validation say so
         return validate_input(x, features=features, integer_ids=integer_ids, path=path), None
-    if not _plausible(x, features, integer_ids):
-        # The ordinary validation says what is wrong, on a stand-in of the same shape and
-        # dtype that holds nothing (a broadcast zero), so its messages are the usual ones.
-        validate_input(np.broadcast_to(np.zeros((), x.dtype), x.shape), features=features,
-                       integer_ids=integer_ids, path=path)
+    check_shape(x, path, features=features, integer_ids=integer_ids)
 
     def check(part: np.ndarray, s0: int, t0: int) -> np.ndarray:
         _check_values(part, s0, t0, name, integer_ids)
@@ -61,11 +55,19 @@ def open_input(
     return x, check
 
 
+def check_shape(x: Any, path: str | os.PathLike[str], *, features: int | None, integer_ids: bool) -> None:
+    """Refuse an array-like of the wrong shape or dtype without reading its data.
+
+    The ordinary validation says what is wrong, on a stand-in of the same shape and dtype
+    that holds nothing (a broadcast zero), so the messages are those of small inputs.
+    """
+    if not _plausible(x, features, integer_ids):
+        validate_input(np.broadcast_to(np.zeros((), x.dtype), x.shape), features=features,
+                       integer_ids=integer_ids, path=path)
+
+
 def _npy_dtype(path: str | os.PathLike[str]) -> np.dtype:
-    try:
-        return open_npy(path).dtype
-    except ValueError as err:
-        raise InputError(str(err)) from None
+    return open_npy(path).dtype
 
 
 def _plausible(x: np.ndarray, features: int | None, integer_ids: bool) -> bool:
@@ -123,7 +125,7 @@ def write_stream(
     from .writers import STREAMING_FORMATS, write_source
 
     if fmt not in STREAMING_FORMATS:
-        raise ValueError(f"--format {fmt} is not written in chunks; streaming formats: "
+        raise OptionError(f"--format {fmt} is not written in chunks; streaming formats: "
                          f"{', '.join(STREAMING_FORMATS)}")
     if network.input_adapter is not None and not layer_input:  # ONNX: as onnxruntime is fed
         x, check = network.input_adapter.read(os.fspath(input_path), key=input_key), None
@@ -138,7 +140,7 @@ def write_stream(
         extra["vocab"] = vocab
         extra.setdefault("name", os.path.basename(os.fspath(output).rstrip("/")) or "lstm-trace")
     elif vocab is not None:
-        raise ValueError("--vocab applies to --format lstmvis (and plot), not to --format " + fmt)
+        raise OptionError("--vocab applies to --format lstmvis (and plot), not to --format " + fmt)
     with progress(source, quiet=quiet):
         write_source(source, fmt, output, **extra)
     return source

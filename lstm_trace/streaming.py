@@ -33,6 +33,8 @@ import numpy as np
 
 from . import layers as L
 from .engine import Carry, ReplayPlan, plan_replay, run_chunk
+from .errors import OptionError
+from .inputs import InputError
 from .network import Network, RecurrentLayer
 from .trace import Trace, TracedLayer
 
@@ -195,9 +197,9 @@ def trace_chunks(
     batch = 1 if single else int(shape[0])
     steps = int(shape[0] if single else shape[1])
     if batch_size is not None and batch_size < 1:
-        raise ValueError(f"--batch-size must be 1 or more, got {batch_size}")
+        raise OptionError(f"--batch-size must be 1 or more, got {batch_size}")
     if chunk_steps is not None and chunk_steps < 1:
-        raise ValueError(f"chunk_steps must be 1 or more, got {chunk_steps}")
+        raise OptionError(f"chunk_steps must be 1 or more, got {chunk_steps}")
     blocker = step_streaming_blocker(plan)
     per_cell = _bytes_per_cell(plan)
     if batch_size is None:
@@ -315,7 +317,7 @@ def open_npy(path: str | os.PathLike[str]) -> np.memmap:
     """Memory-map the ``.npy`` file ``path`` read-only, after checking its header.
 
     The header's shape and dtype must fit in the file: a header declaring more data than
-    the file holds is refused (``ValueError``, one line) before anything is mapped.
+    the file holds is refused (:class:`~lstm_trace.inputs.InputError`, one line) before anything is mapped.
     Arrays of Python objects are refused (nothing is ever unpickled).
     """
     name = os.fspath(path)
@@ -333,15 +335,15 @@ def open_npy(path: str | os.PathLike[str]) -> np.memmap:
             size = os.fstat(handle.fileno()).st_size
     except Exception as err:  # numpy's header parser: ValueError, SyntaxError, TokenError...
         detail = (str(err).strip().splitlines() or [""])[0][:100]
-        raise ValueError(f"{name}: cannot read the .npy header ({type(err).__name__}: {detail})") from None
+        raise InputError(f"{name}: cannot read the .npy header ({type(err).__name__}: {detail})") from None
     if dtype.hasobject:
-        raise ValueError(
+        raise InputError(
             f"{name}: holds Python objects (a pickled object array), which lstm-trace never "
             "loads; save a numeric array instead"
         )
     needed = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if offset + needed > size:
-        raise ValueError(
+        raise InputError(
             f"{name}: the .npy header declares shape {tuple(shape)} {dtype} ({needed:,} bytes) "
             f"but the file holds {max(0, size - offset):,} bytes after its header; "
             "the file is truncated or corrupt"

@@ -20,6 +20,7 @@ import json
 import os
 
 from ..atomic import atomic_path, is_stdout
+from ..errors import OptionError
 from ..streaming import TraceSource
 from ..trace import Trace
 
@@ -39,7 +40,7 @@ def write_source(source: TraceSource, output: str | os.PathLike[str] | None) -> 
     from .json import _layer_info
 
     if is_stdout(output):
-        raise ValueError("h5 is a binary file format: give an output file, e.g. -o trace.h5")
+        raise OptionError("h5 is a binary file format: give an output file, e.g. -o trace.h5")
     keys = source.keys
     shaped = source.shapes()
     with atomic_path(output) as tmp, h5py.File(tmp, "w") as f:

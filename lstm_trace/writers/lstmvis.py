@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path, is_stdout
+from ..errors import OptionError
 from ..streaming import TraceSource
 from ..trace import Trace
 from ._spill import groups, row_pieces
@@ -72,7 +73,7 @@ def write_source(
     import h5py
 
     if is_stdout(output):
-        raise ValueError("lstmvis writes a directory: give one with -o DIR")
+        raise OptionError("lstmvis writes a directory: give one with -o DIR")
     parts = groups(source.layers, source.keys)
     states = [(layer.key(direction, q), kind, number)
               for number, (layer, direction, quantities) in enumerate(parts, start=1)
@@ -80,7 +81,7 @@ def write_source(
                               ("hidden", "output" if "cell" in quantities else "state"))
               if q in quantities]
     if not states:
-        raise ValueError("the trace holds no cell or hidden state to write for LSTMVis")
+        raise OptionError("the trace holds no cell or hidden state to write for LSTMVis")
     word_ids, steps_as_words = word_reader(inputs, vocab, source.batch, source.steps)
     first = parts[0]
     word_key = first[0].key(first[1], "hidden")
@@ -135,7 +136,7 @@ def word_reader(
         inputs = inputs[None] if inputs.dtype.kind in "iu" else inputs
     if inputs is not None and inputs.ndim == 2 and inputs.dtype.kind in "iu":
         if inputs.shape != (batch, steps):
-            raise ValueError(f"token ids of shape {inputs.shape} do not match the trace "
+            raise OptionError(f"token ids of shape {inputs.shape} do not match the trace "
                              f"({batch} samples, {steps} steps)")
         return (lambda s, t: np.asarray(inputs[s[0]:s[1], t[0]:t[1]], dtype=np.int64)), False
     if inputs is not None and vocab is not None and inputs.shape[-1] == len(vocab):
@@ -144,7 +145,7 @@ def word_reader(
         def hot(s: tuple[int, int], t: tuple[int, int]) -> np.ndarray:
             part = np.asarray(x[s[0]:s[1], t[0]:t[1]])
             if not np.all(((part == 1).sum(axis=-1) == 1) & ((part == 0).sum(axis=-1) == part.shape[-1] - 1)):
-                raise ValueError(f"the input's {len(vocab)} features are not one-hot at every step "
+                raise OptionError(f"the input's {len(vocab)} features are not one-hot at every step "
                                  f"of samples {s[0]}..{s[1] - 1}; --vocab names one-hot features "
                                  "or token ids")
             return part.argmax(axis=-1).astype(np.int64)

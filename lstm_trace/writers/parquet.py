@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_path, is_stdout
+from ..errors import OptionError
 from ..streaming import TraceSource
 from ..trace import Trace
 from ._spill import Piece, row_pieces
@@ -49,7 +50,7 @@ def write_source(source: TraceSource, output: str | os.PathLike[str] | None) -> 
     from polars.io.plugins import register_io_source
 
     if is_stdout(output):
-        raise ValueError("parquet is a binary file format: give an output file, e.g. -o trace.parquet")
+        raise OptionError("parquet is a binary file format: give an output file, e.g. -o trace.parquet")
     columns = quantity_columns(source.layers)
     types = schema(columns)
     failure: list[BaseException] = []
