@@ -1,7 +1,7 @@
 """Streaming traces: peak memory per format at two input lengths, writer throughput against
 pandas / pyarrow / polars, and the chunked engine against one replay. One run prints all.
 
-    python benchmarks/bench_streaming.py [--repeats 3] [--steps 20000 80000]
+    python benchmarks/bench_streaming.py [--repeats 3] [--engine-repeats 9] [--steps 20000 80000]
 
 Needs the test extra (TensorFlow builds the model once; pandas and pyarrow are compared):
 ``pip install -e '.[test]'`` (or ``pip install pandas pyarrow`` next to lstm-trace).
@@ -14,7 +14,8 @@ Needs the test extra (TensorFlow builds the model once; pandas and pyarrow are c
    Parquet by lstm-trace's writers (from the in-memory trace: row building included) and by
    pandas, pyarrow and polars (from a table built beforehand: only the write is timed).
 3. **Engine**: the replay of the shorter input in one go (``Network.trace``) against the
-   chunked replay (``trace_chunks``, default sizes), median of ``--repeats``.
+   chunked replay (``trace_chunks``, default sizes), interleaved runs; and the largest
+   difference between their arrays.
 """
 
 from __future__ import annotations
@@ -109,6 +110,8 @@ def worker_writers(model: Path, x_path: Path, out: Path, repeats: int) -> dict:
 
 
 def worker_engine(model: Path, x_path: Path, repeats: int) -> dict:
+    """One replay against the chunked replay, runs interleaved (ABAB...) so that a load
+    spike on a shared machine hits both; min and median of each."""
     import numpy as np
 
     import lstm_trace
@@ -121,17 +124,23 @@ def worker_engine(model: Path, x_path: Path, repeats: int) -> dict:
             pass
 
     source = network.trace_chunks(x)
-    one = _median_s(lambda: network.trace(x), repeats)
-    many = _median_s(chunked, repeats)
+    one, many = [], []
+    network.trace(x)
+    chunked()
+    for _ in range(repeats):
+        for fn, times in ((lambda: network.trace(x), one), (chunked, many)):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
     whole = network.trace(x)
     got = network.trace_chunks(x).to_trace()
-    identical = all(np.array_equal(got[k], whole[k]) for k in whole)
-    return {"one_shot_s": one, "chunked_s": many, "batch_size": source.batch_size,
-            "chunk_steps": source.chunk_steps, "identical": identical}
+    diff = max(float(np.max(np.abs(got[k] - whole[k]))) for k in whole)
+    return {"one_shot": [min(one), statistics.median(one)], "chunked": [min(many), statistics.median(many)],
+            "batch_size": source.batch_size, "chunk_steps": source.chunk_steps, "max_abs_diff": diff}
 
 
-def run_worker(*args: str) -> dict:
-    env = {**os.environ, **TF_ENV, "PYTHONPATH": str(ROOT)}
+def run_worker(*args: str, env_extra: dict[str, str] | None = None) -> dict:
+    env = {**os.environ, **TF_ENV, "PYTHONPATH": str(ROOT), **(env_extra or {})}
     proc = subprocess.run([sys.executable, __file__, "--worker", *args], env=env,
                           capture_output=True, text=True, check=False)
     if proc.returncode:
@@ -163,8 +172,11 @@ def peak_rss(model: Path, x: Path, fmt: str, out: Path) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="writer timings")
+    parser.add_argument("--engine-repeats", type=int, default=9, help="engine timings")
     parser.add_argument("--steps", type=int, nargs=2, default=[20000, 80000])
+    parser.add_argument("--sections", default="rss,writers,engine",
+                        help="comma-separated: rss, writers, engine (default: all)")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -183,34 +195,49 @@ def main() -> None:
         out = Path(tmp)
         run_worker("build", str(out), str(short), str(long))
         model = out / "lstm32.keras"
+        sections = set(args.sections.split(","))
         print(f"LSTM({UNITS}), batch {BATCH}, {FEATURES} features; "
               f"Python {sys.version.split()[0]}; peak RSS of each CLI run in its own process\n")
         print(f"| format | {short:,} steps | {long:,} steps | growth ({long // short}x input) |")
         print("|---|---|---|---|")
-        for fmt in FORMATS:
+        for fmt in FORMATS if "rss" in sections else ():
             a_rss, a_wall = peak_rss(model, out / f"x{short}.npy", fmt, out)
             b_rss, b_wall = peak_rss(model, out / f"x{long}.npy", fmt, out)
             print(f"| {fmt} | {a_rss:.0f} MB, {a_wall:.1f} s | {b_rss:.0f} MB, {b_wall:.1f} s | "
                   f"{b_rss / a_rss:.2f}x |", flush=True)
 
-        w = run_worker("writers", str(model), str(out / f"x{short}.npy"), str(out), str(args.repeats))
-        print(f"\nWriting the same {w['values']:,} values ({short:,} steps; "
-              f"median of {args.repeats}; million values/s)\n")
-        print("| writer | CSV | CSV size | Parquet | Parquet size |")
-        print("|---|---|---|---|---|")
-        for who in ("lstm-trace", "pandas", "pyarrow", "polars"):
-            c, p = w["results"][f"csv/{who}"], w["results"][f"parquet/{who}"]
-            print(f"| {who} | {c['values_per_s'] / 1e6:.1f} M/s | {c['bytes'] / 2**20:.0f} MiB | "
-                  f"{p['values_per_s'] / 1e6:.1f} M/s | {p['bytes'] / 2**20:.0f} MiB |")
+        if "writers" in sections:
+            print_writers(run_worker("writers", str(model), str(out / f"x{short}.npy"), str(out),
+                                     str(args.repeats)), short, args.repeats)
+        if "engine" in sections:
+            runs = {threads: run_worker("engine", str(model), str(out / f"x{short}.npy"),
+                                        str(args.engine_repeats), env_extra=env)
+                    for threads, env in (("BLAS as set", {}), ("1 BLAS thread", {"OPENBLAS_NUM_THREADS": "1"}))}
+            print_engine(runs, short, args.engine_repeats)
 
-        e = run_worker("engine", str(model), str(out / f"x{short}.npy"), str(args.repeats))
-        print(f"\nEngine on {short:,} steps (median of {args.repeats})\n")
-        print("| replay | time |")
-        print("|---|---|")
-        print(f"| one shot (`Network.trace`) | {e['one_shot_s']:.3f} s |")
-        print(f"| chunked (`trace_chunks`: {e['batch_size']} samples x {e['chunk_steps']} steps) | "
-              f"{e['chunked_s']:.3f} s ({e['chunked_s'] / e['one_shot_s']:.3f}x) |")
-        print(f"\nchunked arrays bit-identical to one shot: {e['identical']}")
+
+def print_writers(w: dict, short: int, repeats: int) -> None:
+    print(f"\nWriting the same {w['values']:,} values ({short:,} steps; "
+          f"median of {repeats}; million values/s)\n")
+    print("| writer | CSV | CSV size | Parquet | Parquet size |")
+    print("|---|---|---|---|---|")
+    for who in ("lstm-trace", "pandas", "pyarrow", "polars"):
+        c, p = w["results"][f"csv/{who}"], w["results"][f"parquet/{who}"]
+        print(f"| {who} | {c['values_per_s'] / 1e6:.1f} M/s | {c['bytes'] / 2**20:.0f} MiB | "
+              f"{p['values_per_s'] / 1e6:.1f} M/s | {p['bytes'] / 2**20:.0f} MiB |", flush=True)
+
+
+def print_engine(runs: dict[str, dict], short: int, repeats: int) -> None:
+    print(f"\nEngine on {short:,} steps ({repeats} interleaved runs each; min, median)\n")
+    print("| BLAS | one shot (`Network.trace`) | chunked (`trace_chunks`) | chunked / one shot |")
+    print("|---|---|---|---|")
+    for threads, e in runs.items():
+        (one_min, one_med), (many_min, many_med) = e["one_shot"], e["chunked"]
+        print(f"| {threads} | {one_min:.3f} s, {one_med:.3f} s | {many_min:.3f} s, {many_med:.3f} s | "
+              f"{many_min / one_min:.3f}x, {many_med / one_med:.3f}x |")
+    e = next(iter(runs.values()))
+    print(f"\nchunks of {e['batch_size']} samples x {e['chunk_steps']} steps; largest difference "
+          f"between the chunked and the one-shot arrays: {e['max_abs_diff']:.2g}")
 
 
 if __name__ == "__main__":

@@ -106,6 +106,11 @@ def _pread_all(fd: int, out: memoryview, offset: int) -> None:
         out, offset = out[n:], offset + n
 
 
+#: Rows of a piece of whole sequences, at most (one sample's rows at least): bounds the
+#: memory a writer spends turning a piece into text or a table.
+PIECE_ROWS = 2**18
+
+
 @dataclass(frozen=True)
 class Piece:
     """Rows of one layer direction for samples ``[s0, s1)`` and steps ``[t0, t1)``.

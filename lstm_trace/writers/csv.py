@@ -48,7 +48,7 @@ from ..streaming import TraceSource
 from ..trace import Trace, TracedLayer
 from . import _text
 from ._common import Picked, layer_width, pick
-from ._spill import Piece, row_pieces
+from ._spill import PIECE_ROWS, Piece, row_pieces
 
 #: The columns every row starts with.
 INDEX_COLUMNS = ("sample", "layer", "direction", "step", "unit")
@@ -223,8 +223,6 @@ def _field(text: str) -> str:
 
 # ------------------------------------------------------------------ streaming
 
-#: Rows of one polars call at most (bounds the text held in memory at once).
-_PIECE_ROWS = 2**18
 #: float32 values polars writes with the same layout as ``repr``: ``1e-4 <= |x| < 1e13``
 #: (float64: ``< 1e16``), with a margin; 0 and ±inf too. Everything else goes through
 #: :mod:`._text`. Tests compare both renderers over every decade.
@@ -262,7 +260,7 @@ def render_source(source: TraceSource, *, engine: str | None = None) -> Iterator
     columns = quantity_columns(source.layers)
     piece_text = _polars_piece if engine == "polars" else _numpy_piece
     yield (",".join([*INDEX_COLUMNS, *columns]) + "\n").encode()
-    for piece in row_pieces(source, max_rows=_PIECE_ROWS):
+    for piece in row_pieces(source, max_rows=PIECE_ROWS):
         yield from piece_text(piece, columns)
 
 

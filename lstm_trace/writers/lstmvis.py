@@ -39,7 +39,7 @@ from ..atomic import atomic_path, is_stdout
 from ..errors import OptionError
 from ..streaming import TraceSource
 from ..trace import Trace
-from ._spill import groups, row_pieces
+from ._spill import PIECE_ROWS, groups, row_pieces
 
 STATES_FILE = "states.h5"
 WORDS_FILE = "words.h5"
@@ -97,7 +97,7 @@ def write_source(
                                                   dtype=np.float32, chunks=(rows, width))
             words = wf.create_dataset("word_ids", shape=(0,), maxshape=(None,), dtype=np.int64,
                                       chunks=(4096,))
-            for piece in row_pieces(source):
+            for piece in row_pieces(source, max_rows=PIECE_ROWS):
                 mask = piece.arrays.get("mask")
                 for q, values in piece.arrays.items():
                     key = piece.layer.key(piece.direction, q)

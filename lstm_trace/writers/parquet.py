@@ -24,7 +24,7 @@ from ..atomic import atomic_path, is_stdout
 from ..errors import OptionError
 from ..streaming import TraceSource
 from ..trace import Trace
-from ._spill import Piece, row_pieces
+from ._spill import PIECE_ROWS, Piece, row_pieces
 from .csv import INDEX_COLUMNS, quantity_columns
 
 
@@ -58,7 +58,7 @@ def write_source(source: TraceSource, output: str | os.PathLike[str] | None) -> 
     def frames(with_columns: list[str] | None, predicate: Any, n_rows: int | None,
                batch_size: int | None) -> Iterator[Any]:
         try:
-            for piece in row_pieces(source):
+            for piece in row_pieces(source, max_rows=PIECE_ROWS):
                 frame = _frame(pl, piece, columns, types)
                 if with_columns is not None:
                     frame = frame.select(with_columns)
