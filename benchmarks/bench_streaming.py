@@ -210,9 +210,10 @@ def main() -> None:
             print_writers(run_worker("writers", str(model), str(out / f"x{short}.npy"), str(out),
                                      str(args.repeats)), short, args.repeats)
         if "engine" in sections:
+            blas = (("BLAS as set", {}), ("1 BLAS thread", {"OPENBLAS_NUM_THREADS": "1"}))
             runs = {threads: run_worker("engine", str(model), str(out / f"x{short}.npy"),
                                         str(args.engine_repeats), env_extra=env)
-                    for threads, env in (("BLAS as set", {}), ("1 BLAS thread", {"OPENBLAS_NUM_THREADS": "1"}))}
+                    for threads, env in blas}
             print_engine(runs, short, args.engine_repeats)
 
 
