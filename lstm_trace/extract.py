@@ -53,16 +53,10 @@ from typing import IO, Any
 import numpy as np
 
 from .atomic import atomic_write
-from .gates import gate_slices
+from .gates import GATE_ORDERS, LAYOUTS, gate_slices
 from .network import Cell, Network, RecurrentLayer
 
 FORMATS = ("npz", "json", "csv")
-#: PyTorch's gate order per cell kind, in canonical gate names.
-TORCH_ORDER: dict[str, tuple[str, ...]] = {
-    "lstm": ("input_gate", "forget_gate", "candidate", "output_gate"),
-    "gru": ("reset_gate", "update_gate", "candidate"),
-    "simple_rnn": ("candidate",),
-}
 TORCH_MODULE = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "RNN"}
 
 
@@ -273,7 +267,7 @@ def _check_torch_cell(cell: Cell, where: str) -> None:
 def _torch_params(cell: Cell, suffix: str) -> dict[str, np.ndarray]:
     """``weight_ih_l0`` etc. of one direction: canonical columns -> PyTorch rows in its order."""
     cols = gate_slices(cell.kind, cell.units)
-    order = TORCH_ORDER[cell.kind]
+    order = GATE_ORDERS[LAYOUTS["torch"][cell.kind]]
 
     def rows(matrix: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(np.concatenate([matrix[:, cols[g]] for g in order], axis=1).T)

@@ -37,6 +37,17 @@ GATE_ORDERS: dict[str, tuple[str, ...]] = {
     # PyTorch nn.GRU: r, z, n
     "torch_gru": ("reset_gate", "update_gate", "candidate"),
     "simple_rnn": ("candidate",),
+    # Keras 1 stores one W, U, b per gate, LSTM in the order i, c, f, o
+    "keras1_lstm": ("input_gate", "candidate", "forget_gate", "output_gate"),
+    "keras1_gru": ("update_gate", "reset_gate", "candidate"),
+}
+
+#: The layout (a key of :data:`GATE_ORDERS`) each framework stores each cell kind in.
+LAYOUTS: dict[str, dict[str, str]] = {
+    "keras": {"lstm": "keras_lstm", "gru": "keras_gru", "simple_rnn": "simple_rnn"},
+    "keras1": {"lstm": "keras1_lstm", "gru": "keras1_gru", "simple_rnn": "simple_rnn"},
+    "torch": {"lstm": "torch_lstm", "gru": "torch_gru", "simple_rnn": "simple_rnn"},
+    "onnx": {"lstm": "onnx_lstm", "gru": "onnx_gru", "simple_rnn": "simple_rnn"},
 }
 
 

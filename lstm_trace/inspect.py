@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .gates import CANONICAL_ORDER, GATE_ORDERS, storage_slices
+from .gates import CANONICAL_ORDER, GATE_ORDERS, LAYOUTS, storage_slices
 from .layers import UpstreamLayer
 from .network import Cell, Direction, Network, RecurrentLayer
 
@@ -186,7 +186,7 @@ def gate_locations(cell: Cell, class_name: str = "") -> list[dict[str, str]]:
         layout = "tf1_rnn"
     unknown = layout is None
     if layout is None:
-        layout = {"lstm": "keras_lstm", "gru": "keras_gru", "simple_rnn": "simple_rnn"}[cell.kind]
+        layout = LAYOUTS["keras"][cell.kind]
     slices = storage_slices("simple_rnn" if layout == "tf1_rnn" else layout, cell.units)
     names = LAYOUT_TENSORS.get(layout, LAYOUT_TENSORS["keras_lstm"])
     if cell.tensor_names and not unknown:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ...activations import keras_activation_name
-from ...gates import reorder_gates
+from ...gates import LAYOUTS, reorder_gates
 from ...layers import UpstreamLayer
 from ...network import Cell, Direction, Network, RecurrentLayer
 from ..errors import LoadError
@@ -287,7 +287,7 @@ def make_cell(
     recurrent_activation = _activation(
         config, "recurrent_activation", "sigmoid", ctx, cudnn
     ) if kind != "simple_rnn" else "sigmoid"
-    order = {"lstm": "keras_lstm", "gru": "keras_gru", "simple_rnn": "simple_rnn"}[kind]
+    order = LAYOUTS["keras"][kind]
     recurrent_bias = None
     reset_after = True
     if kind == "gru":

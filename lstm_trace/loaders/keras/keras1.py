@@ -44,19 +44,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ...gates import GATE_ORDERS, LAYOUTS
 from ..errors import LoadError
 from .spec import LayerSpec, WeightSource
 
 #: Keras 1 recurrent layer classes and their cell kind.
 KERAS1_RNN_KINDS = {"LSTM": "lstm", "GRU": "gru", "SimpleRNN": "simple_rnn"}
 
-#: Per-gate arrays in a Keras 1 layer's weight list, in storage order.
-KERAS1_GATE_ORDER = {"lstm": ("i", "c", "f", "o"), "gru": ("z", "r", "h")}
-#: The fused Keras 2 order the gates are concatenated in.
-KERAS2_GATE_ORDER = {"lstm": ("i", "f", "c", "o"), "gru": ("z", "r", "h")}
-
-#: Number of separate (not fused) arrays of a Keras 1 layer, by kind.
-SEPARATE_COUNT = {kind: 3 * len(order) for kind, order in KERAS1_GATE_ORDER.items()}
+#: Number of separate (not fused) arrays of a Keras 1 layer, by kind: W, U, b per gate.
+SEPARATE_COUNT = {kind: 3 * len(GATE_ORDERS[LAYOUTS["keras1"][kind]]) for kind in ("lstm", "gru")}
 
 #: A Keras 1 weight name: ``lstm_1_W_i``, ``gru_1_U_z:0``, ``simplernn_1_b``, ``dense_1_W``.
 _KERAS1_WEIGHT_NAME = re.compile(r"^[^/]*_(W|U|b)(_[a-z])?(:\d+)?$")
@@ -121,7 +117,7 @@ def keras1_rnn_weights(kind: str, arrays: Sequence[np.ndarray], where: str = "la
             f"{where}: a Keras 1 {kind} layer has 3 weight arrays (fused) or "
             f"{SEPARATE_COUNT.get(kind, 3)} (one W, U, b per gate); found {len(arrays)}"
         )
-    stored = KERAS1_GATE_ORDER[kind]
+    stored = GATE_ORDERS[LAYOUTS["keras1"][kind]]
     per_gate = {gate: arrays[3 * k:3 * k + 3] for k, gate in enumerate(stored)}
     units = per_gate[stored[0]][1].shape[-1]
     for gate, (w, u, b) in per_gate.items():
@@ -130,7 +126,7 @@ def keras1_rnn_weights(kind: str, arrays: Sequence[np.ndarray], where: str = "la
                 f"{where}: Keras 1 {kind} gate {gate!r} has W {w.shape}, U {u.shape}, b {b.shape}; "
                 f"expected (inputs, {units}), ({units}, {units}), ({units},)"
             )
-    order = KERAS2_GATE_ORDER[kind]
+    order = GATE_ORDERS[LAYOUTS["keras"][kind]]
     return [np.concatenate([per_gate[g][part] for g in order], axis=-1) for part in range(3)]
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from ...activations import parametric_name
 from ...cells import CELL_KINDS
-from ...gates import reorder_gates
+from ...gates import LAYOUTS, reorder_gates
 from ...network import Cell, Direction, RecurrentLayer
 from .proto import Node
 
@@ -160,7 +160,7 @@ def recurrent_layer(
     if layout not in (0, 1):
         raise NodeError(f"layout {layout} (expected 0 or 1)")
     activations = activation_names(node, D)
-    order = {"LSTM": "onnx_lstm", "GRU": "onnx_gru", "RNN": "simple_rnn"}[op]
+    order = LAYOUTS["onnx"][RECURRENT_OPS[op]]
     directions = []
     for d in range(D):
         kernel = reorder_gates(W[d].T, order, kind)

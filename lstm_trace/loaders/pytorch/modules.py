@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...cells import CELL_KINDS
-from ...gates import reorder_gates
+from ...gates import LAYOUTS, reorder_gates
 from ...keys import key_prefix
 from ...layers import Embedding
 from ...network import Cell, Direction, Network, RecurrentLayer
@@ -43,7 +43,6 @@ _PARAM = re.compile(
     r"^(?:(?P<path>.+)\.)?(?P<param>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)"
     r"(?:_l(?P<layer>\d+)(?P<reverse>_reverse)?)?$"
 )
-LAYOUT = {"lstm": "torch_lstm", "gru": "torch_gru", "simple_rnn": "simple_rnn"}
 MODULE_CLASS = {
     ("lstm", True): "LSTM", ("gru", True): "GRU", ("simple_rnn", True): "RNN",
     ("lstm", False): "LSTMCell", ("gru", False): "GRUCell", ("simple_rnn", False): "RNNCell",
@@ -168,7 +167,7 @@ def build_cell(group: dict[str, tuple[str, Tensor]], kind: str, activation: str,
     if w_ih.shape[0] != rows:
         raise LoadError(f"{where}: {names['weight_ih']} has {w_ih.shape[0]} rows but "
                         f"{names['weight_hh']} has {rows}")
-    layout = LAYOUT[kind]
+    layout = LAYOUTS["torch"][kind]
     # Gates are row blocks in torch: reorder the rows (contiguous copies), then transpose once.
     kernel = np.ascontiguousarray(reorder_gates(w_ih, layout, kind, axis=0).T)
     recurrent = np.ascontiguousarray(reorder_gates(w_hh, layout, kind, axis=0).T)
