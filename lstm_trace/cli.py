@@ -885,6 +885,7 @@ def options_checked_by(what: str) -> Iterator[None]:
               help="Which sequence of INPUT to draw, e.g. 0 or -1 (one sample; default 0).")
 @click.option("--sample", "sample_alias", type=int, hidden=True)
 @click.option("--units", help="Units (rows) to draw, e.g. 0:16 or 1,5,9 (default: all).")
+@click.option("--steps", help="Steps to draw, e.g. 1000:1200 to zoom in (default: all).")
 @click.option("--vocab", type=click.Path(dir_okay=False),
               help="Token per line: x labels for token-id (or one-hot) input, or one label per step.")
 @click.option("--size", help="Image size in pixels, WIDTHxHEIGHT (default: from units and steps).")
@@ -892,8 +893,9 @@ def options_checked_by(what: str) -> Iterator[None]:
 @click.option("--title", help="A title above the panels.")
 @handle_errors
 def plot_command(model: str, input: str, output: str, sample_spec: str | None,
-                 sample_alias: int | None, units: str | None, vocab: str | None,
-                 size: str | None, dpi: int, title: str | None, **kwargs: Any) -> None:
+                 sample_alias: int | None, units: str | None, steps: str | None,
+                 vocab: str | None, size: str | None, dpi: int, title: str | None,
+                 **kwargs: Any) -> None:
     """Draw heatmaps of every gate and state of MODEL on INPUT (units × steps).
 
     One column of panels per traced layer (and direction), one panel per quantity, so
@@ -913,6 +915,7 @@ def plot_command(model: str, input: str, output: str, sample_spec: str | None,
     if sample_alias is not None:
         samples = [sample_alias]
     unit_selection = parse_selection("--units", units)
+    step_selection = parse_selection("--steps", steps)
     pixels = _parse_size(size)
     with options_checked_by("plot"):
         vocab_lines = read_labels(vocab) if vocab else None
@@ -931,8 +934,8 @@ def plot_command(model: str, input: str, output: str, sample_spec: str | None,
             x = read_input(input, key=kwargs.get("input_key"))
             labels = step_labels(x, vocab_lines, sample, result.steps)
         width, height = plot_trace(result, output, network=network, sample=sample,
-                                   units=unit_selection, labels=labels, size=pixels, dpi=dpi,
-                                   title=title)
+                                   units=unit_selection, steps=step_selection, labels=labels,
+                                   size=pixels, dpi=dpi, title=title)
     wrote(output, f"{width}x{height} pixels")
 
 
