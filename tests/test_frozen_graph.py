@@ -128,6 +128,10 @@ def test_time_major_graph_takes_batch_major_input(frozen_fixtures):
     assert (lstm.forget_bias, lstm.cell_clip) == pytest.approx(
         (TIME_MAJOR_BUILT_WITH["forget_bias"], TIME_MAJOR_BUILT_WITH["cell_clip"]))
     assert lstm.peepholes is not None
+    assert any(n.startswith("Placeholder: frozen.pb feeds it to the RNN time-major") for n in
+               network.notes), network.notes
+    batch_major = lstm_trace.load(model_path(frozen_fixtures, "multi_dynamic"))
+    assert not any("time-major" in n for n in batch_major.notes)
     x = np.load(frozen_fixtures / "time_major_stack_input.npy")
     trace = network.trace(x)
     assert trace["rnn/multi_rnn_cell/cell_1/gru_cell/hidden"].shape == (*x.shape[:2], 4)

@@ -700,6 +700,13 @@ def build_tf1_network(
             f"{', '.join(flags)}"
         )
 
+    if meta is not None:
+        for placeholder in meta.time_major_inputs():
+            notes.append(
+                f"{placeholder}: {weights.graph_name} feeds it to the RNN time-major (steps, batch, "
+                "features); INPUT is (batch, steps, features) all the same: transpose it, "
+                "x.transpose(1, 0, 2)"
+            )
     layers, inbound = _assemble(_drivers(matches, order), cells, notes, weights.between)
     used = {key for match in matches for key in match.keys.values()}
     unexplained = [f"{key} {shapes[key]}" for key in shapes if key not in used]

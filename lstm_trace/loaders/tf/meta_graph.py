@@ -396,6 +396,29 @@ class MetaGraph:
                 found.append((node.name, tensor, [n.op for n in main.users((node.name, 0))]))
         return found
 
+    def time_major_inputs(self) -> list[str]:
+        """Placeholders an RNN driver unstacks along their first axis as they are, with no
+        transpose before: ``dynamic_rnn(..., time_major=True)`` inputs ``(steps, batch, ...)``.
+
+        ``dynamic_rnn`` splits its input into steps with ``TensorListFromTensor`` (TF 2
+        graphs) or ``TensorArrayScatterV3`` (TF 1.x); a batch-major input reaches it through
+        a ``Transpose``."""
+        main = self.graphs[""]
+        found: list[str] = []
+        for node in main.nodes.values():
+            position = {"TensorListFromTensor": 0, "TensorArrayScatterV3": 2}.get(node.op)
+            if position is None or len(node.inputs) <= position:
+                continue
+            source = main.nodes.get(node.inputs[position][0])
+            depth = 0
+            while source is not None and source.op in PASS_THROUGH and source.inputs \
+                    and depth < _MAX_DEPTH:
+                source = main.nodes.get(source.inputs[0][0])
+                depth += 1
+            if source is not None and source.op in ("Placeholder", "PlaceholderV2"):
+                found.append(source.name)
+        return list(dict.fromkeys(found))
+
     # -- resolving tensors --------------------------------------------------------
 
     def _through_arg(self, graph: _Graph, node: _Node, depth: int):  # -> Iterator[(graph, tensor)]
