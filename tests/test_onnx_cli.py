@@ -149,3 +149,9 @@ def test_decoder_starts_from_the_encoder_states_of_another_graph_input(onnx_file
     y = np.load(onnx_files / "seq2seq_reference.npy")  # (4, 1, batch, H)
     np.testing.assert_allclose(trace["decoder/hidden"], y[:, 0].transpose(1, 0, 2), atol=1e-5)
     assert trace["encoder/hidden"].shape[1] == 6 and trace["decoder/hidden"].shape[1] == 4
+
+
+def test_quantized_weights_are_dequantized_like_onnxruntime(onnx_files):
+    trace = lstm_trace.load(onnx_files / "qdq.onnx").trace(np.load(onnx_files / "x.npy"))
+    y = np.load(onnx_files / "qdq_reference.npy")
+    np.testing.assert_allclose(trace["qlstm/hidden"], y[:, 0].transpose(1, 0, 2), atol=1e-5)

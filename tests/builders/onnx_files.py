@@ -14,7 +14,9 @@
   LSTM), ``bad_hidden_size.onnx``, ``bad_clip.onnx``, ``bad_direction.onnx`` (attributes of
   the wrong type or value); ``seq2seq.onnx`` (an encoder LSTM whose Y_h, Y_c start a
   decoder LSTM on a second graph input) with ``seq2seq_feeds.npz`` and onnxruntime's
-  decoder ``Y`` in ``seq2seq_reference.npy``.
+  decoder ``Y`` in ``seq2seq_reference.npy``; ``qdq.onnx`` (an LSTM whose W and R are
+  int8 tensors behind DequantizeLinear) fed ``x.npy``, onnxruntime's Y in
+  ``qdq_reference.npy``.
 """
 
 from __future__ import annotations
@@ -143,6 +145,22 @@ def main(out: Path) -> None:
     np.savez(out / "seq2seq_feeds.npz", **seq2seq)
     np.save(out / "seq2seq_reference.npy",
             ort.InferenceSession(str(out / "seq2seq.onnx")).run(None, seq2seq)[0])
+    # A quantized (QDQ) LSTM: W dequantized per output row, R per tensor.
+    wq = rng.integers(-127, 128, (1, 4 * H, I)).astype(np.int8)
+    rq = rng.integers(-127, 128, (1, 4 * H, H)).astype(np.int8)
+    w_scale = (rng.random(4 * H) * 0.01 + 0.002).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("DequantizeLinear", ["Wq", "w_scale"], ["W"], axis=1),
+         helper.make_node("DequantizeLinear", ["Rq", "r_scale", "r_zero"], ["R"]),
+         helper.make_node("LSTM", ["X", "W", "R"], ["Y"], name="qlstm", hidden_size=H)], "qdq",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["steps", "batch", I])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None] * 4)],
+        [numpy_helper.from_array(wq, "Wq"), numpy_helper.from_array(rq, "Rq"),
+         numpy_helper.from_array(w_scale, "w_scale"),
+         numpy_helper.from_array(np.array(0.004, np.float32), "r_scale"),
+         numpy_helper.from_array(np.array(3, np.int8), "r_zero")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]), out / "qdq.onnx")
+    np.save(out / "qdq_reference.npy", ort.InferenceSession(str(out / "qdq.onnx")).run(None, {"X": x})[0])
     (out / "manifest.json").write_text(json.dumps({"cases": []}))
 
 

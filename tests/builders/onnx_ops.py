@@ -58,6 +58,13 @@ CASES: list[dict] = [
      "attrs": {"strides": [2], "dilations": [2]}, "inputs": [("rand", [5, 3, 3])]},
     {"name": "conv1d_groups_same", "op": "Conv", "shape": [1, 4, 7],
      "attrs": {"group": 2, "auto_pad": "SAME_UPPER"}, "inputs": [("rand", [6, 2, 4])]},
+    {"name": "dequantize_per_tensor", "op": "DequantizeLinear", "shape": [3, 4], "int_input": 100,
+     "int_dtype": "int8", "inputs": [(0.05, "float32"), (7, "int8")]},
+    {"name": "dequantize_per_axis", "op": "DequantizeLinear", "shape": [2, 3, 4], "int_input": 100,
+     "int_dtype": "int8", "attrs": {"axis": 1},
+     "inputs": [([0.1, 0.02, 0.5], "float32"), ([1, -3, 9], "int8")]},
+    {"name": "dequantize_uint8_no_zero_point", "op": "DequantizeLinear", "shape": [4, 5],
+     "int_input": 250, "int_dtype": "uint8", "inputs": [(0.01, "float32")]},
     {"name": "constant_of_shape", "op": "ConstantOfShape", "shape": [3], "int_input": 5,
      "attrs": {"value": ("tensor", 1.5)}},
 ]
@@ -73,8 +80,8 @@ def main(out: Path) -> None:
     for c in CASES:
         shape = c["shape"]
         if "int_input" in c:
-            x = rng.integers(0, c["int_input"], shape).astype(np.int64)
-            elem = TensorProto.INT64
+            x = rng.integers(0, c["int_input"], shape).astype(c.get("int_dtype", "int64"))
+            elem = helper.np_dtype_to_tensor_dtype(x.dtype)
         else:
             x = rng.standard_normal(shape).astype(np.float32)
             elem = TensorProto.FLOAT

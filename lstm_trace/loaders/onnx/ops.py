@@ -4,7 +4,8 @@ Exporters put shape glue between a graph input and an ``LSTM``/``GRU``/``RNN`` n
 (``Transpose``, ``Squeeze``/``Unsqueeze`` of the direction axis, ``Reshape``, ``Slice``,
 ``Concat``, ``Shape``/``Gather``/``ConstantOfShape``/``Expand`` for dynamic shapes,
 ``Cast``) and models put front layers there (``Gather`` as an embedding, ``MatMul``/
-``Gemm``/``Add``, ``Relu``/``Tanh``/``Sigmoid``, 1-D ``Conv``). Each function here takes
+``Gemm``/``Add``, ``Relu``/``Tanh``/``Sigmoid``, 1-D ``Conv``), and quantized models
+dequantize their weights (``DequantizeLinear``, folded at load time). Each function here takes
 the node, its input arrays (``None`` for an omitted optional input) and the opset, and
 returns the node's outputs, with the semantics of the ONNX operator specification.
 Anything malformed raises ``ValueError`` naming the problem.
@@ -237,6 +238,23 @@ def dropout(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
     return [x, np.ones(x.shape, dtype=bool)][: max(1, len(node.outputs))]
 
 
+def dequantize_linear(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
+    """``y = (x - zero_point) * scale``, per tensor or per ``axis`` (quantized weights)."""
+    x, scale = _need(args, 0, node), np.asarray(_need(args, 1, node))
+    zero = args[2] if len(args) > 2 and args[2] is not None else np.zeros((), x.dtype)
+    zero = np.asarray(zero)
+    if scale.ndim == 1 and scale.size > 1 or node.attr("block_size"):
+        if node.attr("block_size"):
+            raise ValueError("blocked quantization is not supported")
+        axis = int(node.attr("axis", 1)) % x.ndim
+        view = [1] * x.ndim
+        view[axis] = scale.size
+        scale = scale.reshape(view)
+        zero = zero.reshape(view) if zero.size > 1 else zero
+    y = (x.astype(np.int64) - zero.astype(np.int64)).astype(np.float32) * scale.astype(np.float32)
+    return [y.astype(scale.dtype if scale.dtype.kind == "f" else np.float32)]
+
+
 def conv(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
     """1-D convolution: X ``(N, C, L)``, W ``(M, C/group, k)``, B ``(M,)``."""
     x, w = _need(args, 0, node), _need(args, 1, node)
@@ -286,7 +304,7 @@ OPS: dict[str, Op] = {
     "Div": _binary(_div),
     "Relu": _unary(lambda x: np.maximum(x, x.dtype.type(0))), "Tanh": _unary(np.tanh),
     "Sigmoid": _unary(_sigmoid), "Neg": _unary(np.negative), "LeakyRelu": leaky_relu,
-    "Dropout": dropout, "Conv": conv,
+    "Dropout": dropout, "Conv": conv, "DequantizeLinear": dequantize_linear,
 }
 
 
