@@ -39,6 +39,7 @@ import numpy as np
 
 from ..layers import Embedding, Unsupported
 from ..network import Network, RecurrentLayer
+from .configless import assumed_embedding, drop_trailing_heads, is_embedding_table
 from .errors import LoadError
 from .keras.config import build_network, is_recurrent, parse_model_config
 from .keras.spec import RECURRENT_CLASSES, KerasContext, LayerSpec
@@ -363,17 +364,13 @@ def _display_names(layers: list[_InferredLayer]) -> dict[tuple[str, ...], str]:
 
 
 def _is_embedding(plain: list[StoredVariable]) -> bool:
-    """A Keras Embedding holds one 2-D variable called ``embeddings``."""
-    return len(plain) == 1 and plain[0].leaf == "embeddings" and len(plain[0].shape) == 2
+    return is_embedding_table([v.leaf for v in plain], [tuple(v.shape) for v in plain])
 
 
 def _embedding(bundle: TensorBundle, name: str, var: StoredVariable, ctx: KerasContext,
                what: str) -> Embedding:
-    ctx.notes.append(
-        f"{name}: {what} without a config, assumed Embedding(mask_zero=False): the weights do "
-        "not say whether id 0 was masked; pass --config model.json to replay its mask"
-    )
-    return Embedding(name, "Embedding", embeddings=read_array(bundle, var), mask_zero=False)
+    return assumed_embedding(name, read_array(bundle, var), ctx.notes, f"{what} without a config",
+                             "the weights do not say", "pass --config model.json to replay its mask")
 
 
 def _group(bundle: TensorBundle, cell: _CellVars) -> WeightGroup:
@@ -456,8 +453,7 @@ def infer_network(
             f"{ctx.source}: no recurrent layer found among the {what}'s {len(inv.model)} model "
             f"variables (expected kernel and recurrent_kernel pairs of LSTM/GRU/SimpleRNN cells){hint}"
         )
-    while layers and not isinstance(layers[-1], RecurrentLayer):
-        layers.pop()  # trailing heads are never needed to trace
+    drop_trailing_heads(layers)
     for before, after in pairwise(recurrent):
         if after.input_size != before.output_size:
             ctx.notes.append(

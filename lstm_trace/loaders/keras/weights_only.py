@@ -26,6 +26,7 @@ import numpy as np
 
 from ...layers import Embedding, Unsupported
 from ...network import Direction, Network, RecurrentLayer
+from ..configless import assumed_embedding, drop_trailing_heads, is_embedding_table
 from ..errors import LoadError
 from ..options import LoadOptions
 from .config import make_cell
@@ -159,9 +160,7 @@ def _finish(layers: list, ctx: KerasContext, version: str | None) -> Network:
         "weights-only file: layer options (go_backwards, return_sequences) are unknown; "
         "assumed a forward chain of the recurrent layers"
     )
-    # Trailing non-recurrent layers are never needed.
-    while layers and not isinstance(layers[-1], RecurrentLayer):
-        layers.pop()
+    drop_trailing_heads(layers)
     return Network(layers=layers, source=ctx.source, keras_version=version, notes=ctx.notes)
 
 
@@ -298,16 +297,12 @@ def _chain_by_shapes(layers: list) -> list:
 
 def _is_embedding(names: list[str], arrays: list[np.ndarray]) -> bool:
     """A Keras 2 ``Embedding``: one 2-D weight named ``.../embeddings:0``."""
-    return (len(arrays) == 1 and arrays[0].ndim == 2 and len(names) == 1
-            and names[0].split("/")[-1].split(":")[0] == "embeddings")
+    return is_embedding_table([n.split("/")[-1].split(":")[0] for n in names], [a.shape for a in arrays])
 
 
 def _embedding(name: str, table: np.ndarray, ctx: KerasContext) -> Embedding:
-    ctx.notes.append(
-        f"{name}: weights-only file, assumed Embedding(mask_zero=False): the file does not "
-        "say whether id 0 was masked; trace the full model (.keras/.h5) to replay its mask"
-    )
-    return Embedding(name, "Embedding", embeddings=table, mask_zero=False)
+    return assumed_embedding(name, table, ctx.notes, "weights-only file", "the file does not say",
+                             "trace the full model (.keras/.h5) to replay its mask")
 
 
 def _ordered_keys(group: h5py.Group) -> list[str]:
