@@ -41,7 +41,7 @@ from ..layers import Embedding, Unsupported
 from ..network import Network, RecurrentLayer
 from .configless import assumed_embedding, drop_trailing_heads, is_embedding_table
 from .errors import LoadError
-from .keras.config import build_network, is_recurrent, parse_model_config
+from .keras.config import build_network, is_recurrent, parse_config
 from .keras.spec import RECURRENT_CLASSES, KerasContext, LayerSpec
 from .keras.version import keras_major
 from .keras.weights_only import WeightGroup, layer_from_groups
@@ -574,12 +574,7 @@ def network_from_config(
     where: str, keras_version: str | None,
 ) -> Network:
     """Build the network a Keras config describes, with weights found by full name."""
-    try:
-        specs, input_shape, input_dtype = parse_model_config(config)
-    except LoadError as err:
-        raise LoadError(f"{where}: {err}") from None
-    except (KeyError, TypeError, AttributeError, IndexError) as err:
-        raise LoadError(f"{where}: malformed model config ({type(err).__name__}: {err})") from None
+    specs, input_shape, input_dtype = parse_config(config, where)
     source = CheckpointWeightSource(bundle, inv.model, [s.name for s in specs], ctx.source)
     _check_config_matches(specs, source)
     network = build_network(

@@ -32,6 +32,18 @@ from .upstream import convert_upstream
 # --------------------------------------------------------------------------- model config
 
 
+def parse_config(config: object, where: str) -> tuple[list[LayerSpec], tuple | None, str]:
+    """:func:`parse_model_config` on JSON from a file: a config of unexpected shape (a list
+    where a dict belongs, a missing key) is the file's fault, so it becomes one
+    :class:`LoadError` naming ``where``."""
+    try:
+        return parse_model_config(config)  # type: ignore[arg-type]
+    except LoadError as err:
+        raise LoadError(f"{where}: {err}") from None
+    except (KeyError, TypeError, AttributeError, IndexError) as err:
+        raise LoadError(f"{where}: malformed model config ({type(err).__name__}: {err})") from None
+
+
 def parse_model_config(model_config: dict) -> tuple[list[LayerSpec], tuple | None, str]:
     """Layers of a Sequential or Functional config, with their data inputs resolved.
 

@@ -23,7 +23,7 @@ import numpy as np
 from ...safe_zip import ZipLimitError, read_member
 from ..errors import LoadError
 from ..options import LoadOptions
-from .config import build_network, parse_model_config, unique_names
+from .config import build_network, parse_config, unique_names
 from .keras1 import adapt_keras1
 from .spec import CELL_CLASSES, KerasContext, LayerSpec
 from .version import decode_attr, keras_major
@@ -212,7 +212,7 @@ def load_keras_archive(path: Path, options: LoadOptions):  # -> Network
         except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as err:
             raise LoadError(f"{where}: cannot read model.weights.h5 ({err})") from None
     version = metadata.get("keras_version") if isinstance(metadata, dict) else None
-    specs, input_shape, input_dtype = _parse(config, where)
+    specs, input_shape, input_dtype = parse_config(config, where)
     ctx = KerasContext(keras_major(version, 3), options, [], f"Keras {version or '3'} .keras")
     try:
         h5 = h5py.File(io.BytesIO(weights_bytes), "r")
@@ -234,13 +234,6 @@ def _read_json_member(archive: zipfile.ZipFile, name: str, where: str) -> dict:
         raise LoadError(f"{where}: {name} is not valid JSON ({err})") from None
 
 
-def _parse(config: object, where: str):
-    try:
-        return parse_model_config(config)  # type: ignore[arg-type]
-    except LoadError as err:
-        raise LoadError(f"{where}: {err}") from None
-    except (KeyError, TypeError, AttributeError, IndexError) as err:
-        raise LoadError(f"{where}: malformed model config ({type(err).__name__}: {err})") from None
 
 
 def load_keras_h5_model(h5: h5py.File, path: Path, options: LoadOptions):  # -> Network
@@ -254,7 +247,7 @@ def load_keras_h5_model(h5: h5py.File, path: Path, options: LoadOptions):  # -> 
     root = h5.get("model_weights", h5)
     version = decode_attr(h5.attrs.get("keras_version") or root.attrs.get("keras_version"))
     major = keras_major(version, 2)
-    specs, input_shape, input_dtype = _parse(config, where)
+    specs, input_shape, input_dtype = parse_config(config, where)
     specs, source, major = adapt_keras1(specs, H5WeightSource(root, where), major, where)
     label = "Keras 3 legacy .h5" if major >= 3 else f"Keras {version or major} .h5"
     ctx = KerasContext(major, options, [], label)
@@ -282,7 +275,7 @@ def read_config_file(path: str) -> dict:
 def load_weights_with_config(h5: h5py.File, path: Path, options: LoadOptions):  # -> Network
     """A weights-only ``.h5`` plus ``--config model.json``: exact names and options."""
     config = read_config_file(options.config_path or "")
-    specs, input_shape, input_dtype = _parse(config, Path(options.config_path or "").name)
+    specs, input_shape, input_dtype = parse_config(config, Path(options.config_path or "").name)
     if isinstance(h5.get("layers"), h5py.Group) and "layer_names" not in h5.attrs:
         version = None
         source = Keras3WeightSource(h5, specs, path.name)
