@@ -234,8 +234,6 @@ def _read_json_member(archive: zipfile.ZipFile, name: str, where: str) -> dict:
         raise LoadError(f"{where}: {name} is not valid JSON ({err})") from None
 
 
-
-
 def load_keras_h5_model(h5: h5py.File, path: Path, options: LoadOptions):  # -> Network
     """A full-model ``.h5``: ``model_config`` attribute plus ``model_weights/<layer>``."""
     where = path.name
