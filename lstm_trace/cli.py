@@ -516,7 +516,7 @@ def trace(model: str, input: str, fmt: str | None, output: str, units: str | Non
         "samples": parse_selection("--samples", samples),
     }
     _, result = run_trace(model, input, **kwargs)
-    if fmt in ("table", "csv") or summary:
+    if fmt in ("table", "csv") or summary or units is not None:
         result = result.flat_units()  # a ConvLSTM's grid positions as units (README)
     pick(result, **selection)  # a selection outside the trace fails before anything is written
     if summary:

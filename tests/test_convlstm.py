@@ -253,3 +253,15 @@ def test_convlstm_weights_only_file_points_to_config(conv3, tmp_path):
         for name in group:
             group.copy(name, out)
     assert_user_error(invoke(path, conv3 / entry["inputs"][0]), "--config model.json")
+
+
+def test_convlstm_units_selection_picks_flattened_units(conv3, tmp_path):
+    entry = _entry(conv3, "c2d_same")
+    model, x_path = conv3 / entry["files"]["keras"], conv3 / entry["inputs"][0]
+    out = tmp_path / "sel.npz"
+    result = invoke(model, x_path, "--format", "npz", "-o", out, "--units", "3:7")
+    assert result.exit_code == 0, result.output
+    (name,) = entry["layers"]
+    full = lstm_trace.load(model).trace(np.load(x_path))[f"{name}/hidden"]
+    got = np.load(out)[f"{name}/hidden"]
+    assert np.array_equal(got, full.reshape(*full.shape[:2], -1)[:, :, 3:7])
