@@ -92,6 +92,33 @@ def test_pytorch_file_matches_torch_states(torch_fixtures: Path, name: str, kind
             assert np.abs(alone[_trace_key(case, kind, key)] - reference[key]).max() < ATOL
 
 
+def _module_of(name: str) -> str:
+    """``rnn/l0/forward`` -> ``rnn`` (a stacked module's layers), ``rnn`` -> ``rnn`` (a cell)."""
+    parts = name.split("/")
+    return parts[0] if len(parts) > 1 and parts[1].startswith("l") and parts[1][1:].isdigit() \
+        else name
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_frozen_torchscript_matches_torch_states(torch_fixtures: Path, name: str) -> None:
+    """``torch.jit.freeze``: weights inlined as code constants; modules matched in call order."""
+    case = _case(torch_fixtures, name)
+    network = lstm_trace.load(torch_fixtures / case["frozen"])  # relu: the op says so
+    if name != "bare_lstm":  # freezing a bare nn.LSTM keeps its parameters as attributes
+        assert any("frozen TorchScript" in n for n in network.notes)
+    trace = network.trace(np.load(torch_fixtures / case["input"]))
+    reference = np.load(torch_fixtures / case["reference"])
+    keys = [k for k in reference.files if k.split("/")[0] not in case["separate"]]
+    ref_modules = list(dict.fromkeys(_module_of(k.rsplit("/", 1)[0]) for k in keys))
+    ours = list(dict.fromkeys(_module_of(layer.name) for layer in network.recurrent_layers))
+    assert len(ours) >= len(ref_modules)
+    rename = dict(zip(ref_modules, ours, strict=False))
+    for key in keys:
+        module = _module_of(key.rsplit("/", 1)[0])
+        mine = rename[module] + key[len(module):]
+        assert np.abs(trace[mine] - reference[key]).max() < ATOL, mine
+
+
 def test_checkpoint_of_several_state_dicts_is_merged_under_their_keys(torch_fixtures: Path) -> None:
     """``{"encoder": sd, "decoder": sd, "side": sd, "encoder_opt": ...}``: keys name the modules."""
     case = _case(torch_fixtures, "encoder_decoder")

@@ -250,6 +250,8 @@ def save_all(net: nn.Module, out: Path, case: str) -> dict[str, dict]:
                                  check_trace=False)
     torch.jit.save(traced, out / f"{case}-traced.pt")
     put("traced", f"{case}-traced.pt")
+    # Frozen: parameters inlined into the code as constants (module names mostly lost).
+    torch.jit.save(torch.jit.freeze(torch.jit.script(net.eval())), out / f"{case}-frozen.pt")
     assert set(files) == set(FILE_KINDS)
     return files
 
@@ -305,6 +307,7 @@ def build(out: Path) -> None:
             "name": case, "input": f"{case}-input.npy", "reference": f"{case}-reference.npz",
             "module": type(rnn).__name__, "module_path": path, "default_name": default,
             "files": files,
+            "frozen": f"{case}-frozen.pt",
             # Modules that are not chained: traced on their own input (--layer-input).
             "separate": separate,
             "activation_option": {kind: "relu" for kind in files

@@ -14,12 +14,14 @@ saved and :mod:`.modules` turns the recurrent modules into canonical layers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from ...network import Network
 from ..errors import LoadError
 from ..options import LoadOptions
 from . import legacy_format, safetensors, zipfile_format
+from .state_dict import Weights
 
 __all__ = ["match", "open"]
 
@@ -43,9 +45,30 @@ def open(path: Path, options: LoadOptions) -> Network:  # noqa: A001 - the regis
         raise LoadError(f"{path.name}: {message}") from None
 
 
+def _torchscript_weights(archive: zipfile_format.TorchZip, obj: object,
+                         recurrent: Callable[[Weights], bool]) -> Weights:
+    """A TorchScript module's weights (its attributes), or a frozen one's (code constants)."""
+    from .state_dict import find_weights
+    from .torchscript import add_constants, frozen_weights
+
+    try:
+        weights = find_weights(obj, recurrent)
+    except LoadError:
+        weights = None
+    if weights is None or not recurrent(weights):
+        frozen = frozen_weights(archive)
+        if frozen is not None and recurrent(frozen):
+            return frozen
+        if weights is None:
+            return find_weights(obj, recurrent)  # raises the description of what was found
+        return weights
+    add_constants(archive, obj, weights)
+    return weights
+
+
 def _open(path: Path, options: LoadOptions) -> Network:
     from .modules import assemble, group_modules
-    from .state_dict import Weights, find_weights
+    from .state_dict import find_weights
 
     def recurrent(weights: Weights) -> bool:
         return bool(group_modules(weights.tensors))
@@ -55,11 +78,10 @@ def _open(path: Path, options: LoadOptions) -> Network:
         try:
             obj = archive.load_pickle("data.pkl")
             torchscript = archive.is_torchscript()
-            weights = find_weights(obj, recurrent)
             if torchscript:
-                from .torchscript import add_constants
-
-                add_constants(archive, obj, weights)
+                weights = _torchscript_weights(archive, obj, recurrent)
+            else:
+                weights = find_weights(obj, recurrent)
             network = assemble(weights, options, path.name)
         finally:
             archive.close()

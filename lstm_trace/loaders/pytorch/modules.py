@@ -369,7 +369,7 @@ def assemble(weights: Weights, options: LoadOptions, source: str, ordered: bool 
             f"(state_dict keys: {shown}{', ...' if len(weights.tensors) > 6 else ''}); "
             "lstm-trace reads recurrent modules only"
         )
-    notes: list[str] = []
+    notes: list[str] = list(weights.notes)
     built: list[Built] = []
     for module in modules:
         settings = module_settings(module, weights.modules.get(module.path), module.path or source)

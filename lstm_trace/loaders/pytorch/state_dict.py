@@ -53,6 +53,8 @@ class Weights:
     where: str = ""
     #: Values of the state_dict that are not tensors (quantized, sparse...): ``name (type)``.
     skipped: list[str] = field(default_factory=list)
+    #: What the reader assumed to find them (a frozen TorchScript's names), for ``note:`` lines.
+    notes: list[str] = field(default_factory=list)
 
 
 def is_tensor(value: Any) -> bool:

@@ -135,25 +135,34 @@ class TorchZip:
             raise LoadError(f"{self.path.name}: member {name!r} is truncated")
         return data
 
-    def read_storage(self, key: str, nbytes: int) -> bytes:
-        """``<root>/data/<key>``'s first ``nbytes``, refused if the member holds fewer."""
+    def read_storage(self, key: str, nbytes: int, directory: str = "data") -> bytes:
+        """``<root>/<directory>/<key>``'s first ``nbytes``, refused if the member holds fewer.
+
+        ``directory`` is ``data`` (``data.pkl``'s storages) or ``constants``
+        (``constants.pkl``'s, in a TorchScript archive).
+        """
         if not _SAFE_KEY.match(key) or key in (".", ".."):
             raise LoadError(f"{self.path.name}: the pickle names storage {key!r:.60}, which is not "
                             "a plain member name; refusing to read it")
-        name = f"{self.root}data/{key}"
+        name = f"{self.root}{directory}/{key}"
         info = self.info(name)
         if nbytes > info.file_size:
             raise LoadError(f"{self.path.name}: storage {key!r} declares {nbytes:,} bytes but its "
                             f"member holds only {info.file_size:,}: the file is corrupt or forged")
         return self.read(name, nbytes=nbytes)
 
-    def load_pickle(self, member: str, extra_allowed: dict | None = None) -> Any:
-        """Interpret ``<root><member>`` with the torch allow-list; storages resolve lazily."""
+    def load_pickle(self, member: str, extra_allowed: dict | None = None,
+                    storage_dir: str = "data") -> Any:
+        """Interpret ``<root><member>`` with the torch allow-list; storages resolve lazily
+        from ``<root><storage_dir>/``."""
         data = self.read(f"{self.root}{member}", limit=MAX_PICKLE_BYTES)
+
+        def read(key: str, nbytes: int) -> bytes:
+            return self.read_storage(key, nbytes, storage_dir)
 
         def persistent_load(pid: Any) -> StorageRef:
             storage_type, key, numel = parse_storage_pid(pid)
-            return StorageRef(key, storage_type, numel, self.read_storage, self.byteorder)
+            return StorageRef(key, storage_type, numel, read, self.byteorder)
 
         allowed = {**TORCH_ALLOWED, **storage_type_globals(), **(extra_allowed or {})}
         try:
