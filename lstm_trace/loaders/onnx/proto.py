@@ -15,6 +15,7 @@ the bytes present before an array is allocated.
 
 from __future__ import annotations
 
+import mmap
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,7 +121,9 @@ class TensorReader:
         if pw.get_int(msg, 14, bits=32) == 1:  # data_location = EXTERNAL
             raw = self._external(msg, label, nbytes)
         elif pw.has_field(msg, 9):
-            raw = pw.get_bytes(msg, 9)
+            raw = msg[9][-1]  # bytes, or a view into the mapped file (no copy)
+            if isinstance(raw, int):
+                raise pw.ProtobufDecodeError("raw_data should be length-delimited but is a number")
         else:
             return name, self._typed(msg, label, dims, count, data_type, dtype)
         if len(raw) != nbytes:
@@ -273,42 +276,101 @@ def _value_info(msg: pw.Message) -> ValueInfo:
     return info
 
 
+def _parse(view: memoryview, views: frozenset[int] = frozenset()) -> pw.Message:
+    """:func:`~lstm_trace.loaders.protobuf_wire.parse_message` that keeps the LEN fields
+    numbered in ``views`` as views into the buffer (the graph, initializers, raw_data:
+    large weights are not copied on the way to their array); every other field as in
+    ``parse_message``."""
+    fields: pw.Message = {}
+    end = len(view)
+    pos = 0
+    while pos < end:
+        tag_pos = pos
+        tag, pos = pw.decode_varint(view, pos, end)
+        number, wire = tag >> 3, tag & 7
+        value: object
+        if number == 0:
+            raise pw.ProtobufDecodeError(f"invalid field number 0 at byte {tag_pos}")
+        if wire == pw.WIRE_VARINT:
+            value, pos = pw.decode_varint(view, pos, end)
+        elif wire == pw.WIRE_FIXED64:
+            value, pos = pw.decode_fixed64(view, pos, end)
+        elif wire == pw.WIRE_FIXED32:
+            value, pos = pw.decode_fixed32(view, pos, end)
+        elif wire == pw.WIRE_LEN:
+            length, pos = pw.decode_varint(view, pos, end)
+            if length > end - pos:
+                raise pw.ProtobufDecodeError(
+                    f"field {number} at byte {tag_pos} declares {length} bytes "
+                    f"but only {end - pos} remain"
+                )
+            chunk = view[pos:pos + length]
+            value = chunk if number in views else bytes(chunk)
+            pos += length
+        else:
+            raise pw.ProtobufDecodeError(f"field {number} at byte {tag_pos} has wire type {wire}")
+        fields.setdefault(number, []).append(value)  # type: ignore[arg-type]
+    return fields
+
+
+def _last_view(msg: pw.Message, number: int) -> memoryview | None:
+    values = msg.get(number)
+    if not values:
+        return None
+    if isinstance(values[-1], int):
+        raise pw.ProtobufDecodeError(f"field {number} should be a message but is a number")
+    return memoryview(values[-1])  # type: ignore[arg-type]
+
+
 def read_model(path: Path) -> Model:
-    """Decode the ``ModelProto`` in ``path`` (raises :class:`LoadError` for damaged files)."""
+    """Decode the ``ModelProto`` in ``path`` (raises :class:`LoadError` for damaged files).
+
+    The file is memory-mapped and weights go from the mapping straight into their arrays.
+    """
     name = path.name
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size == 0:
+                raise LoadError(f"{name}: the file is empty")
+            data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     except OSError as err:
         raise LoadError(f"{name}: cannot read ({err.strerror or err})") from None
-    tensors = TensorReader(path.parent, name)
     try:
-        model = pw.parse_message(data)
-        graph = pw.get_message(model, 7)
-        if graph is None:
-            raise LoadError(f"{name}: ONNX model without a graph")
-        opsets: dict[str, int] = {}
-        for entry in pw.repeated_messages(model, 8):
-            opsets[pw.get_string(entry, 1)] = pw.get_int(entry, 2)
-        initializers: dict[str, np.ndarray] = {}
-        for msg in pw.repeated_messages(graph, 5):
-            tname, array = tensors.read(msg, "initializer")
-            initializers[tname] = array
-        return Model(
-            ir_version=pw.get_int(model, 1),
-            opsets=opsets or {"": 1},
-            graph=Graph(
-                nodes=[_node(m, tensors) for m in pw.repeated_messages(graph, 1)],
-                initializers=initializers,
-                inputs=[_value_info(m) for m in pw.repeated_messages(graph, 11)],
-                outputs=[_value_info(m) for m in pw.repeated_messages(graph, 12)],
-                name=pw.get_string(graph, 2),
-            ),
-            producer=" ".join(filter(None, (pw.get_string(model, 2), pw.get_string(model, 3)))),
-        )
+        return _decode(memoryview(data), path)
     except pw.ProtobufDecodeError as err:
         raise LoadError(
             f"{name}: truncated or corrupt ONNX file ({err}); re-export the model"
         ) from None
+
+
+def _decode(view: memoryview, path: Path) -> Model:
+    tensors = TensorReader(path.parent, path.name)
+    model = _parse(view, frozenset({7}))
+    graph_view = _last_view(model, 7)
+    if graph_view is None:
+        raise LoadError(f"{path.name}: ONNX model without a graph")
+    graph = _parse(graph_view, frozenset({5}))
+    opsets: dict[str, int] = {}
+    for entry in pw.repeated_messages(model, 8):
+        opsets[pw.get_string(entry, 1)] = pw.get_int(entry, 2)
+    initializers: dict[str, np.ndarray] = {}
+    for value in graph.get(5, []):
+        if isinstance(value, int):
+            raise pw.ProtobufDecodeError("an initializer should be a message but is a number")
+        tname, array = tensors.read(_parse(memoryview(value), frozenset({9})), "initializer")
+        initializers[tname] = array
+    return Model(
+        ir_version=pw.get_int(model, 1),
+        opsets=opsets or {"": 1},
+        graph=Graph(
+            nodes=[_node(m, tensors) for m in pw.repeated_messages(graph, 1)],
+            initializers=initializers,
+            inputs=[_value_info(m) for m in pw.repeated_messages(graph, 11)],
+            outputs=[_value_info(m) for m in pw.repeated_messages(graph, 12)],
+            name=pw.get_string(graph, 2),
+        ),
+        producer=" ".join(filter(None, (pw.get_string(model, 2), pw.get_string(model, 3)))),
+    )
 
 
 #: ``ModelProto`` fields and their wire types, for :func:`looks_like_model`.
