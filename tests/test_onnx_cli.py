@@ -64,6 +64,7 @@ def test_bare_node_takes_steps_batch_features_as_onnxruntime(onnx_files):
     header = "sample,layer,direction,step,unit,update_gate,reset_gate,candidate,hidden"
     assert ok.output.splitlines()[0] == header
     assert len(ok.output.splitlines()) == 1 + 5 * 4  # batch 1, 5 steps, 4 units
+    assert ok.output.splitlines()[1].startswith("0,GRU_0,forward,0,0,")  # an unnamed node
     _one_error_line(run(onnx_files / "gru.onnx", onnx_files / "x.npy"),
                     "graph input 'X' takes float [steps, 1, 3]", "(6, 2, 3)")
 
