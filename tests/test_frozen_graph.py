@@ -220,3 +220,73 @@ def test_frozen_loading_never_imports_tensorflow(frozen_fixtures):
     lstm_trace.load(model_path(frozen_fixtures, "multi_dynamic")).trace(
         np.load(frozen_fixtures / "multi_dynamic_input.npy"))
     assert "tensorflow" not in sys.modules
+
+
+# ------------------------------------------------------------------ hand-made (hostile) graphs
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _const(name: str, shape: tuple[int, ...], content: bytes, splat: bool = False) -> bytes:
+    """A NodeDef ``Const`` holding a float32 TensorProto, read by an Identity (a frozen variable);
+    ``splat``: ``content`` goes to ``float_val`` (TF repeats the last value over the shape)."""
+    dims = b"".join(_field(2, _varint(1 << 3) + _varint(d)) for d in shape)
+    tensor = _varint(1 << 3) + _varint(1) + _field(2, dims) + _field(5 if splat else 4, content)
+    attr = _field(1, b"value") + _field(2, _field(8, tensor))
+    return _field(1, _field(1, name.encode()) + _field(2, b"Const") + _field(5, attr))
+
+
+def _identity(name: str, source: str) -> bytes:
+    return _field(1, _field(1, name.encode()) + _field(2, b"Identity") + _field(3, source.encode()))
+
+
+def test_hand_made_graph_of_constants_is_traced(tmp_path):
+    """A GraphDef written without TensorFlow: a BasicRNNCell's kernel and bias as constants."""
+    rng = np.random.default_rng(0)
+    kernel = rng.standard_normal((5, 2)).astype(np.float32)  # 3 inputs + 2 units
+    bias = rng.standard_normal(2).astype(np.float32)
+    graph = (_const("rnn/basic_rnn_cell/kernel", (5, 2), kernel.tobytes())
+             + _identity("rnn/basic_rnn_cell/kernel/read", "rnn/basic_rnn_cell/kernel")
+             + _const("rnn/basic_rnn_cell/bias", (2,), bias.tobytes())
+             + _identity("rnn/basic_rnn_cell/bias/read", "rnn/basic_rnn_cell/bias"))
+    path = tmp_path / "graph.pb"
+    path.write_bytes(graph)
+    network = lstm_trace.load(path)
+    x = rng.standard_normal((1, 4, 3)).astype(np.float32)
+    h = np.zeros(2, np.float32)
+    expected = []
+    for t in range(4):
+        h = np.tanh(x[0, t] @ kernel[:3] + h @ kernel[3:] + bias)
+        expected.append(h)
+    assert np.allclose(network.trace(x)["rnn/basic_rnn_cell/hidden"][0], expected, atol=1e-6)
+    # No op uses the kernel, so the activation is TF's default and said to be assumed.
+    assert any("assumed activation=tanh" in n for n in network.notes), network.notes
+
+
+@pytest.mark.parametrize("shape, content, splat", [
+    ((5, 8), b"\0" * 12, False),  # fewer bytes than the shape needs
+    ((1 << 20, 1 << 20), b"\0" * 16, False),  # a shape far larger than any content
+    ((1 << 15, 1 << 15), b"\0" * 4, True),  # one stored value for a billion elements
+])
+def test_constant_that_does_not_fit_its_shape_is_a_clean_error(tmp_path, shape, content, splat):
+    graph = (_const("rnn/lstm_cell/kernel", shape, content, splat)
+             + _identity("rnn/lstm_cell/kernel/read", "rnn/lstm_cell/kernel"))
+    path = tmp_path / "bad.pb"
+    path.write_bytes(graph)
+    x = tmp_path / "x.npy"
+    np.save(x, np.zeros((1, 3, 3), np.float32))
+    result = invoke(path, x)
+    assert_user_error(result, "bad.pb")

@@ -223,6 +223,8 @@ _TENSOR_DTYPES: dict[int, tuple[str, int]] = {
 }
 #: Largest tensor (elements) a graph constant may declare: a guard against hostile shapes.
 MAX_TENSOR_ELEMENTS = 1 << 31
+#: Largest tensor filled from fewer stored values (TF's splat: the last value repeats).
+MAX_SPLAT_ELEMENTS = 1 << 24
 
 
 def tensor_shape(tensor: Message) -> tuple[int, ...] | None:
@@ -269,6 +271,8 @@ def tensor_value(tensor: Message) -> np.ndarray:
         if flat.size > count or (flat.size == 0 and count):
             raise ValueError(f"tensor holds {flat.size} values for shape {shape}")
         if flat.size < count:
+            if count > MAX_SPLAT_ELEMENTS:  # a few bytes must not become gigabytes
+                raise ValueError(f"tensor of shape {shape} stores only {flat.size} values")
             flat = np.concatenate([flat, np.full(count - flat.size, flat[-1], flat.dtype)])
     if dtype == _DT_BFLOAT16:
         flat = (flat.astype(np.uint32) << 16).view(np.float32)
