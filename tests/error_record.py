@@ -45,6 +45,8 @@ FAMILIES: dict[str, float] = {
     "extract --to onnx vs framework": 5e-7,  # worst 1.5e-7
     "PyTorch files": 1.5e-6,  # worst 4.8e-7
     "TF1 frozen graphs": 1e-6,  # worst 2.7e-7
+    "Keras 3 ConvLSTM": 1.5e-6,  # worst 4.8e-7
+    "tf_keras ConvLSTM": 1.5e-6,  # worst 4.8e-7
 }
 
 
