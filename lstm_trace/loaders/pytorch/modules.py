@@ -32,7 +32,6 @@ import numpy as np
 
 from ...cells import CELL_KINDS
 from ...gates import LAYOUTS, reorder_gates
-from ...keys import key_prefix
 from ...layers import Embedding
 from ...network import Cell, Direction, Network, RecurrentLayer
 from ..errors import LoadError
@@ -136,8 +135,8 @@ def _shape2(tensor: Tensor, key: str) -> tuple[int, int]:
 
 
 def build_cell(group: dict[str, tuple[str, Tensor]], kind: str, activation: str,
-               where: str) -> tuple[Cell, dict[str, str]]:
-    """One direction of one layer as a canonical Cell, and the file's names of its tensors."""
+               where: str) -> Cell:
+    """One direction of one layer as a canonical Cell (``tensor_names``: the file's names)."""
     for needed in ("weight_ih", "weight_hh"):
         if needed not in group:
             present = ", ".join(sorted(k for k, _ in group.values()))
@@ -204,7 +203,7 @@ def build_cell(group: dict[str, tuple[str, Tensor]], kind: str, activation: str,
                 bias=cast(bias), recurrent_bias=cast(recurrent_bias), activation=activation,
                 recurrent_activation="sigmoid", reset_after=True, projection=cast(projection),
                 layout=layout, tensor_names=sources)
-    return cell, names
+    return cell
 
 
 def _as_float(a: np.ndarray, key: str, where: str) -> np.ndarray:
@@ -216,12 +215,11 @@ def _as_float(a: np.ndarray, key: str, where: str) -> np.ndarray:
 
 @dataclass
 class Built:
-    """Layers of one module: names, layers, and the state_dict keys they used."""
+    """The layers built from one recurrent module, with what the file said about it."""
 
     module: RecurrentModule
     settings: ModuleSettings
     layers: list[RecurrentLayer]
-    sources: dict[str, dict[str, str]]  # trace prefix -> {param: state_dict key}
 
     @property
     def input_size(self) -> int:
@@ -249,7 +247,6 @@ def build_module(module: RecurrentModule, settings: ModuleSettings, name: str,
         notes.append(f"{name}: --activation/--recurrent-activation ignored: nn.{settings.class_name} "
                      "always uses sigmoid gates and tanh")
     layers: list[RecurrentLayer] = []
-    sources: dict[str, dict[str, str]] = {}
     if module.stacked:
         indices = sorted({k for k, _ in module.params})
         if indices != list(range(len(indices))):
@@ -259,27 +256,24 @@ def build_module(module: RecurrentModule, settings: ModuleSettings, name: str,
             directions = [("forward", False)]
             if (k, True) in module.params:
                 directions.append(("backward", True))
-            layers.append(_layer(module, layer_name, k, directions, kind, activation, settings,
-                                 sources))
+            layers.append(_layer(module, layer_name, k, directions, kind, activation, settings))
     else:
-        layers.append(_layer(module, name, None, [("forward", False)], kind, activation, settings,
-                             sources))
+        layers.append(_layer(module, name, None, [("forward", False)], kind, activation, settings))
     for prev, nxt in zip(layers, layers[1:], strict=False):
         if nxt.input_size != prev.output_size:
             raise LoadError(f"{nxt.name} takes {nxt.input_size} inputs but {prev.name} gives "
                             f"{prev.output_size}: the state_dict is inconsistent")
-    return Built(module, settings, layers, sources)
+    return Built(module, settings, layers)
 
 
 def _layer(module: RecurrentModule, name: str, index: int | None,
            directions: list[tuple[str, bool]], kind: str, activation: str,
-           settings: ModuleSettings, sources: dict[str, dict[str, str]]) -> RecurrentLayer:
+           settings: ModuleSettings) -> RecurrentLayer:
     built: list[Direction] = []
     bidirectional = len(directions) == 2
     for direction, reverse in directions:
-        cell, names = build_cell(module.params[(index, reverse)], kind, activation, name)
+        cell = build_cell(module.params[(index, reverse)], kind, activation, name)
         built.append(Direction(direction, cell, reverse))
-        sources[key_prefix(name, direction, bidirectional)] = names
     if bidirectional:
         a, b = (d.cell for d in built)
         if (a.input_size, a.units, a.state_size) != (b.input_size, b.units, b.state_size):
@@ -420,5 +414,4 @@ def assemble(weights: Weights, options: LoadOptions, source: str, ordered: bool 
                       input_dtype=input_dtype, notes=notes, inbound=inbound,
                       unexplained=unexplained, downstream=downstream,
                       layer_parameters=layer_parameters)
-    network.tensor_sources = {k: v for b in built for k, v in b.sources.items()}  # type: ignore[attr-defined]
     return network
