@@ -67,7 +67,7 @@ import numpy as np
 
 from ..activations import get_activation
 from ..gates import fuse_gates, reorder_gates, split_gates
-from ..layers import Mask, Unsupported, UpstreamLayer
+from ..layers import Unsupported, UpstreamLayer
 from ..network import Cell, Direction, Network, RecurrentLayer
 from .errors import LoadError
 from .options import LoadOptions
@@ -157,19 +157,6 @@ class _Driver:
     backward: list[CellMatch] = field(default_factory=list)
     bidirectional: bool = False
 
-
-class TimeReverse(UpstreamLayer):
-    """Flips the time axis: a backward cell's output (processing order) back to input order.
-
-    Sits between two cells of a ``bw`` MultiRNNCell stack, whose second cell reads the
-    first one's outputs step by step in the same (reversed) walk.
-    """
-
-    def apply(self, x: np.ndarray, mask: Mask) -> tuple[np.ndarray, Mask]:
-        return x[:, ::-1], None if mask is None else mask[:, ::-1]
-
-    def describe(self) -> str:
-        return "time reversal between the cells of a bw stack"
 
 
 # ------------------------------------------------------------------ recognition
@@ -757,16 +744,14 @@ def _assemble(
             layers.append(_one_direction(match, cells[match.scope]))
         if driver.backward:
             # A bw stack walks the reversed sequence: each cell reads the previous cell's
-            # outputs in that same walk, so outputs are flipped back to input order between.
+            # outputs step by step in that same walk, i.e. in input positions, which is what
+            # a cell that feeds a stacked cell hands on (as in Keras StackedRNNCells).
             for k, match in enumerate(driver.backward):
-                if k == 0:
-                    if driver.forward:
-                        inbound[match.scope] = source
-                else:
-                    flip = TimeReverse(name=f"<reverse {driver.backward[k - 1].scope}>",
-                                       class_name="TimeReverse")
-                    layers.append(flip)
-                layers.append(_one_direction(match, cells[match.scope], reverse=True))
+                if k == 0 and driver.forward:
+                    inbound[match.scope] = source
+                layer = _one_direction(match, cells[match.scope], reverse=True)
+                layer.feeds_stacked_cell = k < len(driver.backward) - 1
+                layers.append(layer)
         previous_output = None if driver.forward and driver.backward else layers[-1].output_size
         previous_bidirectional = False
     if chained:
