@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -174,7 +175,11 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         debug = kwargs.get("debug", False)
         try:
-            with sigterm_as_interrupt():
+            with sigterm_as_interrupt(), warnings.catch_warnings():
+                if not debug:
+                    # NumPy's overflow warnings (an input of 1e38, a diverging cell) are two
+                    # lines of source code on stderr; the trace itself shows the inf/nan.
+                    warnings.simplefilter("ignore", RuntimeWarning)
                 return fn(*args, **kwargs)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise

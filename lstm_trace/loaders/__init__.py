@@ -32,6 +32,7 @@ __all__ = ["FORMATS", "Format", "LoadError", "LoadOptions", "detect_format", "lo
 DAMAGE_ERRORS: tuple[type[BaseException], ...] = (
     EOFError, zipfile.BadZipFile, zlib.error, struct.error, UnicodeDecodeError, KeyError,
     ValueError, RecursionError,
+    NotImplementedError,  # zipfile: a compression method or zip version that is not real
 )
 
 
