@@ -507,29 +507,81 @@ def trace(model: str, input: str, fmt: str | None, output: str, units: str | Non
         stream_trace(model, input, fmt, output, batch_size=batch_size, vocab=vocab, quiet=quiet,
                      **kwargs)
         return
-    if fmt in ("h5", "parquet", "lstmvis") or batch_size is not None or vocab is not None:
+    if summary and fmt not in ("table", "csv", "json"):
+        raise OptionError(f"--summary is written as a table, csv or json, not {fmt}")
+    if fmt in ("h5", "parquet", "lstmvis") or vocab is not None or (
+            batch_size is not None and not summary):
         raise OptionError(f"--format {fmt}, --batch-size and --vocab write whole traces: "
-                          "they do not combine with --units, --steps, --samples or --summary")
+                          "they do not combine with --units, --steps or --samples")
     if fmt == "npz" and output == "-" and stdout_is_terminal():
         raise OptionError("--format npz is binary and is not written to a terminal: "
                           "give -o FILE.npz or redirect stdout")
-    if summary and fmt == "npz":
-        raise OptionError("--summary is written as a table, csv or json, not npz")
     selection = {
         "units": parse_selection("--units", units),
         "steps": parse_selection("--steps", steps),
         "samples": parse_selection("--samples", samples),
     }
+    if summary:
+        summary_of_stream(model, input, fmt, output, selection, batch_size=batch_size,
+                          quiet=quiet, **kwargs)
+        return
     _, result = run_trace(model, input, **kwargs)
-    if fmt in ("table", "csv") or summary or units is not None:
+    if fmt in ("table", "csv") or units is not None:
         result = result.flat_units()  # a ConvLSTM's grid positions as units (README)
     pick(result, **selection)  # a selection outside the trace fails before anything is written
-    if summary:
-        write_summary(result, fmt, output, selection)
-    else:
-        write_trace(result, fmt, output, **selection)
+    write_trace(result, fmt, output, **selection)
     if output != "-":
-        wrote(output, describe_output(result.flat_units(), fmt, selection, summary))
+        wrote(output, describe_output(result.flat_units(), fmt, selection, False))
+
+
+def summary_of_stream(model: str, input: str, fmt: str, output: str, selection: dict[str, Any],
+                      *, batch_size: int | None, quiet: bool, **kwargs: Any) -> None:
+    """``--summary``: statistics gathered chunk by chunk (memory does not grow with INPUT),
+    then written in ``fmt`` (table, csv or json)."""
+    from . import summary as summaries
+    from .stream_output import progress
+    from .streaming import TraceSource
+
+    if batch_size is not None and batch_size < 1:
+        raise OptionError(f"--batch-size must be 1 or more, got {batch_size}")
+    network = open_model(model, **kwargs)
+    layers = list(kwargs.get("layers") or ())
+    layer_input = bool(kwargs.get("layer_input"))
+    if input_grid_rank(network, layers, layer_input):  # ConvLSTM: whole, grid positions as units
+        _, result = trace_network(network, input, **kwargs)
+        source = TraceSource.from_trace(result.flat_units())
+    else:
+        source = open_source(network, input, batch_size=batch_size, **kwargs)
+    with progress(source, quiet=quiet):
+        stats = summaries.summarize_source(source, **selection)
+    if fmt == "table":
+        from .writers.table import write_summary as write_table
+
+        write_table(stats, output)
+    else:
+        _echo_text(summaries.csv_text(stats) if fmt == "csv" else summaries.json_text(stats), output)
+    if output != "-":
+        wrote(output, f"{fmt} summary of {len(stats.rows)} keys")
+
+
+def open_source(network: Network, input: str, *, batch_size: int | None = None,
+                **kwargs: Any):  # -> TraceSource
+    """INPUT replayed through ``network`` as a source of chunks (.npy memory-mapped)."""
+    from .stream_output import open_input
+    from .streaming import trace_chunks
+
+    layers = list(kwargs.get("layers") or ())
+    layer_input = bool(kwargs.get("layer_input"))
+    if network.input_adapter is not None and not layer_input:  # ONNX: as onnxruntime is fed
+        x, check = network.input_adapter.read(input, key=kwargs.get("input_key")), None
+    else:
+        features, token_ids = expected_input(network, layers, layer_input)
+        x, check = open_input(input, key=kwargs.get("input_key"), features=features,
+                              integer_ids=token_ids)
+    initial = read_initial_state(kwargs["initial_state"]) if kwargs.get("initial_state") else None
+    return trace_chunks(network, x, layers=layers or None, layer_input=layer_input,
+                        initial_state=initial, dtype=kwargs.get("dtype") or "float32",
+                        batch_size=batch_size, validate_chunk=check)
 
 
 def stream_trace(model: str, input: str, fmt: str, output: str, *, batch_size: int | None,
@@ -617,20 +669,6 @@ def cluster_trace(model: str, input: str, output: str, scheduler: str, *, batch_
     units = max((shape[2] for shape in shapes.values() if len(shape) == 3), default=0)
     wrote(output, f"zarr: {len(shapes)} keys, {batch} sample{'s' if batch != 1 else ''} × "
                   f"{steps} steps × {units} units")
-
-
-def write_summary(result: Any, fmt: str, output: str, selection: dict[str, Any]) -> None:
-    """``--summary`` in ``fmt`` (table, csv or json) to ``output``."""
-    from . import summary as summaries
-
-    if fmt == "table":
-        from .writers import write_trace
-
-        write_trace(result, "table", output, summary=True, **selection)
-        return
-    stats = summaries.summarize(result, **selection)
-    text = summaries.csv_text(stats) if fmt == "csv" else summaries.json_text(stats)
-    _echo_text(text, output)
 
 
 def describe_output(result: Any, fmt: str, selection: dict[str, Any], summary: bool) -> str:

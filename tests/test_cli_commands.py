@@ -174,3 +174,68 @@ def test_plot_takes_samples_like_every_command_and_keeps_sample(tmp_path):
     assert a.read_bytes() == b.read_bytes()
     assert_user_error(invoke("plot", MODEL, BATCH, "-o", a, "--samples", "0,1"), "one sample")
     assert_user_error(invoke("plot", MODEL, BATCH, "-o", a, "--samples", "8"), "(0 to 7)")
+
+
+# ------------------------------------------------------------------ --summary, streamed
+
+
+def _chunked(trace, batch_size: int, chunk_steps: int):
+    """``trace`` handed out as a TraceSource of many chunks (sample blocks × step chunks)."""
+    from lstm_trace.streaming import TraceChunk, TraceSource
+
+    def make():
+        for s0 in range(0, trace.batch, batch_size):
+            for t0 in range(0, trace.steps, chunk_steps):
+                s1, t1 = min(trace.batch, s0 + batch_size), min(trace.steps, t0 + chunk_steps)
+                yield TraceChunk((s0, s1), (t0, t1), trace.select(slice(s0, s1), slice(t0, t1)))
+
+    return TraceSource(trace.batch, trace.steps, batch_size, chunk_steps, True, make)
+
+
+def _masked_trace():
+    from lstm_trace.network import QUANTITIES
+    from lstm_trace.trace import Trace, TracedLayer
+
+    rng = np.random.default_rng(3)
+    layer = TracedLayer("lstm", "lstm", ("forward",), False, masked=True)
+    arrays = {f"lstm/{q}": rng.uniform(-0.2, 1.2, (5, 23, 6)).astype(np.float32)
+              for q in QUANTITIES["lstm"]}
+    arrays["lstm/mask"] = rng.random((5, 23)) > 0.3
+    return Trace(arrays, [layer])
+
+
+@pytest.mark.parametrize("selection", [{}, {"samples": [4, 1], "steps": slice(3, 20), "units": [5, 0]}])
+def test_summary_merged_over_chunks_equals_the_whole(selection):
+    from lstm_trace.summary import summarize, summarize_source
+
+    trace = _masked_trace()
+    whole = summarize(trace, **selection)
+    merged = summarize_source(_chunked(trace, batch_size=2, chunk_steps=4), **selection)
+    assert [r.key for r in merged.rows] == [r.key for r in whole.rows]
+    for a, b in zip(merged.rows, whole.rows, strict=True):
+        assert (a.units, a.values, a.min, a.max, a.below, a.above) == \
+               (b.units, b.values, b.min, b.max, b.below, b.above), a.key
+        for name in ("mean", "std"):
+            if getattr(b, name) is not None:
+                assert getattr(a, name) == pytest.approx(getattr(b, name), rel=1e-12, abs=1e-15)
+    used = trace["lstm/mask"]
+    forget = trace["lstm/forget_gate"].astype(np.float64)[used]
+    if not selection:
+        row = next(r for r in whole.rows if r.key == "lstm/forget_gate")
+        assert row.mean == pytest.approx(forget.mean()) and row.std == pytest.approx(forget.std())
+        assert row.values == forget.size
+
+
+def test_cli_summary_streams_in_chunks_with_the_same_numbers():
+    whole = invoke(MODEL, BATCH, "--summary", "-f", "csv")
+    chunked = invoke(MODEL, BATCH, "--summary", "-f", "csv", "--batch-size", "3")
+    assert whole.exit_code == chunked.exit_code == 0, chunked.output
+    a = list(csv.DictReader(io.StringIO(whole.stdout)))
+    b = list(csv.DictReader(io.StringIO(chunked.stdout)))
+    assert [r["key"] for r in a] == [r["key"] for r in b]
+    for x, y in zip(a, b, strict=True):
+        assert x["values"] == y["values"]  # replays of other batch sizes round a little apart:
+        for column in ("min", "max", "mean", "std", "below_0.1", "above_0.9"):
+            if x[column]:
+                assert float(x[column]) == pytest.approx(float(y[column]), rel=1e-6, abs=1e-7)
+    assert_user_error(invoke(MODEL, BATCH, "--summary", "--batch-size", "0"), "--batch-size")

@@ -329,10 +329,12 @@ def test_json_selection_records_the_original_indices(tmp_path):
 
 def _table(trace: Trace, **options) -> str:
     buffer = io.StringIO()
-    table_writer._write_to(buffer, trace, color=options.pop("color", False),
-                           width=options.pop("width", None), **{
-                               "samples": None, "steps": None, "units": None, "summary": False,
-                               "precision": 4, **options})
+    color, width = options.pop("color", False), options.pop("width", None)
+
+    def draw(console, styled):
+        table_writer.render(trace, console, styled=styled, **options)
+
+    table_writer._write_to(buffer, draw, color=color, width=width)
     return buffer.getvalue()
 
 

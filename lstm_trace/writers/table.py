@@ -31,7 +31,7 @@ import io
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import IO, Any
+from typing import IO
 
 import numpy as np
 from rich import box
@@ -70,29 +70,52 @@ def write(
     decimals. ``width`` overrides the console width (default: the terminal's, else
     :data:`PLAIN_WIDTH`). ``color`` forces styling on or off (default: only on a terminal).
     """
+    def draw(console: Console, styled: bool) -> None:
+        render(trace, console, samples=samples, steps=steps, units=units, summary=summary,
+               precision=precision, styled=styled)
+
+    _write(output, draw, width=width, color=color)
+
+
+def write_summary(
+    summary: Summary,
+    output: str | os.PathLike[str] | None = None,
+    *,
+    precision: int = 4,
+    width: int | None = None,
+    color: bool | None = None,
+) -> None:
+    """Render a computed :class:`~lstm_trace.summary.Summary` (e.g. of a streamed trace)
+    exactly as ``write(trace, summary=True)`` renders the summary of an in-memory one."""
+    def draw(console: Console, styled: bool) -> None:
+        render_summary(summary, console, precision=precision, styled=styled)
+
+    _write(output, draw, width=width, color=color)
+
+
+def _write(output: str | os.PathLike[str] | None, draw: Callable[[Console, bool], None], *,
+           width: int | None, color: bool | None) -> None:
     if is_stdout(output):
-        _write_to(sys.stdout, trace, samples=samples, steps=steps, units=units, summary=summary,
-                  precision=precision, width=width, color=color)
+        _write_to(sys.stdout, draw, width=width, color=color)
         return
     with atomic_write(output, "w") as handle:
-        _write_to(handle, trace, samples=samples, steps=steps, units=units, summary=summary,
-                  precision=precision, width=width, color=False if color is None else color)
+        _write_to(handle, draw, width=width, color=False if color is None else color)
 
 
-def _write_to(stream: IO[str], trace: Trace, *, color: bool | None, width: int | None,
-              **options: Any) -> None:
+def _write_to(stream: IO[str], draw: Callable[[Console, bool], None], *, color: bool | None,
+              width: int | None) -> None:
     terminal = Console(file=stream).is_terminal if color is None else color
     if terminal:
         console = Console(file=stream, width=width, highlight=False, emoji=False,
                           force_terminal=True if color else None)
-        render(trace, console, styled=True, **options)
+        draw(console, True)
         return
     buffer = io.StringIO()
     console = Console(
         file=buffer, width=width or PLAIN_WIDTH, color_system=None, force_terminal=False,
         highlight=False, emoji=False, no_color=True,
     )
-    render(trace, console, styled=False, **options)
+    draw(console, False)
     stream.write("".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines()))
 
 
@@ -111,7 +134,11 @@ def render(
     if not trace.layers or not len(trace):
         console.print("(empty trace: no layer was recorded)")
         return
-    defaults = not summary
+    if summary:
+        render_summary(summarize(trace, samples, steps, units), console, precision=precision,
+                       styled=styled)
+        return
+    defaults = True
 
     def chosen(given: Selection, default: Selection, length: int, what: str) -> np.ndarray:
         if given is None and defaults:  # a default window is clipped to the trace
@@ -126,23 +153,35 @@ def render(
     def units_for(width: int) -> np.ndarray:
         return widest[widest < width]
 
-    if summary:
-        console.print(_summary_table(summarize(trace, samples, steps, units), precision))
-    else:
-        for sample in picked_samples:
-            for layer, direction, arrays in trace.rows():
-                mask = arrays.get("mask")
-                for quantity, array in arrays.items():
-                    if quantity == "mask":
-                        continue
-                    for title, table in _value_tables(
-                        layer, direction, quantity, array, mask, int(sample), picked_steps,
-                        units_for(array.shape[2]), precision, styled, console.width,
-                    ):
-                        console.print(Text(title, style="bold" if styled else ""), soft_wrap=True)
-                        console.print(table)
-                        console.print()
-    footer = _footer(trace, picked_samples, picked_steps, units_for, max_width, summary)
+    for sample in picked_samples:
+        for layer, direction, arrays in trace.rows():
+            mask = arrays.get("mask")
+            for quantity, array in arrays.items():
+                if quantity == "mask":
+                    continue
+                for title, table in _value_tables(
+                    layer, direction, quantity, array, mask, int(sample), picked_steps,
+                    units_for(array.shape[2]), precision, styled, console.width,
+                ):
+                    console.print(Text(title, style="bold" if styled else ""), soft_wrap=True)
+                    console.print(table)
+                    console.print()
+    footer = _footer(trace.batch, trace.steps, max_width, picked_samples, picked_steps, widest,
+                     summary=False)
+    if footer:
+        console.print(Text(footer, style="dim" if styled else ""), soft_wrap=True)
+
+
+def render_summary(summary: Summary, console: Console, *, precision: int = 4,
+                   styled: bool = False) -> None:
+    """Print a summary's table and the footer saying what the selection left out."""
+    if not summary.rows:
+        console.print("(empty trace: no layer was recorded)")
+        return
+    console.print(_summary_table(summary, precision))
+    footer = _footer(summary.batch, summary.total_steps, summary.max_width,
+                     summary.picked_samples, summary.picked_steps, summary.picked_units,
+                     summary=True)
     if footer:
         console.print(Text(footer, style="dim" if styled else ""), soft_wrap=True)
 
@@ -256,19 +295,17 @@ def _summary_table(summary: Summary, precision: int) -> Table:
 
 
 def _footer(
-    trace: Trace, samples: np.ndarray, steps: np.ndarray,
-    units_for: Callable[[int], np.ndarray], max_width: int,
-    summary: bool,
+    batch: int, total_steps: int, max_width: int, samples: np.ndarray, steps: np.ndarray,
+    widest: np.ndarray, *, summary: bool,
 ) -> str:
     """One line: what the selection left out and how to see more (empty if nothing was)."""
     shown, more = [], []
-    if samples.size < trace.batch:
-        shown.append(f"sample{'s' if samples.size != 1 else ''} {describe(samples)} of {trace.batch}")
-        more.append(f"--samples {_next_window(samples, trace.batch)}")
-    if steps.size < trace.steps:
-        shown.append(f"steps {describe(steps)} of {trace.steps}")
-        more.append(f"--steps {_next_window(steps, trace.steps)}")
-    widest = units_for(max_width)
+    if samples.size < batch:
+        shown.append(f"sample{'s' if samples.size != 1 else ''} {describe(samples)} of {batch}")
+        more.append(f"--samples {_next_window(samples, batch)}")
+    if steps.size < total_steps:
+        shown.append(f"steps {describe(steps)} of {total_steps}")
+        more.append(f"--steps {_next_window(steps, total_steps)}")
     if widest.size < max_width:
         shown.append(f"units {describe(widest)} of {max_width}")
         more.append(f"--units {_next_window(widest, max_width)}")
