@@ -2,8 +2,8 @@
 
     python onnx_torch.py OUTDIR
 
-Per case: ``model.onnx`` (the TorchScript-based exporter, ``dynamo=False``; the dynamo
-exporter needs onnxscript), ``feeds.npz`` (``x`` as onnxruntime is fed), and
+Per case: ``model.onnx`` (the TorchScript-based exporter, ``dynamo=False``, or the
+dynamo exporter, which needs onnxscript), ``feeds.npz`` (``x`` as onnxruntime is fed), and
 ``reference.npz`` from torch: for every layer ``k`` and direction, ``hidden_<k>_<dir>`` and
 ``cell_<k>_<dir>`` ``(batch, steps, H)`` at every input position. Each layer is re-run as a
 one-layer module with the same weights on the previous layer's output: its output gives
@@ -40,6 +40,12 @@ CASES: list[dict] = [
      "layers": 1, "front": "linear_relu"},
     {"name": "conv1d_tanh_lstm", "cell": "LSTM", "batch_first": True, "bidirectional": False,
      "layers": 2, "front": "conv1d"},
+    # The dynamo exporter (torch.export + onnxscript): LSTM/GRU nodes with its own glue.
+    # (It unrolls nn.RNN into MatMul/Tanh ops: no recurrent node to trace.)
+    {"name": "dynamo_lstm_bidirectional_2layers", "cell": "LSTM", "batch_first": True,
+     "bidirectional": True, "layers": 2, "exporter": "dynamo"},
+    {"name": "dynamo_gru_seq_first_2layers", "cell": "GRU", "batch_first": False,
+     "bidirectional": False, "layers": 2, "exporter": "dynamo"},
 ]
 FEATURES, HIDDEN, BATCH, STEPS, VOCAB = 3, 5, 2, 6, 11
 
@@ -101,8 +107,12 @@ def main(out: Path) -> None:
         else:
             x = torch.randn(STEPS, BATCH, FEATURES)
         outputs = ["output", "h_n"] + (["c_n"] if c["cell"] == "LSTM" else [])
-        torch.onnx.export(model, (x,), str(d / "model.onnx"), dynamo=False, input_names=["x"],
-                          output_names=outputs, dynamic_axes={"x": {0: "a", 1: "b"}})
+        if c.get("exporter") == "dynamo":
+            torch.onnx.export(model, (x,), str(d / "model.onnx"), dynamo=True, input_names=["x"],
+                              output_names=outputs, verbose=False)
+        else:
+            torch.onnx.export(model, (x,), str(d / "model.onnx"), dynamo=False, input_names=["x"],
+                              output_names=outputs, dynamic_axes={"x": {0: "a", 1: "b"}})
         np.savez(d / "feeds.npz", x=x.numpy())
         graph = onnx.load(str(d / "model.onnx")).graph
         nodes = [n.name for n in graph.node if n.op_type in ("LSTM", "GRU", "RNN")]
