@@ -217,6 +217,7 @@ def load_golden(path: str) -> dict[str, np.ndarray]:
         if not magic:
             what = "empty"
         raise OptionError(f"--golden {path}: {what}; {GOLDEN_HINT}")
+    _check_golden_members(path)
     try:
         with np.load(path, allow_pickle=False) as data:
             return {key: np.asarray(data[key]) for key in data.files}
@@ -226,6 +227,20 @@ def load_golden(path: str) -> dict[str, np.ndarray]:
                               f"loads; {GOLDEN_HINT}") from None
         raise OptionError(f"--golden {path}: damaged ({err}); {GOLDEN_HINT}") from None
     except (OSError, EOFError, KeyError, zipfile.BadZipFile) as err:
+        raise OptionError(f"--golden {path}: damaged ({err}); {GOLDEN_HINT}") from None
+
+
+def _check_golden_members(path: str) -> None:
+    """Refuse zip members whose declared sizes are too large or cannot be true (zip bombs)."""
+    from .inputs import MAX_NPZ_MEMBER_BYTES
+    from .safe_zip import ZipLimitError, check_archive
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            check_archive(archive, MAX_NPZ_MEMBER_BYTES)
+    except ZipLimitError as err:
+        raise OptionError(f"--golden {path}: {err}") from None
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as err:
         raise OptionError(f"--golden {path}: damaged ({err}); {GOLDEN_HINT}") from None
 
 

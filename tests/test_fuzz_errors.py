@@ -90,6 +90,17 @@ def npz_bomb(tmp: Path) -> list[str]:
     return [str(MODEL), str(path)]
 
 
+def golden_bomb(tmp: Path) -> list[str]:
+    """``check --golden`` with a golden member that declares 18 KB and inflates to 128 MiB."""
+    path = tmp / "golden.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z, z.open("lstm/hidden.npy", "w") as f:
+        _zeros(128 << 20)(f)
+    data = bytearray(path.read_bytes())
+    _set_declared_size(data, b"lstm/hidden.npy", 18 * 1024)
+    path.write_bytes(bytes(data))
+    return ["check", str(MODEL), str(INPUT), "--golden", str(path)]
+
+
 def config_bomb(tmp: Path) -> list[str]:
     return [str(_keras_with_member(tmp / "cfg.keras", "config.json", _zeros(64 << 20),
                                    declared=1000)), str(INPUT)]
@@ -172,6 +183,7 @@ BROKEN: dict[str, Callable[[Path], list[str]]] = {
     "zip_bomb_ratio": zip_bomb_ratio,
     "npz_bomb": npz_bomb,
     "config_bomb": config_bomb,
+    "golden_bomb": golden_bomb,
     "h5_compound_kernel": h5_compound_kernel,
     "h5_complex_kernel": h5_complex_kernel,
     "h5_string_kernel": h5_string_kernel,
@@ -247,7 +259,7 @@ def broken(tmp_path_factory):
 def test_every_error_is_one_short_line_and_exit_2(case, command, broken):
     args = broken(case)
     if command == "inspect":
-        if args[0] == str(MODEL):
+        if args[0] in (str(MODEL), "check"):
             pytest.skip("a bad INPUT does not concern inspect")
         args = args[:1]
     result = invoke(*([command] if command == "inspect" else []), *args)
@@ -266,6 +278,7 @@ def test_every_error_is_one_short_line_and_exit_2(case, command, broken):
     ("zip_bomb_ratio", "refused as a zip bomb"),
     ("config_bomb", "config.json declares 1,000 bytes"),
     ("npz_bomb", "refused as a zip bomb"),
+    ("golden_bomb", "lstm/hidden.npy declares 18,432 bytes but holds"),
     ("h5_compound_kernel", "has a compound data type"),
     ("h5_complex_kernel", "has data type complex64"),
     ("h5_string_kernel", "has data type |S3"),
