@@ -305,3 +305,12 @@ def test_activation_options_are_ignored_for_lstm_with_a_note(torch_fixtures: Pat
     network = lstm_trace.load(torch_fixtures / case["files"]["sd_zip"]["file"], activation="relu")
     assert network.recurrent_layers[0].directions[0].cell.activation == "tanh"
     assert any("ignored" in n for n in network.notes)
+
+
+def test_gru_variant_options_are_ignored_with_a_note(torch_fixtures: Path) -> None:
+    case = _case(torch_fixtures, "gru_bi")
+    network = lstm_trace.load(torch_fixtures / case["files"]["safetensors"]["file"],
+                              reset_after=False, forget_bias=1.0)
+    assert all(d.cell.reset_after for layer in network.recurrent_layers for d in layer.directions)
+    assert any("--forget-bias, --reset-after ignored" in n and "reset_after GRU" in n
+               for n in network.notes)

@@ -243,9 +243,17 @@ def build_module(module: RecurrentModule, settings: ModuleSettings, name: str,
         else:
             notes.append(f"{name}: the file does not store nn.{settings.class_name}'s nonlinearity; "
                          "assuming tanh (pass --activation relu for nonlinearity='relu')")
-    elif options.activation or options.recurrent_activation:
-        notes.append(f"{name}: --activation/--recurrent-activation ignored: nn.{settings.class_name} "
-                     "always uses sigmoid gates and tanh")
+    else:
+        given = [flag for flag, value in (
+            ("--activation", options.activation),
+            ("--recurrent-activation", options.recurrent_activation),
+            ("--forget-bias", options.forget_bias), ("--cell-clip", options.cell_clip),
+            ("--proj-clip", options.proj_clip), ("--reset-after", options.reset_after),
+        ) if value is not None]
+        if given:
+            notes.append(f"{name}: {', '.join(given)} ignored: nn.{settings.class_name} always "
+                         "uses sigmoid gates and tanh, no forget bias or clipping"
+                         + (", and the reset_after GRU" if kind == "gru" else ""))
     layers: list[RecurrentLayer] = []
     if module.stacked:
         indices = sorted({k for k, _ in module.params})
