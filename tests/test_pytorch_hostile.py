@@ -258,3 +258,14 @@ def test_rebuilding_one_big_list_many_times_is_refused():
     call = b"cbuiltins\ntuple\nh\x00\x85R0"
     with pytest.raises(PickleError, match="memory bomb"):
         load_pickle(b"\x80\x02" + big + call * 1000 + b"N.")
+
+
+def test_weights_inside_an_unknown_dict_subclass_are_found():
+    """``mylib.AttrDict({...})`` pickles as a call plus SETITEMS: its items are searched."""
+    from lstm_trace.loaders.pytorch.pickle_vm import Global
+
+    weights = {"rnn.weight_ih_l0": np.zeros((8, 3)), "rnn.weight_hh_l0": np.zeros((8, 2))}
+    checkpoint = Opaque(Global("mylib", "AttrDict"), entries={"state_dict": weights, "epoch": 3})
+    found = find_weights(checkpoint)
+    assert found.where == "['state_dict']"
+    assert list(found.tensors) == ["rnn.weight_ih_l0", "rnn.weight_hh_l0"]

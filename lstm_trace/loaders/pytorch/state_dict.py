@@ -125,6 +125,8 @@ def _candidates(obj: Any, path: tuple, depth: int, seen: set[int]) -> Iterator[t
     if depth > 4 or id(obj) in seen:
         return
     seen.add(id(obj))
+    if isinstance(obj, Opaque) and obj.entries and not _is_module(obj):
+        obj = obj.entries  # a dict subclass of the user's (never imported): its items
     if _is_module(obj):
         weights = Weights({}, where=_where(path))
         _walk_module(obj, "", weights, 0, set())
