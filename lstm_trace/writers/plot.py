@@ -429,7 +429,7 @@ def _step_ticks(index: np.ndarray, contiguous: bool, labels: Sequence[str] | Non
 
 def _unit_ticks(shown: np.ndarray, height: float, font: float) -> tuple[list[float], list[str]]:
     """Unit tick positions (rows of the panel) and texts: nice unit numbers that fit."""
-    most = max(1, int(height / (1.6 * font)))
+    most = max(1, min(int(height / (1.6 * font)), 12))
     if shown.size > 1 and np.all(np.diff(shown) == 1):
         picked = nice_ticks(int(shown[0]), int(shown[-1]), most)
         return [float(u - shown[0]) for u in picked], [str(u) for u in picked]
@@ -441,7 +441,7 @@ def _colour_bar_ticks(height: float, font: float, scale: Scale) -> list[float]:
     """Nice colour bar ticks inside the scale that fit ``height`` points (a short bar: its ends)."""
     from matplotlib.ticker import MaxNLocator
 
-    bins = int(height / (2.2 * font))
+    bins = min(int(height / (2.2 * font)), 6)
     if bins < 2:
         return [scale.vmin, scale.vmax]
     ticks = MaxNLocator(nbins=bins, steps=[1, 2, 2.5, 5, 10]).tick_values(scale.vmin, scale.vmax)
