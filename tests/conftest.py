@@ -4,13 +4,15 @@ Fixture builders are scripts in ``tests/builders/`` run by TensorFlow in their o
 process (TensorFlow never enters the pytest process, so the tests can check that
 tracing does not import it). Each writes model files, inputs and the framework's own
 reference outputs into a directory plus ``manifest.json``. The directory is cached in
-``.fixture-cache/`` under a hash of the builder's source, so a builder reruns only
-when it changes.
+``.fixture-cache/`` under a hash of the builder's source and the installed framework
+versions, so a builder reruns only when it or a framework pin changes.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -75,9 +77,28 @@ def record_error():
     return record
 
 
+#: Distributions whose version is part of every fixture's cache key: the references come
+#: from them, so a pin change must rebuild them (read from metadata, nothing is imported).
+KEY_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "keras", "tf-keras", "torch", "onnx",
+                     "onnxruntime", "safetensors", "h5py", "numpy")
+
+
+@functools.cache
+def framework_versions() -> str:
+    """``name==version`` of each :data:`KEY_DISTRIBUTIONS` (``none`` when not installed)."""
+    versions = []
+    for name in KEY_DISTRIBUTIONS:
+        try:
+            versions.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            versions.append(f"{name}==none")
+    return ";".join(versions)
+
+
 def build_fixtures(builder: str, *, legacy_keras: bool = False, timeout: int = 1800,
                    inputs: tuple[Path, ...] = ()) -> Path:
-    """Run ``tests/builders/<builder>.py OUTDIR`` once and return OUTDIR (cached by source hash).
+    """Run ``tests/builders/<builder>.py OUTDIR`` once and return OUTDIR (cached by source hash
+    and framework versions).
 
     ``inputs`` are files the builder reads (e.g. committed sample models): their content
     joins the cache key, so regenerating them rebuilds the fixtures.
@@ -88,6 +109,7 @@ def build_fixtures(builder: str, *, legacy_keras: bool = False, timeout: int = 1
         if path.exists():
             digest.update(path.read_bytes())
     digest.update(str(legacy_keras).encode())
+    digest.update(framework_versions().encode())
     prefix = f"{builder}-{'keras2' if legacy_keras else 'keras3'}-"
     out = CACHE / f"{prefix}{digest.hexdigest()[:12]}"
     if (out / "manifest.json").exists():

@@ -165,7 +165,6 @@ def test_extract_messages_go_to_stderr_and_stdout_is_the_default(tmp_path):
 
 
 def test_plot_takes_samples_like_every_command_and_keeps_sample(tmp_path):
-    pytest.importorskip("matplotlib")
     a, b = tmp_path / "a.png", tmp_path / "b.png"
     first = invoke("plot", MODEL, BATCH, "-o", a, "--samples", "3")
     assert first.exit_code == 0, first.output
