@@ -95,6 +95,17 @@ def framework_versions() -> str:
     return ";".join(versions)
 
 
+def fixture_key(builder: str, legacy_keras: bool, inputs: tuple[Path, ...], versions: str) -> str:
+    """The cache key: builder and ``common.py`` source, inputs, Keras flavour, framework versions."""
+    digest = hashlib.sha256()
+    for path in (BUILDERS / f"{builder}.py", BUILDERS / "common.py", *inputs):
+        if path.exists():
+            digest.update(path.read_bytes())
+    digest.update(str(legacy_keras).encode())
+    digest.update(versions.encode())
+    return digest.hexdigest()[:12]
+
+
 def build_fixtures(builder: str, *, legacy_keras: bool = False, timeout: int = 1800,
                    inputs: tuple[Path, ...] = ()) -> Path:
     """Run ``tests/builders/<builder>.py OUTDIR`` once and return OUTDIR (cached by source hash
@@ -104,14 +115,8 @@ def build_fixtures(builder: str, *, legacy_keras: bool = False, timeout: int = 1
     joins the cache key, so regenerating them rebuilds the fixtures.
     """
     script = BUILDERS / f"{builder}.py"
-    digest = hashlib.sha256()
-    for path in (script, BUILDERS / "common.py", *inputs):
-        if path.exists():
-            digest.update(path.read_bytes())
-    digest.update(str(legacy_keras).encode())
-    digest.update(framework_versions().encode())
     prefix = f"{builder}-{'keras2' if legacy_keras else 'keras3'}-"
-    out = CACHE / f"{prefix}{digest.hexdigest()[:12]}"
+    out = CACHE / f"{prefix}{fixture_key(builder, legacy_keras, inputs, framework_versions())}"
     if (out / "manifest.json").exists():
         return out
     # Older versions of this builder's output are left alone: several checkouts (worktrees,
