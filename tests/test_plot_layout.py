@@ -18,8 +18,6 @@ from workflow_common import input_file, invoke, model_file
 import lstm_trace
 from lstm_trace.writers.plot import MASKED_GREY, _block_means, build_figure, nice_ticks
 
-pytest.importorskip("matplotlib")
-
 SAMPLE = "sample_models/brackets.keras"
 SAMPLE_INPUT = "sample_models/brackets_input.npy"
 
