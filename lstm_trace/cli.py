@@ -74,6 +74,9 @@ class DefaultToTrace(click.Group):
         try:
             result = super().main(*args, standalone_mode=False, **kwargs)
         except click.ClickException as err:
+            if type(err).__name__ == "NoArgsIsHelpError":  # bare `lstm-trace`: the help, as click does
+                err.show()
+                sys.exit(err.exit_code)
             where = f" (see '{err.ctx.command_path} --help')" if getattr(err, "ctx", None) else ""
             click.echo(f"error: {err.format_message()}{where}", err=True)
             sys.exit(err.exit_code)

@@ -373,6 +373,12 @@ def test_usage_errors_are_one_line_too(args, fragments):
     assert "Usage:" not in result.output
 
 
+def test_no_arguments_show_the_help():
+    result = invoke()
+    assert "Commands:" in result.output and "error:" not in result.output
+    assert result.exit_code in (0, 2)  # click's own choice for a bare group
+
+
 def test_help_and_version_still_exit_0():
     assert invoke("--help").exit_code == 0
     assert invoke("inspect", "--help").exit_code == 0
