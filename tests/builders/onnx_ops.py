@@ -65,6 +65,10 @@ CASES: list[dict] = [
      "inputs": [([0.1, 0.02, 0.5], "float32"), ([1, -3, 9], "int8")]},
     {"name": "dequantize_uint8_no_zero_point", "op": "DequantizeLinear", "shape": [4, 5],
      "int_input": 250, "int_dtype": "uint8", "inputs": [(0.01, "float32")]},
+    {"name": "reverse_sequence", "op": "ReverseSequence", "shape": [5, 3, 2],
+     "attrs": {"batch_axis": 1, "time_axis": 0}, "inputs": [([5, 2, 0], "int64")]},
+    {"name": "reverse_sequence_batch_major", "op": "ReverseSequence", "shape": [3, 5, 2],
+     "attrs": {"batch_axis": 0, "time_axis": 1}, "inputs": [([4, 5, 1], "int64")]},
     {"name": "constant_of_shape", "op": "ConstantOfShape", "shape": [3], "int_input": 5,
      "attrs": {"value": ("tensor", 1.5)}},
 ]

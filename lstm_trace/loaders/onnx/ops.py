@@ -238,6 +238,21 @@ def dropout(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
     return [x, np.ones(x.shape, dtype=bool)][: max(1, len(node.outputs))]
 
 
+def reverse_sequence(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
+    """Reverse the first ``sequence_lens[b]`` steps of each batch entry (Keras go_backwards)."""
+    x, lens = _need(args, 0, node), _ints(_need(args, 1, node))
+    batch_axis = int(node.attr("batch_axis", 1)) % x.ndim
+    time_axis = int(node.attr("time_axis", 0)) % x.ndim
+    if len(lens) != x.shape[batch_axis]:
+        raise ValueError(f"{len(lens)} sequence lengths for a batch of {x.shape[batch_axis]}")
+    moved = np.moveaxis(x, (batch_axis, time_axis), (0, 1)).copy()
+    for b, n in enumerate(lens):
+        if not 0 <= n <= moved.shape[1]:
+            raise ValueError(f"sequence length {n} outside 0..{moved.shape[1]}")
+        moved[b, :n] = moved[b, :n][::-1]
+    return [np.moveaxis(moved, (0, 1), (batch_axis, time_axis))]
+
+
 def dequantize_linear(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
     """``y = (x - zero_point) * scale``, per tensor or per ``axis`` (quantized weights)."""
     x, scale = _need(args, 0, node), np.asarray(_need(args, 1, node))
@@ -305,6 +320,7 @@ OPS: dict[str, Op] = {
     "Relu": _unary(lambda x: np.maximum(x, x.dtype.type(0))), "Tanh": _unary(np.tanh),
     "Sigmoid": _unary(_sigmoid), "Neg": _unary(np.negative), "LeakyRelu": leaky_relu,
     "Dropout": dropout, "Conv": conv, "DequantizeLinear": dequantize_linear,
+    "ReverseSequence": reverse_sequence,
 }
 
 
