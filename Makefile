@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP_CORE := $(VENV)/.installed-core
 STAMP_TEST := $(VENV)/.installed-test
+# The compiled step kernels, built by the install (setup.py); a change rebuilds them.
+KERNEL_SOURCES := setup.py $(wildcard lstm_trace/kernels/src/*)
 
 .PHONY: demo test lint bench sample-models clean
 
@@ -11,11 +13,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP_CORE): pyproject.toml | $(BIN)/python
+$(STAMP_CORE): pyproject.toml $(KERNEL_SOURCES) | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(STAMP_TEST): pyproject.toml | $(BIN)/python
+$(STAMP_TEST): pyproject.toml $(KERNEL_SOURCES) | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@ $(STAMP_CORE)
 

@@ -1,0 +1,99 @@
+"""Whole-sequence step kernels: the engine's fast path, proven equal to its NumPy loops.
+
+Roles, as in Keras and Flax: a *cell* knows one step (the equations in
+:class:`lstm_trace.network.Cell`, the plain NumPy loops ``_lstm_steps`` / ``_gru_steps`` /
+``_simple_rnn_steps`` in :mod:`lstm_trace.engine`, which stay the reference); the *driver*
+(:func:`lstm_trace.engine.run_direction`) owns time, direction, masks and initial states; a
+*kernel* owns a whole sequence of one direction for speed. Per step it runs ``h U`` on the
+BLAS NumPy uses, then one pass over the batch that computes every gate and state and writes
+it straight into the recorded ``(batch, steps, width)`` arrays (``src/steps.c``).
+
+Covered: LSTM (peepholes, projection, cell and projection clips, run-time forget bias,
+masks, both directions), GRU (both ``reset_after`` variants, recurrent bias, masks),
+SimpleRNN, in float32 and float64, with the activations of :data:`ACTIVATION_CODES`. Any
+other cell, and every cell when the compiled library is not there, runs the NumPy loops:
+:func:`sequence_kernel` returns ``None`` for it. A :class:`~lstm_trace.network.Cell` field
+this module does not know (a feature added later) sends the cell to the NumPy loops unless
+the field holds its default, so a new feature is never silently ignored here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ..network import Cell
+
+#: Activation names the kernels compute (codes of ``src/steps.c``), each exactly as
+#: :mod:`lstm_trace.activations` defines it.
+ACTIVATION_CODES = {
+    "linear": 0, "tanh": 1, "sigmoid": 2, "hard_sigmoid": 3, "hard_sigmoid_keras2": 4, "relu": 5,
+}
+
+#: Cell fields the kernels implement (or that do not change a replay); any other field must
+#: hold its default for a cell to take a kernel.
+KNOWN_FIELDS = frozenset({
+    "kind", "units", "kernel", "recurrent_kernel", "bias", "activation", "recurrent_activation",
+    "recurrent_bias", "reset_after", "forget_bias", "peepholes", "projection", "cell_clip",
+    "proj_clip", "layout",
+})
+
+PEEPHOLES = ("input_gate", "forget_gate", "output_gate")
+
+#: ``kernel(xw, mask, h0, c0, reverse, out) -> (h_final, c_final or None)``
+SequenceKernel = Callable[..., tuple[np.ndarray, np.ndarray | None]]
+
+
+def supports(cell: Cell, dtype: np.dtype) -> bool:
+    """Whether the kernels implement everything ``cell`` does (the library aside)."""
+    if np.dtype(dtype) not in (np.float32, np.float64) or not _only_known_features(cell):
+        return False
+    if cell.activation not in ACTIVATION_CODES:
+        return False
+    if cell.kind == "simple_rnn":
+        return True
+    if cell.recurrent_activation not in ACTIVATION_CODES:
+        return False
+    if cell.kind == "lstm":
+        return set(cell.peepholes or ()) <= set(PEEPHOLES)
+    return cell.kind == "gru"
+
+
+def sequence_kernel(cell: Cell, dtype: np.dtype) -> SequenceKernel | None:
+    """The kernel that replays ``cell`` in ``dtype``, or ``None``: use the NumPy loops."""
+    if not supports(cell, dtype):
+        return None
+    from ._native import library
+
+    lib = library()
+    if lib is None:
+        return None
+    from .sequences import bind
+
+    return bind(lib, cell, np.dtype(dtype))
+
+
+def _only_known_features(cell: Cell) -> bool:
+    for f in dataclasses.fields(cell):
+        if f.name in KNOWN_FIELDS:
+            continue
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            return False
+        value = getattr(cell, f.name)
+        if value is default:
+            continue
+        try:
+            if type(value) is type(default) and bool(value == default):
+                continue
+        except (TypeError, ValueError):
+            pass
+        return False
+    return True
