@@ -14,7 +14,9 @@ KERNELS = Extension(
     depends=["lstm_trace/kernels/src/steps_impl.h"],
     # -ffp-contract=off: no fused multiply-adds the NumPy reference does not do;
     # -fno-trapping-math lets gcc vectorise the branch-free tanh (results unchanged).
-    extra_compile_args=["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-std=c99"],
+    extra_compile_args=["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-std=c99",
+                        "-pthread"],
+    extra_link_args=["-pthread"],
     libraries=["m"],
     optional=True,
 )

@@ -213,3 +213,31 @@ def test_kernels_can_be_switched_off(monkeypatch):
     finally:
         monkeypatch.delenv(_native.DISABLE_ENV)
         _native.library.cache_clear()
+
+
+def test_cells_loaded_from_a_file_take_the_kernel():
+    """Loader metadata (layout, tensor names) must not push real cells off the fast path."""
+    import lstm_trace
+
+    network = lstm_trace.load(ROOT / "sample_models" / "brackets.keras")
+    cells = [d.cell for layer in network.recurrent_layers for d in layer.directions]
+    assert cells
+    for cell in cells:
+        assert kernels.sequence_kernel(cell.astype(np.dtype(np.float32)), np.float32) is not None
+
+
+@pytest.mark.parametrize(("kind", "units", "batch", "options"), [
+    ("lstm", 64, 600, {"proj": 48, "cell_clip": 0.8, "proj_clip": 0.5}),
+    ("lstm", 64, 601, {}),
+    ("gru", 64, 700, {"reset_after": True}),
+    ("gru", 64, 2100, {"reset_after": False}),
+    ("simple_rnn", 128, 1100, {}),
+])
+def test_big_steps_split_over_threads_equal_the_reference_loop(monkeypatch, kind, units, batch, options):
+    """Steps of at least PARALLEL_MIN_ELEMENTS run their row pass on several threads."""
+    from lstm_trace.kernels import sequences
+
+    monkeypatch.setattr(sequences, "THREADS", 3)
+    cell = random_cell(kind, units, 4, "float32", seed=9, **options)
+    fast, reference = run_both(cell, batch, 4, reverse=True, masked=True)
+    assert_same(fast, reference, np.dtype(np.float32))

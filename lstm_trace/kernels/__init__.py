@@ -39,7 +39,7 @@ ACTIVATION_CODES = {
 KNOWN_FIELDS = frozenset({
     "kind", "units", "kernel", "recurrent_kernel", "bias", "activation", "recurrent_activation",
     "recurrent_bias", "reset_after", "forget_bias", "peepholes", "projection", "cell_clip",
-    "proj_clip", "layout",
+    "proj_clip", "layout", "tensor_names",
 })
 
 PEEPHOLES = ("input_gate", "forget_gate", "output_gate")

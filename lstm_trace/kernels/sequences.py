@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -9,6 +10,22 @@ import numpy as np
 from ..network import QUANTITIES
 from . import ACTIVATION_CODES, SequenceKernel
 from ._native import KernelArgs, Library
+
+#: ``LSTM_TRACE_THREADS=N`` caps the threads of the kernels' row pass (default: the CPUs this
+#: process may use, at most 8). Only steps of at least 131072 gate values use more than one.
+THREADS_ENV = "LSTM_TRACE_THREADS"
+
+
+def _threads() -> int:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        wanted = int(os.environ.get(THREADS_ENV, cpus))
+    except ValueError:
+        wanted = cpus
+    return max(1, min(wanted, 8))
+
+
+THREADS = _threads()
 
 if TYPE_CHECKING:
     from ..network import Cell
@@ -69,7 +86,7 @@ def bind(lib: Library, cell: Cell, dtype: np.dtype) -> SequenceKernel:
             cell_clip=cell.cell_clip or 0.0, proj_clip=cell.proj_clip or 0.0,
             xw=_ptr(xw), U=_ptr(U), recurrent_bias=_ptr(rb),
             peep_i=_ptr(p_i), peep_f=_ptr(p_f), peep_o=_ptr(p_o), P=_ptr(P if is_lstm else None),
-            mask=_ptr(mask8), h0=_ptr(h0), c0=_ptr(c0),
+            mask=_ptr(mask8), h0=_ptr(h0), c0=_ptr(c0), threads=THREADS,
             h_final=_ptr(h_final), c_final=_ptr(c_final),
         )
         for k, a in enumerate(arrays):

@@ -11,6 +11,7 @@
  * steps_impl.h holds the kernels once; it is included for float and for double.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,11 +19,17 @@
 enum { ACT_LINEAR = 0, ACT_TANH, ACT_SIGMOID, ACT_HARD_SIGMOID, ACT_HARD_SIGMOID_KERAS2, ACT_RELU };
 enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111 };
 
+/* A step's row pass is split over threads only from this many elements (batch x gate
+ * width) on: starting and joining a thread costs tens of microseconds. */
+#define PARALLEL_MIN_ELEMENTS 131072
+#define MAX_THREADS 8
+
 /* Everything a kernel needs; mirrored by _native.KernelArgs (keep the two in step). */
 typedef struct {
     int64_t batch, steps, units, state;
     int32_t reverse, activation, recurrent_activation, reset_after;
-    int32_t has_cell_clip, has_proj_clip, gemm_ilp64, threads;
+    int32_t has_cell_clip, has_proj_clip, gemm_ilp64;
+    int32_t threads;            /* threads for the row pass of big steps (1: none) */
     double cell_clip, proj_clip;
     const void *xw;             /* (batch, steps, G*units): x W + b for every step */
     const void *U;              /* (state, G*units) */

@@ -58,170 +58,246 @@ static void SFX(copy_finals)(const REAL *src, int64_t ld, REAL *dst, int64_t bat
     for (int64_t b = 0; b < batch; b++) memcpy(dst + b * width, src + b * ld, (size_t)width * sizeof(REAL));
 }
 
+/* The state a step's row pass reads: step t, the previous states, the step's products. */
+typedef struct {
+    const kernel_args *a;
+    int64_t t, h_ld, c_ld;
+    const REAL *h_prev, *c_prev;
+    REAL *hu;   /* h U of this step, (batch, width) */
+    REAL *m;    /* LSTM: o ⊙ φ(c') before the projection; GRU: r ⊙ h, then (r ⊙ h) U_h */
+    REAL *hh;   /* GRU (not reset_after): (r ⊙ h) U_h */
+} SFX(step_ctx);
+
+typedef void (*SFX(rows_fn))(const SFX(step_ctx) *, int64_t b0, int64_t b1, REAL *row);
+
+typedef struct {
+    SFX(rows_fn) fn;
+    const SFX(step_ctx) *ctx;
+    int64_t b0, b1;
+    REAL *row;
+} SFX(rows_job);
+
+static void *SFX(rows_thread)(void *p) {
+    const SFX(rows_job) *j = p;
+    j->fn(j->ctx, j->b0, j->b1, j->row);
+    return NULL;
+}
+
+/* fn over the batch rows [0, B), split over up to `threads` threads when the step is big
+ * enough to pay for starting them (PARALLEL_MIN_ELEMENTS); `rows` holds a scratch row of
+ * `row_len` per thread. */
+static void SFX(for_rows)(SFX(rows_fn) fn, const SFX(step_ctx) *ctx, int64_t B, int64_t width,
+                          REAL *rows, int64_t row_len) {
+    int threads = ctx->a->threads;
+    if (B * width < PARALLEL_MIN_ELEMENTS) threads = 1;
+    if (threads > B) threads = (int)B;
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    if (threads <= 1) { fn(ctx, 0, B, rows); return; }
+    pthread_t tid[MAX_THREADS];
+    SFX(rows_job) jobs[MAX_THREADS];
+    int started[MAX_THREADS];
+    for (int k = 1; k < threads; k++) {
+        jobs[k] = (SFX(rows_job)){fn, ctx, B * k / threads, B * (k + 1) / threads, rows + k * row_len};
+        started[k] = pthread_create(&tid[k], NULL, SFX(rows_thread), &jobs[k]) == 0;
+    }
+    fn(ctx, 0, B / threads, rows);
+    for (int k = 1; k < threads; k++) {
+        if (started[k]) pthread_join(tid[k], NULL);
+        else SFX(rows_thread)(&jobs[k]); /* no thread: do its share here */
+    }
+}
+
 #define STEP_INDEX(n) (a->reverse ? T - 1 - (n) : (n))
 #define USED(b, t) (!a->mask || a->mask[(b) * T + (t)])
+#define ZERO(p, n) memset((p), 0, (size_t)(n) * sizeof(REAL))
+#define COPY(dst, src, n) memcpy((dst), (src), (size_t)(n) * sizeof(REAL))
+
+/* LSTM rows of one step: gates, c' and o ⊙ φ(c') (into h, or into m to be projected). */
+static void SFX(lstm_rows)(const SFX(step_ctx) *s, int64_t b0, int64_t b1, REAL *row) {
+    const kernel_args *a = s->a;
+    const int64_t T = a->steps, u = a->units, S = a->state, G = 4 * u, t = s->t;
+    const REAL *xw = a->xw, *p_i = a->peep_i, *p_f = a->peep_f, *p_o = a->peep_o;
+    REAL *gi = a->out[0], *gf = a->out[1], *gg = a->out[2], *go = a->out[3];
+    REAL *cs = a->out[4], *hs = a->out[5];
+    for (int64_t b = b0; b < b1; b++) {
+        const REAL *hp = s->h_prev + b * s->h_ld, *cp = s->c_prev + b * s->c_ld;
+        const int64_t o = (b * T + t) * u;
+        REAL *c = cs + o, *h = hs + (b * T + t) * S;
+        if (!USED(b, t)) { /* the states carry over; the gates are 0 */
+            ZERO(gi + o, u); ZERO(gf + o, u); ZERO(gg + o, u); ZERO(go + o, u);
+            COPY(c, cp, u);
+            if (!a->P) COPY(h, hp, S);
+            continue;
+        }
+        const REAL *x = xw + (b * T + t) * G, *z = s->hu + b * G;
+        for (int64_t k = 0; k < G; k++) row[k] = z[k] + x[k];
+        if (p_i) for (int64_t k = 0; k < u; k++) row[k] += p_i[k] * cp[k];
+        if (p_f) for (int64_t k = 0; k < u; k++) row[u + k] += p_f[k] * cp[k];
+        SFX(activate)(a->recurrent_activation, row, gi + o, u);
+        SFX(activate)(a->recurrent_activation, row + u, gf + o, u);
+        SFX(activate)(a->activation, row + 2 * u, gg + o, u);
+        {
+            const REAL *restrict i_ = gi + o, *restrict f_ = gf + o, *restrict g_ = gg + o;
+            for (int64_t k = 0; k < u; k++) c[k] = f_[k] * cp[k] + i_[k] * g_[k];
+        }
+        if (a->has_cell_clip) SFX(clip)(c, u, a->cell_clip);
+        if (p_o) for (int64_t k = 0; k < u; k++) row[3 * u + k] += p_o[k] * c[k];
+        SFX(activate)(a->recurrent_activation, row + 3 * u, go + o, u);
+        REAL *mo = a->P ? s->m + b * u : h; /* o ⊙ φ(c'), projected after this pass when P */
+        SFX(activate)(a->activation, c, mo, u);
+        const REAL *restrict o_ = go + o;
+        for (int64_t k = 0; k < u; k++) mo[k] = o_[k] * mo[k];
+    }
+}
 
 /* LSTM: i, f, g, o, c, h (lstm_trace.network.Cell); peepholes, projection, clips, masks. */
 int SFX(lstm_sequence)(const kernel_args *a) {
     const int64_t B = a->batch, T = a->steps, u = a->units, S = a->state, G = 4 * u;
-    const REAL *xw = a->xw, *U = a->U, *P = a->P;
-    const REAL *p_i = a->peep_i, *p_f = a->peep_f, *p_o = a->peep_o;
-    REAL *gi = a->out[0], *gf = a->out[1], *gg = a->out[2], *go = a->out[3];
     REAL *cs = a->out[4], *hs = a->out[5];
-    REAL *hu = malloc((size_t)(B * G + G) * sizeof(REAL));
-    REAL *m = P ? calloc((size_t)(B * u), sizeof(REAL)) : NULL;
-    if (!hu || (P && !m)) { free(hu); free(m); return -1; }
-    REAL *row = hu + B * G;
-    const REAL *h_prev = a->h0, *c_prev = a->c0;
-    int64_t h_ld = S, c_ld = u;
+    REAL *hu = malloc((size_t)(B * G + MAX_THREADS * G) * sizeof(REAL));
+    REAL *m = a->P ? calloc((size_t)(B * u), sizeof(REAL)) : NULL;
+    if (!hu || (a->P && !m)) { free(hu); free(m); return -1; }
+    SFX(step_ctx) s = {a, 0, S, u, a->h0, a->c0, hu, m, NULL};
     for (int64_t n = 0; n < T; n++) {
-        const int64_t t = STEP_INDEX(n);
-        SFX(gemm)(a, B, G, S, h_prev, h_ld, U, G, hu, G);
-        for (int64_t b = 0; b < B; b++) {
-            const REAL *hp = h_prev + b * h_ld, *cp = c_prev + b * c_ld;
-            const int64_t o = (b * T + t) * u;
-            REAL *c = cs + o, *h = hs + (b * T + t) * S;
-            if (!USED(b, t)) { /* the states carry over; the gates are 0 */
-                memset(gi + o, 0, (size_t)u * sizeof(REAL));
-                memset(gf + o, 0, (size_t)u * sizeof(REAL));
-                memset(gg + o, 0, (size_t)u * sizeof(REAL));
-                memset(go + o, 0, (size_t)u * sizeof(REAL));
-                memcpy(c, cp, (size_t)u * sizeof(REAL));
-                if (!P) memcpy(h, hp, (size_t)S * sizeof(REAL));
-                continue;
-            }
-            const REAL *x = xw + (b * T + t) * G, *z = hu + b * G;
-            for (int64_t k = 0; k < G; k++) row[k] = z[k] + x[k];
-            if (p_i) for (int64_t k = 0; k < u; k++) row[k] += p_i[k] * cp[k];
-            if (p_f) for (int64_t k = 0; k < u; k++) row[u + k] += p_f[k] * cp[k];
-            SFX(activate)(a->recurrent_activation, row, gi + o, u);
-            SFX(activate)(a->recurrent_activation, row + u, gf + o, u);
-            SFX(activate)(a->activation, row + 2 * u, gg + o, u);
-            {
-                const REAL *restrict i_ = gi + o, *restrict f_ = gf + o, *restrict g_ = gg + o;
-                for (int64_t k = 0; k < u; k++) c[k] = f_[k] * cp[k] + i_[k] * g_[k];
-            }
-            if (a->has_cell_clip) SFX(clip)(c, u, a->cell_clip);
-            if (p_o) for (int64_t k = 0; k < u; k++) row[3 * u + k] += p_o[k] * c[k];
-            SFX(activate)(a->recurrent_activation, row + 3 * u, go + o, u);
-            REAL *mo = P ? m + b * u : h; /* o ⊙ φ(c'), projected below when P */
-            SFX(activate)(a->activation, c, mo, u);
-            {
-                const REAL *restrict o_ = go + o;
-                for (int64_t k = 0; k < u; k++) mo[k] = o_[k] * mo[k];
-            }
-        }
-        if (P) {
-            SFX(gemm)(a, B, S, u, m, u, P, S, hs + t * S, T * S);
+        const int64_t t = s.t = STEP_INDEX(n);
+        SFX(gemm)(a, B, G, S, s.h_prev, s.h_ld, a->U, G, hu, G);
+        SFX(for_rows)(SFX(lstm_rows), &s, B, G, hu + B * G, G);
+        if (a->P) {
+            SFX(gemm)(a, B, S, u, m, u, a->P, S, hs + t * S, T * S);
             for (int64_t b = 0; b < B; b++) {
                 REAL *h = hs + (b * T + t) * S;
-                if (!USED(b, t)) memcpy(h, h_prev + b * h_ld, (size_t)S * sizeof(REAL));
+                if (!USED(b, t)) COPY(h, s.h_prev + b * s.h_ld, S);
                 else if (a->has_proj_clip) SFX(clip)(h, S, a->proj_clip);
             }
         }
-        h_prev = hs + t * S; h_ld = T * S;
-        c_prev = cs + t * u; c_ld = T * u;
+        s.h_prev = hs + t * S; s.h_ld = T * S;
+        s.c_prev = cs + t * u; s.c_ld = T * u;
     }
-    SFX(copy_finals)(h_prev, h_ld, a->h_final, B, S);
-    SFX(copy_finals)(c_prev, c_ld, a->c_final, B, u);
+    SFX(copy_finals)(s.h_prev, s.h_ld, a->h_final, B, S);
+    SFX(copy_finals)(s.c_prev, s.c_ld, a->c_final, B, u);
     free(hu); free(m);
     return 0;
+}
+
+/* GRU rows of one step. reset_after: z, r, h̃, h' at once. Otherwise this is the first
+ * half (z, r and r ⊙ h into m for the product with U_h); gru_rows_candidate the second. */
+static void SFX(gru_rows)(const SFX(step_ctx) *s, int64_t b0, int64_t b1, REAL *row) {
+    const kernel_args *a = s->a;
+    const int64_t T = a->steps, u = a->units, G = 3 * u, t = s->t;
+    const int after = a->reset_after;
+    const REAL *xw = a->xw, *rb = a->recurrent_bias;
+    REAL *gz = a->out[0], *gr = a->out[1], *gg = a->out[2], *hs = a->out[3];
+    for (int64_t b = b0; b < b1; b++) {
+        const REAL *hp = s->h_prev + b * s->h_ld;
+        const int64_t o = (b * T + t) * u;
+        REAL *h = hs + o;
+        if (!USED(b, t)) {
+            ZERO(gz + o, u); ZERO(gr + o, u); ZERO(gg + o, u);
+            COPY(h, hp, u);
+            continue;
+        }
+        const REAL *x = xw + (b * T + t) * G;
+        REAL *z = s->hu + b * G;
+        const int64_t width = after ? G : 2 * u;
+        if (rb) for (int64_t k = 0; k < width; k++) z[k] += rb[k];
+        for (int64_t k = 0; k < 2 * u; k++) row[k] = x[k] + z[k];
+        SFX(activate)(a->recurrent_activation, row, gz + o, u);
+        SFX(activate)(a->recurrent_activation, row + u, gr + o, u);
+        const REAL *restrict r_ = gr + o;
+        if (!after) {
+            for (int64_t k = 0; k < u; k++) s->m[b * u + k] = r_[k] * hp[k];
+            continue;
+        }
+        for (int64_t k = 0; k < u; k++) row[2 * u + k] = x[2 * u + k] + r_[k] * z[2 * u + k];
+        SFX(activate)(a->activation, row + 2 * u, gg + o, u);
+        const REAL *restrict z_ = gz + o, *restrict g_ = gg + o;
+        for (int64_t k = 0; k < u; k++) h[k] = z_[k] * hp[k] + (1 - z_[k]) * g_[k];
+    }
+}
+
+static void SFX(gru_rows_candidate)(const SFX(step_ctx) *s, int64_t b0, int64_t b1, REAL *row) {
+    const kernel_args *a = s->a;
+    const int64_t T = a->steps, u = a->units, G = 3 * u, t = s->t;
+    const REAL *xw = a->xw, *rb = a->recurrent_bias;
+    REAL *gz = a->out[0], *gg = a->out[2], *hs = a->out[3];
+    for (int64_t b = b0; b < b1; b++) {
+        if (!USED(b, t)) continue;
+        const REAL *hp = s->h_prev + b * s->h_ld, *x = xw + (b * T + t) * G;
+        const int64_t o = (b * T + t) * u;
+        REAL *q = s->hh + b * u, *h = hs + o;
+        if (rb) for (int64_t k = 0; k < u; k++) q[k] += rb[2 * u + k];
+        for (int64_t k = 0; k < u; k++) row[k] = x[2 * u + k] + q[k];
+        SFX(activate)(a->activation, row, gg + o, u);
+        const REAL *restrict z_ = gz + o, *restrict g_ = gg + o;
+        for (int64_t k = 0; k < u; k++) h[k] = z_[k] * hp[k] + (1 - z_[k]) * g_[k];
+    }
 }
 
 /* GRU: z, r, h̃, h, both reset variants (lstm_trace.network.Cell); masks. */
 int SFX(gru_sequence)(const kernel_args *a) {
     const int64_t B = a->batch, T = a->steps, u = a->units, G = 3 * u;
-    const REAL *xw = a->xw, *U = a->U, *rb = a->recurrent_bias;
-    REAL *gz = a->out[0], *gr = a->out[1], *gg = a->out[2], *hs = a->out[3];
     const int after = a->reset_after;
-    REAL *hu = malloc((size_t)(B * G + G + (after ? 0 : 2 * B * u)) * sizeof(REAL));
+    REAL *hs = a->out[3];
+    REAL *hu = malloc((size_t)(B * G + MAX_THREADS * G + (after ? 0 : 2 * B * u)) * sizeof(REAL));
     if (!hu) return -1;
-    REAL *row = hu + B * G, *rh = row + G, *hh = rh + B * u;
-    if (!after) memset(rh, 0, (size_t)(B * u) * sizeof(REAL));
-    const REAL *h_prev = a->h0;
-    int64_t h_ld = u;
+    REAL *rows = hu + B * G, *m = rows + MAX_THREADS * G, *hh = m + B * u;
+    if (!after) ZERO(m, B * u);
+    SFX(step_ctx) s = {a, 0, u, 0, a->h0, NULL, hu, after ? NULL : m, after ? NULL : hh};
     for (int64_t n = 0; n < T; n++) {
-        const int64_t t = STEP_INDEX(n);
+        const int64_t t = s.t = STEP_INDEX(n);
         /* reset_after: h U for all three gates; else h U_zr now and (r ⊙ h) U_h below */
-        SFX(gemm)(a, B, after ? G : 2 * u, u, h_prev, h_ld, U, G, hu, G);
-        for (int64_t b = 0; b < B; b++) {
-            const REAL *hp = h_prev + b * h_ld;
-            const int64_t o = (b * T + t) * u;
-            REAL *h = hs + o;
-            if (!USED(b, t)) {
-                memset(gz + o, 0, (size_t)u * sizeof(REAL));
-                memset(gr + o, 0, (size_t)u * sizeof(REAL));
-                memset(gg + o, 0, (size_t)u * sizeof(REAL));
-                memcpy(h, hp, (size_t)u * sizeof(REAL));
-                continue;
-            }
-            const REAL *x = xw + (b * T + t) * G;
-            REAL *z = hu + b * G;
-            const int64_t width = after ? G : 2 * u;
-            if (rb) for (int64_t k = 0; k < width; k++) z[k] += rb[k];
-            for (int64_t k = 0; k < 2 * u; k++) row[k] = x[k] + z[k];
-            SFX(activate)(a->recurrent_activation, row, gz + o, u);
-            SFX(activate)(a->recurrent_activation, row + u, gr + o, u);
-            const REAL *restrict r_ = gr + o;
-            if (after) {
-                for (int64_t k = 0; k < u; k++) row[2 * u + k] = x[2 * u + k] + r_[k] * z[2 * u + k];
-                SFX(activate)(a->activation, row + 2 * u, gg + o, u);
-                const REAL *restrict z_ = gz + o, *restrict g_ = gg + o;
-                for (int64_t k = 0; k < u; k++) h[k] = z_[k] * hp[k] + (1 - z_[k]) * g_[k];
-            } else {
-                for (int64_t k = 0; k < u; k++) rh[b * u + k] = r_[k] * hp[k];
-            }
-        }
+        SFX(gemm)(a, B, after ? G : 2 * u, u, s.h_prev, s.h_ld, a->U, G, hu, G);
+        SFX(for_rows)(SFX(gru_rows), &s, B, G, rows, G);
         if (!after) {
-            SFX(gemm)(a, B, u, u, rh, u, U + 2 * u, G, hh, u);
-            for (int64_t b = 0; b < B; b++) {
-                if (!USED(b, t)) continue;
-                const REAL *hp = h_prev + b * h_ld, *x = xw + (b * T + t) * G;
-                const int64_t o = (b * T + t) * u;
-                REAL *q = hh + b * u, *h = hs + o;
-                if (rb) for (int64_t k = 0; k < u; k++) q[k] += rb[2 * u + k];
-                for (int64_t k = 0; k < u; k++) row[k] = x[2 * u + k] + q[k];
-                SFX(activate)(a->activation, row, gg + o, u);
-                const REAL *restrict z_ = gz + o, *restrict g_ = gg + o;
-                for (int64_t k = 0; k < u; k++) h[k] = z_[k] * hp[k] + (1 - z_[k]) * g_[k];
-            }
+            SFX(gemm)(a, B, u, u, m, u, (const REAL *)a->U + 2 * u, G, hh, u);
+            SFX(for_rows)(SFX(gru_rows_candidate), &s, B, u, rows, G);
         }
-        h_prev = hs + t * u; h_ld = T * u;
+        s.h_prev = hs + t * u; s.h_ld = T * u;
     }
-    SFX(copy_finals)(h_prev, h_ld, a->h_final, B, u);
+    SFX(copy_finals)(s.h_prev, s.h_ld, a->h_final, B, u);
     free(hu);
     return 0;
+}
+
+/* SimpleRNN rows of one step: h' = φ(x W + b + h U). */
+static void SFX(simple_rnn_rows)(const SFX(step_ctx) *s, int64_t b0, int64_t b1, REAL *row) {
+    const kernel_args *a = s->a;
+    const int64_t T = a->steps, u = a->units, t = s->t;
+    const REAL *xw = a->xw;
+    REAL *hs = a->out[0];
+    (void)row;
+    for (int64_t b = b0; b < b1; b++) {
+        const int64_t o = (b * T + t) * u;
+        REAL *h = hs + o;
+        if (!USED(b, t)) {
+            COPY(h, s->h_prev + b * s->h_ld, u);
+            continue;
+        }
+        const REAL *x = xw + o, *z = s->hu + b * u;
+        for (int64_t k = 0; k < u; k++) h[k] = x[k] + z[k];
+        SFX(activate)(a->activation, h, h, u);
+    }
 }
 
 /* SimpleRNN: h' = φ(x W + b + h U); masks. */
 int SFX(simple_rnn_sequence)(const kernel_args *a) {
     const int64_t B = a->batch, T = a->steps, u = a->units;
-    const REAL *xw = a->xw, *U = a->U;
     REAL *hs = a->out[0];
     REAL *hu = malloc((size_t)(B * u) * sizeof(REAL));
     if (!hu) return -1;
-    const REAL *h_prev = a->h0;
-    int64_t h_ld = u;
+    SFX(step_ctx) s = {a, 0, u, 0, a->h0, NULL, hu, NULL, NULL};
     for (int64_t n = 0; n < T; n++) {
-        const int64_t t = STEP_INDEX(n);
-        SFX(gemm)(a, B, u, u, h_prev, h_ld, U, u, hu, u);
-        for (int64_t b = 0; b < B; b++) {
-            const int64_t o = (b * T + t) * u;
-            REAL *h = hs + o;
-            if (!USED(b, t)) {
-                memcpy(h, h_prev + b * h_ld, (size_t)u * sizeof(REAL));
-                continue;
-            }
-            const REAL *x = xw + o, *z = hu + b * u;
-            for (int64_t k = 0; k < u; k++) h[k] = x[k] + z[k];
-            SFX(activate)(a->activation, h, h, u);
-        }
-        h_prev = hs + t * u; h_ld = T * u;
+        const int64_t t = s.t = STEP_INDEX(n);
+        SFX(gemm)(a, B, u, u, s.h_prev, s.h_ld, a->U, u, hu, u);
+        SFX(for_rows)(SFX(simple_rnn_rows), &s, B, u, NULL, 0);
+        s.h_prev = hs + t * u; s.h_ld = T * u;
     }
-    SFX(copy_finals)(h_prev, h_ld, a->h_final, B, u);
+    SFX(copy_finals)(s.h_prev, s.h_ld, a->h_final, B, u);
     free(hu);
     return 0;
 }
 
 #undef STEP_INDEX
 #undef USED
+#undef ZERO
+#undef COPY
