@@ -1,4 +1,4 @@
-"""The fused NumPy LSTM loop (sigmoid/tanh fast path without the compiled kernels) equals the general loop and the plain equations.
+"""The fused NumPy LSTM loop (compiled kernels off) equals the general loop and the plain equations.
 
 The framework tests cover the fused loop on real Keras files (most of their LSTMs use
 sigmoid/tanh); these tests pin it against the general loop (to the float ulp) and against a

@@ -196,13 +196,13 @@ def test_cells_the_kernels_do_not_implement_take_the_reference_loop():
 
 
 def test_a_cell_feature_the_kernels_do_not_know_sends_the_cell_to_the_reference_loop():
-    """A field added to Cell later (say, gate clipping) must not be silently ignored here."""
+    """A field added to Cell later must not be silently ignored here."""
     Extended = dataclasses.make_dataclass(
-        "Extended", [("gate_clip", float | None, dataclasses.field(default=None))], bases=(Cell,))
+        "Extended", [("future_option", float | None, dataclasses.field(default=None))], bases=(Cell,))
     base = random_cell("lstm", 4, 3, "float32", seed=0)
     fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(Cell)}
     assert kernels.sequence_kernel(Extended(**fields), np.float32) is not None
-    assert kernels.sequence_kernel(Extended(**fields, gate_clip=2.0), np.float32) is None
+    assert kernels.sequence_kernel(Extended(**fields, future_option=2.0), np.float32) is None
 
 
 def test_kernels_can_be_switched_off(monkeypatch):
@@ -241,3 +241,10 @@ def test_big_steps_split_over_threads_equal_the_reference_loop(monkeypatch, kind
     cell = random_cell(kind, units, 4, "float32", seed=9, **options)
     fast, reference = run_both(cell, batch, 4, reverse=True, masked=True)
     assert_same(fast, reference, np.dtype(np.float32))
+
+
+@pytest.mark.parametrize("feature", [{"gate_clip": 2.0}, {"coupled_input_forget": True},
+                                     {"output_activation": "sigmoid"}])
+def test_canonical_cell_features_without_a_kernel_take_the_reference_loop(feature):
+    cell = random_cell("lstm", 4, 3, "float32", seed=0, **feature)
+    assert kernels.sequence_kernel(cell, np.float32) is None
