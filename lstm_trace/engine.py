@@ -262,7 +262,7 @@ def run_direction(
     out = _output_arrays(cell, batch, steps, dtype)
     h = _initial(initial_hidden, batch, cell.state_size, dtype)
     c = _initial(initial_cell, batch, units, dtype) if cell.kind == "lstm" else None
-    kernel = sequence_kernel(cell, dtype)
+    kernel = sequence_kernel(cell, dtype, batch, steps)
     if kernel is not None:  # compiled whole-sequence kernel: gates 0 on masked steps itself
         h, c_final = kernel(_input_projection(cell, x), mask, h, c, reverse, out)
         if mask is not None:

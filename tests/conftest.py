@@ -26,6 +26,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 BUILDERS = Path(__file__).resolve().parent / "builders"
 CACHE = Path(os.environ.get("LSTM_TRACE_FIXTURE_CACHE", ROOT / ".fixture-cache"))
+# The compiled step kernels (where built) replay every size in the tests, so the framework
+# tests check them too; outside the tests small work runs the NumPy loops (lstm_trace.kernels).
+os.environ.setdefault("LSTM_TRACE_KERNELS", "always")
 
 #: The frameworks the references come from (the `test` extra): a missing one fails the run
 #: before any test, never turns tests into skips.

@@ -147,6 +147,7 @@ def _shell() -> str:
 
 def _run(command: str, cwd: Path, previous_status: int) -> tuple[str, int]:
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env.pop("LSTM_TRACE_KERNELS", None)  # as a user runs them (conftest forces the kernels)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env["PYTHONUNBUFFERED"] = "1"  # stdout and stderr interleave as written, like a terminal
     env["LSTM_TRACE_PYTHON"] = sys.executable

@@ -69,7 +69,7 @@ def run_both(cell: Cell, batch: int, steps: int, *, reverse: bool, masked: bool,
     assert kernels.sequence_kernel(cell, dtype) is not None
     fast = engine.run_direction(cell, x, **kwargs)
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(engine, "sequence_kernel", lambda cell, dtype: None)
+        m.setattr(engine, "sequence_kernel", lambda *args: None)
         m.setattr(engine, "_lstm_fusable", lambda cell, mask: False)
         reference = engine.run_direction(cell, x, **kwargs)
     return fast, reference
@@ -248,3 +248,13 @@ def test_big_steps_split_over_threads_equal_the_reference_loop(monkeypatch, kind
 def test_canonical_cell_features_without_a_kernel_take_the_reference_loop(feature):
     cell = random_cell("lstm", 4, 3, "float32", seed=0, **feature)
     assert kernels.sequence_kernel(cell, np.float32) is None
+
+
+def test_small_work_does_not_load_the_library_for_itself(monkeypatch):
+    cell = random_cell("lstm", 4, 3, "float32", seed=0)
+    monkeypatch.setenv(_native.DISABLE_ENV, "auto")
+    monkeypatch.setattr(_native, "loaded", lambda: False)
+    assert kernels.sequence_kernel(cell, np.float32, 2, 10) is None
+    assert kernels.sequence_kernel(cell, np.float32, 1, kernels.SMALL_STEPS) is not None
+    monkeypatch.setattr(_native, "loaded", lambda: True)
+    assert kernels.sequence_kernel(cell, np.float32, 2, 10) is not None

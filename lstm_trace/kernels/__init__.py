@@ -63,12 +63,28 @@ def supports(cell: Cell, dtype: np.dtype) -> bool:
     return cell.kind == "gru"
 
 
-def sequence_kernel(cell: Cell, dtype: np.dtype) -> SequenceKernel | None:
-    """The kernel that replays ``cell`` in ``dtype``, or ``None``: use the NumPy loops."""
+#: Below this much work (and until the library is loaded) the NumPy loops finish before
+#: loading the compiled library would (ctypes, dlopen, finding the BLAS: a few ms).
+SMALL_STEPS = 64
+SMALL_VALUES = 1 << 18
+
+
+def sequence_kernel(cell: Cell, dtype: np.dtype, batch: int | None = None,
+                    steps: int | None = None) -> SequenceKernel | None:
+    """The kernel that replays ``cell`` in ``dtype``, or ``None``: use the NumPy loops.
+
+    With ``batch`` and ``steps``, small work (fewer than :data:`SMALL_STEPS` steps and
+    :data:`SMALL_VALUES` gate values) does not load the library for itself, unless
+    ``LSTM_TRACE_KERNELS=always``.
+    """
     if not supports(cell, dtype):
         return None
-    from ._native import library
+    from ._native import library, loaded, mode
 
+    small = (batch is not None and steps is not None and steps < SMALL_STEPS
+             and batch * steps * cell.kernel.shape[1] < SMALL_VALUES)
+    if small and mode() != "always" and not loaded():
+        return None
     lib = library()
     if lib is None:
         return None

@@ -22,8 +22,15 @@ import numpy as np
 
 #: The ABI version ``lstm_trace_kernels_abi()`` of a library this module can drive.
 ABI = 1
-#: ``LSTM_TRACE_KERNELS=numpy`` turns the compiled kernels off (the NumPy loops run).
+#: ``LSTM_TRACE_KERNELS``: ``numpy`` turns the compiled kernels off (the NumPy loops run);
+#: ``always`` uses them for work of any size; unset (``auto``): not for small work.
 DISABLE_ENV = "LSTM_TRACE_KERNELS"
+
+
+def mode() -> str:
+    """``numpy``, ``always`` or ``auto``, from :data:`DISABLE_ENV`."""
+    value = os.environ.get(DISABLE_ENV, "").lower()
+    return value if value in ("numpy", "always") else "auto"
 
 _c_ptr = ctypes.c_void_p
 
@@ -84,7 +91,7 @@ def library_path() -> Path | None:
 @cache
 def library() -> Library | None:
     """The kernels ready to call, or ``None`` when they cannot run here (see module doc)."""
-    if os.environ.get(DISABLE_ENV, "").lower() == "numpy":
+    if mode() == "numpy":
         return None
     path = library_path()
     if path is None:
@@ -106,6 +113,11 @@ def library() -> Library | None:
             fn = getattr(handle, f"{kind}_sequence_{sfx}")
             fn.argtypes, fn.restype = [ctypes.POINTER(KernelArgs)], ctypes.c_int
     return Library(handle, gemm)
+
+
+def loaded() -> bool:
+    """Whether :func:`library` has been asked already (so using it costs nothing more)."""
+    return library.cache_info().currsize > 0
 
 
 def _find_gemm(letter: str) -> Gemm | None:
