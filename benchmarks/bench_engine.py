@@ -1,23 +1,28 @@
-"""lstm-trace's NumPy engine vs Keras ``predict``, side by side; and the CLI end to end.
+"""lstm-trace's engine against Keras ``predict`` and against its own matrix products.
 
-    python benchmarks/bench_engine.py [--repeats 20] [--e2e-repeats 5]      # or: make bench
+    python benchmarks/bench_engine.py [--repeats 15] [--rounds 3] [--e2e-repeats 5]   # or: make bench
 
-Prints two tables. The first: for each case the median time of lstm-trace's engine
-(``Network.trace``, which records all six LSTM quantities at every step) and of Keras
-``model.predict`` (and ``predict_on_batch``) on the same saved model and input, with their
-ratio (engine / keras: below 1 means lstm-trace is faster); also the engine on one BLAS
-thread and with the general (unfused) LSTM step loop. The second times whole processes: the
-``lstm-trace`` CLI tracing the bundled sample model to CSV, against a script that loads the
-same ``.keras`` with Keras and predicts.
+For each case (a Keras 3 model with random weights and a random input) it times, each side
+in its own process:
 
-Every measurement runs in its own process (``--worker ...``): TensorFlow's thread pools
-keep spinning after ``predict`` and starve NumPy's BLAS threads when both share one, which
-distorted a shared-process benchmark a hundredfold. Workers warm up, then report the
-median of N repeats as JSON on stdout.
+- ``keras``: ``model.predict(x)`` on the saved ``.keras`` file (TensorFlow CPU);
+- ``engine``: ``lstm_trace.load(path).trace(x)``, which records every quantity of every
+  recurrent layer at every step (LSTM: six arrays), with the compiled kernels;
+- ``numpy``: the same with the compiled kernels off (``LSTM_TRACE_KERNELS=numpy``);
+- ``gemm``: only the matrix products no replay can skip, on the same weights: ``x W`` for
+  all steps at once and ``h U`` per step into a preallocated buffer (``out=``), for every
+  layer and direction.
 
-If ``OPENBLAS_CORETYPE`` / ``OPENBLAS_L2_SIZE`` are set (some machines set them for old
-OpenBLAS builds; they slow a current NumPy), the engine is also timed with both unset, in
-that worker process only, and the BLAS kernel each worker ran is printed.
+Every figure is the MINIMUM over ``--rounds`` fresh processes per side, each timing
+``--repeats`` runs after a warm-up: this machine is shared, and the minimum is the
+least-disturbed run (medians are in the JSON of ``--json``). Then whole processes: the
+``lstm-trace`` CLI writing a CSV trace against a script that loads the same model with Keras
+and predicts (minimum of ``--e2e-repeats`` launches), and the CLI's imports
+(``python -X importtime``). The goals of issue 10 are printed with each figure.
+
+``OPENBLAS_CORETYPE`` / ``OPENBLAS_L2_SIZE`` (set on some machines for old OpenBLAS builds;
+they slow a current NumPy) are removed from the workers' environment (only there), and the
+BLAS kernel each NumPy worker ran is printed (threadpoolctl, or OpenBLAS asked via ctypes).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -38,51 +44,139 @@ SAMPLE_INPUT = ROOT / "sample_models" / "brackets_input.npy"
 OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 TF_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "-1"}
 
-#: The engine-vs-predict cases: an LSTM(units) on (batch, steps, features) random input.
+#: The cases: layers (kind, units), input (batch, steps, features), and what the goals ask.
+#: ``gemm_goal``: engine / GEMMs at most; ``keras_goal``: engine / Keras predict at most.
 CASES: list[dict] = [
-    {"key": "lstm128_b64_t100", "label": "LSTM(128), batch 64 x 100 steps",
-     "units": 128, "features": 32, "batch": 64, "steps": 100},
-    {"key": "lstm16_b1_t1000", "label": "LSTM(16), batch 1 x 1000 steps",
-     "units": 16, "features": 8, "batch": 1, "steps": 1000},
+    {"key": "lstm128", "label": "LSTM(128) B64 T100 D32", "layers": [("lstm", 128)],
+     "shape": (64, 100, 32), "gemm_goal": 1.5, "keras_goal": 0.5},
+    {"key": "lstm16_b1", "label": "LSTM(16) B1 T1000 D8", "layers": [("lstm", 16)],
+     "shape": (1, 1000, 8), "gemm_goal": 1.5, "keras_goal": 0.5},
+    {"key": "lstm256", "label": "LSTM(256) B256 T100 D64", "layers": [("lstm", 256)],
+     "shape": (256, 100, 64), "gemm_goal": 1.25, "keras_goal": 0.75},
+    {"key": "stacked", "label": "LSTM(64)->LSTM(64) B32 T200 D16", "layers": [("lstm", 64), ("lstm", 64)],
+     "shape": (32, 200, 16), "gemm_goal": 1.5, "keras_goal": 0.5},
+    {"key": "gru128", "label": "GRU(128) B64 T100 D32", "layers": [("gru", 128)],
+     "shape": (64, 100, 32), "gemm_goal": 1.5, "keras_goal": 0.5},
+    {"key": "rnn128", "label": "SimpleRNN(128) B64 T100 D32", "layers": [("simple_rnn", 128)],
+     "shape": (64, 100, 32), "gemm_goal": 1.5, "keras_goal": 0.5},
+    {"key": "bimasked", "label": "masked Bidirectional(LSTM(64)) B32 T200 D16",
+     "layers": [("bidirectional", 64)], "masked": True,
+     "shape": (32, 200, 16), "gemm_goal": 1.5, "keras_goal": 0.5},
+    {"key": "lstm32_b1", "label": "LSTM(32) B1 T4000 D8", "layers": [("lstm", 32)],
+     "shape": (1, 4000, 8), "gemm_goal": 1.5, "keras_goal": 0.5},
 ]
+PER_STEP_GOAL_US = 2.0
+E2E_GOAL = 15.0  # Keras script / CLI process, at least
+E2E_CASES = [("brackets", SAMPLE_MODEL, SAMPLE_INPUT), ("lstm16_b1", None, None)]
 
 
 # ------------------------------------------------------------------ workers (own process each)
 
 def worker_build(out: Path) -> None:
-    """Save each case's model (random Glorot weights) as .keras, and its input as .npy."""
+    """Save each case's model (Keras's random initial weights) as .keras, its input as .npy."""
     import keras
     import numpy as np
 
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
+    layers = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "simple_rnn": keras.layers.SimpleRNN}
     for case in CASES:
-        model = keras.Sequential([
-            keras.Input((case["steps"], case["features"])),
-            keras.layers.LSTM(case["units"], return_sequences=True, name="lstm"),
-        ])
-        model.save(out / f"{case['key']}.keras")
-        x = rng.standard_normal((case["batch"], case["steps"], case["features"]))
-        np.save(out / f"{case['key']}.npy", x.astype(np.float32))
+        batch, steps, features = case["shape"]
+        stack: list = [keras.Input((steps, features))]
+        if case.get("masked"):
+            stack.append(keras.layers.Masking(0.0))
+        for kind, units in case["layers"]:
+            if kind == "bidirectional":
+                stack.append(keras.layers.Bidirectional(keras.layers.LSTM(units, return_sequences=True)))
+            else:
+                stack.append(layers[kind](units, return_sequences=True))
+        keras.Sequential(stack).save(out / f"{case['key']}.keras")
+        x = rng.standard_normal((batch, steps, features)).astype(np.float32)
+        if case.get("masked"):  # padded batch: each sample ends after a random length
+            for b, length in enumerate(rng.integers(steps // 4, steps + 1, batch)):
+                x[b, length:] = 0
+        np.save(out / f"{case['key']}.npy", x)
 
 
-def _median_ms(fn, repeats: int, warmup: int = 2) -> dict:
-    for _ in range(warmup):
-        fn()
+def _timed(fn, repeats: int) -> dict:
+    fn()  # warm-up
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         times.append((time.perf_counter() - start) * 1e3)
-    return {"median_ms": statistics.median(times), "min_ms": min(times), "repeats": repeats}
+    return {"min_ms": min(times), "median_ms": statistics.median(times)}
+
+
+def worker_engine(tmpdir: Path, repeats: int) -> dict:
+    import numpy as np
+
+    import lstm_trace
+
+    results = {}
+    for case in CASES:
+        network = lstm_trace.load(tmpdir / f"{case['key']}.keras")
+        x = np.load(tmpdir / f"{case['key']}.npy")
+        results[case["key"]] = _timed(lambda network=network, x=x: network.trace(x), repeats)
+    from lstm_trace.kernels._native import library
+
+    results["kernels"] = library() is not None
+    results["blas"] = blas_info()
+    return results
+
+
+def worker_gemm(tmpdir: Path, repeats: int) -> dict:
+    """``x W`` for all steps + ``h U`` per step (``out=``), for every layer and direction."""
+    import numpy as np
+
+    import lstm_trace
+
+    results = {}
+    for case in CASES:
+        network = lstm_trace.load(tmpdir / f"{case['key']}.keras")
+        batch, steps, features = case["shape"]
+        cells = [d.cell.astype(np.float32) for layer in network.recurrent_layers for d in layer.directions]
+        rng = np.random.default_rng(0)
+        inputs = [rng.standard_normal((batch * steps, c.input_size)).astype(np.float32) for c in cells]
+        states = [np.zeros((batch, c.state_size), np.float32) for c in cells]
+        products = [np.empty((batch, c.recurrent_kernel.shape[1]), np.float32) for c in cells]
+
+        def products_only(cells=cells, inputs=inputs, states=states, products=products, steps=steps):
+            for cell, x, h, hu in zip(cells, inputs, states, products, strict=True):
+                x @ cell.kernel
+                U = cell.recurrent_kernel
+                for _ in range(steps):
+                    np.matmul(h, U, out=hu)
+
+        results[case["key"]] = _timed(products_only, repeats)
+    results["blas"] = blas_info()
+    return results
+
+
+def worker_keras(tmpdir: Path, repeats: int) -> dict:
+    import keras
+    import numpy as np
+
+    results = {}
+    for case in CASES:
+        net = keras.models.load_model(tmpdir / f"{case['key']}.keras", compile=False)
+        x = np.load(tmpdir / f"{case['key']}.npy")
+        results[case["key"]] = _timed(lambda net=net, x=x: net.predict(x, verbose=0), repeats)
+    results["keras"] = keras.__version__
+    return results
+
+
+def worker_keras_script(model: Path, x_path: Path) -> None:
+    """What a user without lstm-trace runs: load the model with Keras and predict once."""
+    import keras
+    import numpy as np
+
+    x = np.load(x_path)
+    keras.models.load_model(model, compile=False).predict(x[None] if x.ndim == 2 else x, verbose=0)
 
 
 def blas_info() -> str:
-    """The BLAS library and the kernel (core type) it runs, as threadpoolctl reports it.
-
-    Without threadpoolctl, asks a loaded OpenBLAS directly (numpy's wheels bundle one whose
-    symbols carry a ``scipy_`` prefix and ``64_`` suffix).
-    """
+    """The BLAS library and the kernel (core type) it runs: threadpoolctl, else OpenBLAS itself."""
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
@@ -110,81 +204,42 @@ def _openblas_info() -> str:
             if corename is not None and threads is not None:
                 corename.restype = ctypes.c_char_p
                 return (f"openblas, kernel {corename().decode()}, {threads()} threads "
-                        f"({Path(lib).name})")
+                        f"({Path(lib).name}, asked via ctypes)")
     return "unknown (no OpenBLAS found; pip install threadpoolctl to see other BLAS libraries)"
-
-
-def worker_engine(model: Path, x_path: Path, repeats: int, general: bool = False) -> dict:
-    """Time ``Network.trace``; ``general`` forces the general LSTM loop (the fused one's baseline)."""
-    import numpy as np
-
-    import lstm_trace
-    from lstm_trace import engine
-
-    if general:
-        engine._lstm_fusable = lambda cell, mask: False
-    network = lstm_trace.load(model)
-    x = np.load(x_path)
-    result = _median_ms(lambda: network.trace(x), repeats)
-    result["blas"] = blas_info()
-    return result
-
-
-def worker_keras(model: Path, x_path: Path, repeats: int) -> dict:
-    import keras
-    import numpy as np
-
-    net = keras.models.load_model(model, compile=False)
-    x = np.load(x_path)
-    result = _median_ms(lambda: net.predict(x, verbose=0), repeats)
-    # predict_on_batch skips predict's per-call data pipeline and callbacks: Keras's fastest
-    # public path for one in-memory batch, reported so the comparison is not flattered.
-    result["on_batch"] = _median_ms(lambda: net.predict_on_batch(x), repeats)
-    result["keras"] = keras.__version__
-    return result
-
-
-def worker_keras_script(model: Path, x_path: Path) -> None:
-    """What a user without lstm-trace runs: load the .keras with Keras and predict once."""
-    import keras
-    import numpy as np
-
-    x = np.load(x_path)
-    keras.models.load_model(model, compile=False).predict(x[None] if x.ndim == 2 else x, verbose=0)
 
 
 # ------------------------------------------------------------------ parent
 
-def worker_env(*, unset_openblas: bool = False, blas_threads: int | None = None,
-               pycache: Path | None = None) -> dict:
-    """The environment of a worker process: this one's, with the benchmark's variations."""
-    env = dict(os.environ, **TF_ENV)
-    if unset_openblas:
-        for var in OPENBLAS_VARS:
-            env.pop(var, None)
-    if blas_threads:
-        env["OPENBLAS_NUM_THREADS"] = str(blas_threads)
-    if pycache is not None:
-        # Like an installed package: compiled modules are cached (outside the source tree).
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env["PYTHONPYCACHEPREFIX"] = str(pycache)
+def worker_env(**extra: str) -> dict:
+    """A worker's environment: this one's without OPENBLAS_CORETYPE/L2_SIZE, plus ``extra``."""
+    env = dict(os.environ, **TF_ENV, **extra)
+    for var in OPENBLAS_VARS:
+        env.pop(var, None)
     return env
 
 
-def run_worker(kind: str, model: Path, x_path: Path, repeats: int, env: dict) -> dict:
-    cmd = [sys.executable, __file__, "--worker", kind, str(model), str(x_path), "--repeats", str(repeats)]
+def run_worker(kind: str, tmpdir: Path, repeats: int, env: dict) -> dict:
+    cmd = [sys.executable, __file__, "--worker", kind, str(tmpdir), "--repeats", str(repeats)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"{kind} worker failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def wall_ms(cmd: list[str], repeats: int, env: dict) -> float:
-    """Median wall time of ``cmd`` as a fresh process, after one warm-up launch."""
+def best_of(rounds: list[dict]) -> dict:
+    """Per case, the minimum over rounds (each a fresh process) of its minimum."""
+    merged = dict(rounds[0])
+    for case in CASES:
+        merged[case["key"]] = min(r[case["key"]]["min_ms"] for r in rounds)
+    return merged
+
+
+def launch_ms(cmd: list[str], repeats: int, env: dict) -> float:
+    """Minimum wall time of ``cmd`` as a fresh process, after one warm-up launch."""
     def once() -> None:
         subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    return _median_ms(once, repeats, warmup=1)["median_ms"]
+    return _timed(once, repeats)["min_ms"]
 
 
 def cli_command() -> list[str]:
@@ -192,8 +247,13 @@ def cli_command() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "lstm_trace"]
 
 
+def verdict(value: float, goal: float, at_most: bool = True) -> str:
+    met = value <= goal if at_most else value >= goal
+    return f"{'met' if met else 'NOT met'} ({'≤' if at_most else '≥'} {goal:g})"
+
+
 def print_table(header: list[str], rows: list[list[str]]) -> None:
-    """A Markdown table: first column left-aligned, numbers right-aligned."""
+    """A Markdown table: first column left-aligned, the others right-aligned."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
@@ -206,62 +266,67 @@ def print_table(header: list[str], rows: list[list[str]]) -> None:
         print(line(row))
 
 
-def engine_table(
-    tmpdir: Path, repeats: int, openblas_set: dict,
-) -> tuple[list[str], list[list[str]], set[str], str]:
-    """Engine vs Keras on each case in CASES; also the engine on one BLAS thread, and with the
-    general LSTM step loop instead of the fused one (the speed-up of the fast path)."""
-    header = ["case", "lstm-trace engine (ms)", "keras predict (ms)", "ratio",
-              "keras predict_on_batch (ms)", "ratio", "engine, 1 BLAS thread (ms)",
-              "general loop (ms)"]
-    if openblas_set:
-        header.append("engine, OPENBLAS_* unset (ms)")
-    rows, kernels, keras_version = [], set(), "?"
-    for case in CASES:
-        model, x = tmpdir / f"{case['key']}.keras", tmpdir / f"{case['key']}.npy"
-        engine = run_worker("engine", model, x, repeats, worker_env())
-        kernels.add(f"as set: {engine['blas']}")
-        single = run_worker("engine", model, x, repeats, worker_env(blas_threads=1))
-        general = run_worker("engine-general", model, x, repeats, worker_env())
-        keras_run = run_worker("keras", model, x, repeats, worker_env())
-        keras_version = keras_run["keras"]
-        ms = engine["median_ms"]
-        predict, on_batch = keras_run["median_ms"], keras_run["on_batch"]["median_ms"]
-        row = [case["label"], f"{ms:.1f}", f"{predict:.1f}", f"{ms / predict:.2f}",
-               f"{on_batch:.1f}", f"{ms / on_batch:.2f}", f"{single['median_ms']:.1f}",
-               f"{general['median_ms']:.1f}"]
-        if openblas_set:
-            unset = run_worker("engine", model, x, repeats, worker_env(unset_openblas=True))
-            kernels.add(f"OPENBLAS_* unset: {unset['blas']}")
-            row.append(f"{unset['median_ms']:.1f}")
-        rows.append(row)
-    return header, rows, kernels, keras_version
-
-
-def end_to_end_table(tmpdir: Path, repeats: int, openblas_set: dict) -> tuple[list[str], list[list[str]]]:
-    """Whole processes on the sample model: the CLI writing CSV vs a Keras load-and-predict script."""
-    cli = [*cli_command(), str(SAMPLE_MODEL), str(SAMPLE_INPUT), "--format", "csv",
-           "-o", str(tmpdir / "trace.csv")]
-    script = [sys.executable, __file__, "--worker", "keras-script", str(SAMPLE_MODEL), str(SAMPLE_INPUT)]
-    pycache = tmpdir / "pycache"
-    keras_ms = wall_ms(script, repeats, worker_env(pycache=pycache))
-    variants = [("lstm-trace CLI -> CSV vs Keras load + predict", worker_env(pycache=pycache))]
-    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
-        variants.append(("  same, PYTHONDONTWRITEBYTECODE=1 as set here (recompiles lstm_trace)",
-                         worker_env()))
-    if openblas_set:
-        variants.append(("  same, OPENBLAS_* unset", worker_env(pycache=pycache, unset_openblas=True)))
+def engine_rows(engine: dict, numpy_engine: dict, gemm: dict, keras: dict) -> list[list[str]]:
     rows = []
-    for label, env in variants:
-        ms = wall_ms(cli, repeats, env)
-        rows.append([label, f"{ms:.0f}", f"{keras_ms:.0f}", f"{ms / keras_ms:.2f}"])
-    return ["end to end, sample model (process)", "lstm-trace (ms)", "keras script (ms)", "ratio"], rows
+    for case in CASES:
+        k = case["key"]
+        e, g, p, n = engine[k], gemm[k], keras[k], numpy_engine[k]
+        steps = case["shape"][1]
+        per_step = ""
+        if case["shape"][0] == 1:
+            over = (e - g) / steps * 1e3
+            per_step = f"{over:.2f} µs, {verdict(over, PER_STEP_GOAL_US)}"
+        rows.append([case["label"], f"{p:.1f}", f"{e:.2f}", f"{n:.2f}", f"{g:.2f}",
+                     f"{e / g:.2f}, {verdict(e / g, case['gemm_goal'])}",
+                     f"{e / p:.3f}, {verdict(e / p, case['keras_goal'])}", per_step])
+    return rows
+
+
+def end_to_end_rows(tmpdir: Path, repeats: int) -> list[list[str]]:
+    rows = []
+    env = worker_env(PYTHONPYCACHEPREFIX=str(tmpdir / "pycache"))  # like an installed package
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    for name, model, x in E2E_CASES:
+        model = model or tmpdir / f"{name}.keras"
+        x = x or tmpdir / f"{name}.npy"
+        cli = [*cli_command(), str(model), str(x), "--format", "csv", "-o", str(tmpdir / "trace.csv")]
+        script = [sys.executable, __file__, "--worker", "keras-script", str(model), str(x)]
+        cli_ms = launch_ms(cli, repeats, env)
+        keras_ms = launch_ms(script, repeats, env)
+        rows.append([f"{name} ({model.name})", f"{cli_ms:.0f}", f"{keras_ms:.0f}",
+                     f"{keras_ms / cli_ms:.1f}×, {verdict(keras_ms / cli_ms, E2E_GOAL, at_most=False)}"])
+    return rows
+
+
+def import_profile(tmpdir: Path) -> str:
+    """``python -X importtime`` of a CLI CSV trace of the sample model: what start-up imports."""
+    cmd = [sys.executable, "-X", "importtime", "-m", "lstm_trace", str(SAMPLE_MODEL), str(SAMPLE_INPUT),
+           "--format", "csv", "-o", str(tmpdir / "trace.csv")]
+    env = worker_env(PYTHONPYCACHEPREFIX=str(tmpdir / "pycache"))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    subprocess.run(cmd, env=env, capture_output=True, check=True)  # compile the bytecode first
+    stderr = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stderr
+    top: dict[str, int] = {}
+    for line in stderr.splitlines():
+        m = re.match(r"import time:\s+\d+ \|\s+(\d+) \| (\S.*)$", line)
+        if m and not m.group(2).startswith(" "):
+            top[m.group(2).strip()] = top.get(m.group(2).strip(), 0) + int(m.group(1))
+    total = sum(top.values()) / 1e3
+    biggest = sorted(top.items(), key=lambda kv: -kv[1])[:6]
+    heavy = [name for name in ("tensorflow", "torch", "matplotlib", "rich", "onnx") if name in top]
+    return (f"CLI imports (python -X importtime, CSV trace of the sample model): {total:.0f} ms in all; "
+            + ", ".join(f"{name} {us / 1e3:.0f} ms" for name, us in biggest)
+            + f"; heavy packages imported: {', '.join(heavy) or 'none'}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=20, help="timed repeats per in-process case")
+    parser.add_argument("--repeats", type=int, default=15, help="timed runs per case in each worker")
+    parser.add_argument("--rounds", type=int, default=3, help="fresh worker processes per side")
     parser.add_argument("--e2e-repeats", type=int, default=5, help="process launches per end-to-end case")
+    parser.add_argument("--json", type=Path, help="also write every measurement here")
+    parser.add_argument("--blas-threads", type=int,
+                        help="OPENBLAS_NUM_THREADS of the NumPy workers (default: the library's own)")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -272,9 +337,8 @@ def main() -> None:
         elif kind == "keras-script":
             worker_keras_script(Path(paths[0]), Path(paths[1]))
         else:
-            fn = {"engine": worker_engine, "keras": worker_keras,
-                  "engine-general": lambda *a: worker_engine(*a, general=True)}[kind]
-            print(json.dumps(fn(Path(paths[0]), Path(paths[1]), args.repeats)))
+            fn = {"engine": worker_engine, "gemm": worker_gemm, "keras": worker_keras}[kind]
+            print(json.dumps(fn(Path(paths[0]), args.repeats)))
         return
 
     import numpy as np
@@ -284,20 +348,40 @@ def main() -> None:
         tmpdir = Path(tmp)
         subprocess.run([sys.executable, __file__, "--worker", "build", tmp], env=worker_env(), check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        header, rows, kernels, keras_version = engine_table(tmpdir, args.repeats, openblas_set)
-        e2e_header, e2e_rows = end_to_end_table(tmpdir, args.e2e_repeats, openblas_set)
+        sides: dict[str, list[dict]] = {"engine": [], "numpy": [], "gemm": [], "keras": []}
+        blas = {"OPENBLAS_NUM_THREADS": str(args.blas_threads)} if args.blas_threads else {}
+        for _ in range(args.rounds):  # sides interleaved, so a busy spell hits all of them
+            sides["gemm"].append(run_worker("gemm", tmpdir, args.repeats, worker_env(**blas)))
+            sides["engine"].append(run_worker("engine", tmpdir, args.repeats, worker_env(**blas)))
+            sides["numpy"].append(run_worker("engine", tmpdir, args.repeats,
+                                             worker_env(LSTM_TRACE_KERNELS="numpy", **blas)))
+            sides["keras"].append(run_worker("keras", tmpdir, args.repeats, worker_env()))
+        best = {side: best_of(rounds) for side, rounds in sides.items()}
+        e2e = end_to_end_rows(tmpdir, args.e2e_repeats)
+        imports = import_profile(tmpdir)
+    if args.json:
+        args.json.write_text(json.dumps(sides, indent=1))
 
-    print(f"lstm-trace engine vs Keras {keras_version}, each side in its own process; median of "
-          f"{args.repeats} runs after warm-up (end to end: of {args.e2e_repeats} process launches)")
-    print(f"cpus: {os.cpu_count()}, numpy {np.__version__}, OPENBLAS env: {openblas_set or 'not set'}")
-    for line in sorted(kernels):
-        print(f"BLAS {line}")
-    print("ratio = lstm-trace / keras (below 1: lstm-trace is faster). The engine records all six LSTM "
-          "quantities at every step; Keras returns only the hidden sequence.")
+    engine = best["engine"]
+    print(f"lstm-trace engine vs Keras {best['keras']['keras']} predict vs the raw matrix products; "
+          f"each side in its own processes; minimum of {args.rounds} processes x {args.repeats} runs")
+    print(f"cpus: {os.cpu_count()}, numpy {np.__version__}, compiled kernels: "
+          f"{'yes' if engine['kernels'] else 'NO (NumPy loops)'}; OPENBLAS env here: "
+          f"{openblas_set or 'not set'} (removed in the workers)")
+    print(f"BLAS: {engine['blas']}" + (f" (OPENBLAS_NUM_THREADS={args.blas_threads})" if blas else ""))
+    print(f"load average at the end: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
+    print("engine = lstm_trace.load(model).trace(x), every quantity at every step; NumPy engine = the "
+          "same with LSTM_TRACE_KERNELS=numpy;\nGEMMs = x W for all steps + h U per step (out=), "
+          "every layer and direction")
     print()
-    print_table(header, rows)
+    print_table(["case", "Keras predict (ms)", "engine (ms)", "NumPy engine (ms)", "GEMMs (ms)",
+                 "engine / GEMMs", "engine / Keras", "per-step overhead, batch 1"],
+                engine_rows(engine, best["numpy"], best["gemm"], best["keras"]))
     print()
-    print_table(e2e_header, e2e_rows)
+    print_table(["whole process, CSV trace", "lstm-trace CLI (ms)", "Keras load + predict (ms)",
+                 "Keras / CLI"], e2e)
+    print()
+    print(imports)
 
 
 if __name__ == "__main__":
