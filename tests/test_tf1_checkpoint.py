@@ -22,7 +22,6 @@ from lstm_trace.activations import get_activation
 from lstm_trace.cli import main
 from lstm_trace.loaders import LoadError
 from lstm_trace.loaders.tf1_checkpoint import find_cells
-from lstm_trace.network import RecurrentLayer
 
 ATOL = 1e-5
 CASE = {c["name"]: c for c in CASES}
@@ -289,9 +288,13 @@ def test_tf1_sharded_and_partitioned_checkpoint(tf1_fixtures):
 
 def test_tf1_separate_rnns_need_layer_input_for_the_second(tf1_fixtures):
     network = load(tf1_fixtures, "separate_rnns")
-    assert not isinstance(network.layers[1], RecurrentLayer)  # the unknown graph between
+    # The .meta graph says the decoder reads its own placeholder, not the encoder's output.
+    assert network.inbound["decoder/rnn/gru_cell"] == ("<graph input Placeholder_1>",)
+    assert any("decoder/rnn/gru_cell: reads the graph input 'Placeholder_1'" in n
+               for n in network.notes), network.notes
     with pytest.raises(ValueError, match="--layer-input"):
-        network.trace(np.load(tf1_fixtures / "separate_rnns_input.npy"))
+        network.trace(np.load(tf1_fixtures / "separate_rnns_input.npy"),
+                      layers=["decoder/rnn/gru_cell"])
 
 
 def test_tf1_checkpoint_without_cells_is_a_clear_error(tf1_fixtures):

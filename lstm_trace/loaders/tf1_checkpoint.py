@@ -694,7 +694,13 @@ def build_tf1_network(
                 "features); INPUT is (batch, steps, features) all the same: transpose it, "
                 "x.transpose(1, 0, 2)"
             )
-    layers, inbound = _assemble(_drivers(matches, order), cells, notes, weights.between)
+    drivers = _drivers(matches, order)
+    inputs = {}
+    if meta is not None:
+        for driver in drivers:
+            first_cell = (driver.forward or driver.backward)[0]
+            inputs[driver.name] = meta.input_placeholder(first_cell.kernel_key)
+    layers, inbound = _assemble(drivers, cells, notes, weights.between, inputs)
     used = {key for match in matches for key in match.keys.values()}
     unexplained = [f"{key} {shapes[key]}" for key in shapes if key not in used]
     first = next(layer for layer in layers if isinstance(layer, RecurrentLayer))
@@ -704,18 +710,46 @@ def build_tf1_network(
     )
 
 
+def _first_layer_name(driver: _Driver) -> str:
+    """The name of the first layer a driver becomes (its own name for a fw/bw pair)."""
+    if (driver.bidirectional and len(driver.forward) == 1 and len(driver.backward) == 1
+            and _placement(driver.forward[0].scope).stack is None
+            and _placement(driver.backward[0].scope).stack is None):
+        return driver.name
+    return (driver.forward or driver.backward)[0].scope
+
+
 def _assemble(
     drivers: list[_Driver], cells: dict[str, Cell], notes: list[str], between: str,
+    inputs: dict[str, str | None] | None = None,
 ) -> tuple[list[RecurrentLayer | UpstreamLayer], dict[str, tuple[str, ...]]]:
-    """Lay the drivers out as a chain of layers, with ``inbound`` where a chain branches."""
+    """Lay the drivers out as a chain of layers, with ``inbound`` where a chain branches.
+
+    ``inputs`` names the graph input each driver reads, where the graph says (a frozen
+    graph, a SavedModel's, a ``.meta``): a later driver reading the first one's input is
+    traced from INPUT too, one reading another graph input is left to ``--layer-input``.
+    Otherwise a driver whose input size fits is assumed to read the previous one's output.
+    """
+    inputs = inputs or {}
     layers: list[RecurrentLayer | UpstreamLayer] = []
     inbound: dict[str, tuple[str, ...]] = {}
     previous_output: int | None = None  # output size of the last driver, None: unknown
     previous_bidirectional = False
     chained: list[str] = []
+    model_input = inputs.get(drivers[0].name) if drivers else None
     for driver in drivers:
         first = (driver.forward or driver.backward)[0]
-        if layers:
+        reads = inputs.get(driver.name)
+        own_input: tuple[str, ...] | None = None
+        if layers and model_input is not None and reads is not None:
+            own_input = () if reads == model_input else (f"<graph input {reads}>",)
+            notes.append(
+                f"{driver.name}: reads the graph input {reads!r}"
+                + (" like the first RNN: traced from INPUT" if reads == model_input else
+                   f", not {model_input!r}: trace it with --layer {_first_layer_name(driver)} "
+                   "--layer-input and that input")
+            )
+        elif layers:
             if previous_output == first.input_size:
                 chained.append(driver.name + (" (fw and bw outputs concatenated)"
                                               if previous_bidirectional else ""))
@@ -725,6 +759,9 @@ def _assemble(
                     reason=between,
                 ))
         source: tuple[str, ...] = (layers[-1].name,) if layers else ()
+        if own_input is not None:
+            source = own_input
+            inbound[_first_layer_name(driver)] = own_input
         pair = (driver.bidirectional and len(driver.forward) == 1 and len(driver.backward) == 1
                 and _placement(driver.forward[0].scope).stack is None
                 and _placement(driver.backward[0].scope).stack is None

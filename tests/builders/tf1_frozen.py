@@ -17,7 +17,8 @@ Every case of ``tf1_cells.CASES`` is built by that script's own builders (throug
   driver's ``output`` / ``final_hidden`` / ``final_cell``. Checked equal to what the live
   session computed before anything is saved.
 
-``TIME_MAJOR_CASES`` are built here: ``dynamic_rnn(time_major=True)`` graphs, whose
+``TIME_MAJOR_CASES`` and ``SAME_INPUT_CASES`` (two RNNs on one placeholder) are built here;
+the time-major ones are ``dynamic_rnn(time_major=True)`` graphs, whose
 placeholder is ``(steps, batch, features)``; their ``_input.npy`` is batch-major like every
 INPUT of lstm-trace.
 """
@@ -38,7 +39,13 @@ TIME_MAJOR_CASES: list[dict] = [
      "expect": {"rnn/multi_rnn_cell/cell_0/lstm_cell": "rnn/multi_rnn_cell/cell_0/lstm_cell",
                 "rnn/multi_rnn_cell/cell_1/gru_cell": "rnn/multi_rnn_cell/cell_1/gru_cell"}},
 ]
-CASES: list[dict] = [*TF1_CASES, *TIME_MAJOR_CASES]
+#: Two RNNs on the same placeholder whose sizes would also let one feed the other: the graph,
+#: not the sizes, must decide (both are traced from INPUT).
+SAME_INPUT_CASES: list[dict] = [
+    {"name": "two_rnns_same_input", "features": 3, "batch": 2, "steps": 5, "options": {},
+     "expect": {"a/lstm_cell": "a/lstm_cell", "b/gru_cell": "b/gru_cell"}},
+]
+CASES: list[dict] = [*TF1_CASES, *TIME_MAJOR_CASES, *SAME_INPUT_CASES]
 #: Built with (the graph must say these; the tests load the frozen files without options).
 TIME_MAJOR_BUILT_WITH = {"forget_bias": 0.4, "cell_clip": 0.7}
 DRIVER_QUANTITIES = ("output", "final_hidden", "final_cell")
@@ -141,10 +148,36 @@ def main(out: Path) -> None:
         assert np.isclose(np.abs(reference[f"{lstm}/cell"]), built["cell_clip"]).mean() > 0.05
         np.save(out / f"{case['name']}_input.npy", feed_x)
 
+    def same_input(case) -> None:
+        graph = tf.Graph()
+        with graph.as_default():
+            x = tf1.placeholder(tf.float32, (case["batch"], case["steps"], case["features"]))
+            lstm, gru = rnn.LSTMCell(3, forget_bias=0.8), rnn.GRUCell(2)
+            out_a, state_a = tf1.nn.dynamic_rnn(lstm, x, dtype=tf.float32, scope="a")
+            out_b, state_b = tf1.nn.dynamic_rnn(gru, x, dtype=tf.float32, scope="b")
+            fetch = {"a/lstm_cell": {"hidden": out_a, "output": out_a, "final_hidden": state_a.h,
+                                     "final_cell": state_a.c},
+                     "b/gru_cell": {"hidden": out_b, "output": out_b, "final_hidden": state_b}}
+            rng = np.random.default_rng(zlib.crc32(case["name"].encode()))
+            feed_x = rng.standard_normal((case["batch"], case["steps"], case["features"]))
+            feed_x = feed_x.astype(np.float32)
+            with tf1.Session(graph=graph) as sess:
+                sess.run(tf1.global_variables_initializer())
+                for v in tf1.trainable_variables():
+                    shape = v.shape.as_list()
+                    std = 1.2 / np.sqrt(shape[0]) if len(shape) == 2 else 0.6
+                    v.load((rng.standard_normal(shape) * std).astype(np.float32), sess)
+                directory = out / case["name"]
+                directory.mkdir()
+                after_save(case, sess, {x: feed_x}, fetch, directory)
+        np.save(out / f"{case['name']}_input.npy", feed_x)
+
     tf1_cells.AFTER_SAVE.append(after_save)
     tf1_cells.main(out)
     for case in TIME_MAJOR_CASES:
         time_major(case)
+    for case in SAME_INPUT_CASES:
+        same_input(case)
     manifest = [{"name": c["name"], "frozen": f"{c['name']}/frozen.pb",
                  "saved_model": f"{c['name']}/saved_model", "input": f"{c['name']}_input.npy",
                  "reference": f"{c['name']}_frozen_reference.npz"} for c in CASES]

@@ -92,6 +92,12 @@ ACTIVATION_OPS: dict[str, str] = {
     "Softplus": "softplus", "Softsign": "softsign", "Sigmoid": "sigmoid", "Exp": "exponential",
     "Identity": "linear",
 }
+#: Ops between a graph input and a cell's ``concat([x, h])`` that carry the sequence (or
+#: one step of it), and the input index that does: how an RNN driver splits its input.
+STEP_INPUT_OPS: dict[str, int] = {
+    "ConcatV2": 0, "Concat": 1, "Unpack": 0, "Transpose": 0, "TensorListGetItem": 0,
+    "TensorListFromTensor": 0, "TensorArrayReadV3": 2, "TensorArrayScatterV3": 2,
+}
 #: Monolithic LSTM ops and the input index of their weight matrix ``w``.
 BLOCK_LSTM_OPS: dict[str, int] = {"LSTMBlockCell": 3, "BlockLSTM": 4, "BlockLSTMV2": 4}
 
@@ -422,6 +428,37 @@ class MetaGraph:
             if source is not None and source.op in ("Placeholder", "PlaceholderV2"):
                 found.append(source.name)
         return list(dict.fromkeys(found))
+
+    def input_placeholder(self, kernel: str) -> str | None:
+        """The graph input (``Placeholder``) whose steps the cell of ``kernel`` reads as its
+        ``x``, or ``None`` when it reads something else (another RNN's output, other ops).
+
+        Followed from the ``x`` half of the cell's ``concat([x, h]) · kernel`` back through
+        the ops that split a sequence into steps (``Unpack`` of a static RNN; the tensor
+        lists or arrays and the transpose of a ``dynamic_rnn``, into the loop's function
+        arguments)."""
+        for graph, matmul in self._matmuls.get(kernel, []):
+            found = self._placeholder_of(graph, matmul.inputs[0], 0)
+            if found is not None:
+                return found
+        return None
+
+    def _placeholder_of(self, graph: _Graph, tensor: Tensor, depth: int) -> str | None:
+        node = graph.nodes.get(tensor[0])
+        if node is None or depth > _MAX_DEPTH:
+            return None
+        if node.op in ("Placeholder", "PlaceholderV2"):
+            return node.name
+        if node.op == "_Arg":
+            for caller_graph, source in self._through_arg(graph, node, depth):
+                found = self._placeholder_of(caller_graph, source, depth + 1)
+                if found is not None:
+                    return found
+            return None
+        position = 0 if node.op in PASS_THROUGH else STEP_INPUT_OPS.get(node.op)
+        if position is None or len(node.inputs) <= position:
+            return None
+        return self._placeholder_of(graph, node.inputs[position], depth + 1)
 
     # -- resolving tensors --------------------------------------------------------
 
