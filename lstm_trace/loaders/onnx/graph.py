@@ -367,10 +367,11 @@ class GraphBuilder:
     # ---------------------------------------------------------------- glue
 
     def glue(
-        self, targets: list[str], feeds: str, name: str
+        self, targets: list[str], feeds: str
     ) -> tuple[list[Node], dict[str, np.ndarray], list, tuple[str, ...], str]:
         """Nodes, constants, sources and source names computing ``targets``; the blocker if any."""
         needed: list[Node] = []
+        needed_ids: set[int] = set()
         seen: set[str] = set()
         constants: dict[str, np.ndarray] = {}
         graph_inputs: list[str] = []
@@ -396,9 +397,10 @@ class GraphBuilder:
                 if node not in recurrent:
                     recurrent.append(node)
                 continue
-            if id(node) in {id(n) for n in needed}:
+            if id(node) in needed_ids:
                 continue
             needed.append(node)
+            needed_ids.add(id(node))
             self.used_nodes.add(id(node))
             if node.op_type not in OPS or node.domain not in ("", "ai.onnx"):
                 label = f"node {node.name!r} ({node.op_type})" if node.name else f"a {node.op_type} node"
@@ -407,7 +409,8 @@ class GraphBuilder:
         order = {id(n): k for k, n in enumerate(self.graph.nodes)}
         needed.sort(key=lambda n: order[id(n)])
         recurrent.sort(key=lambda n: order[id(n)])
-        graph_inputs.sort(key=lambda n: [i.name for i in self.inputs].index(n))
+        position = {i.name: k for k, i in enumerate(self.inputs)}
+        graph_inputs.sort(key=position.__getitem__)
         sources: list = [TensorSource(n) for n in graph_inputs]
         keys: list[str] = [input_key(n) for n in graph_inputs]
         for node in recurrent:
@@ -430,7 +433,7 @@ class GraphBuilder:
         self, name: str, feeds: str, targets: list[str], **kwargs: object
     ) -> tuple[OnnxOps, tuple[str, ...]]:
         """The glue layer computing ``targets`` and its source names (``Network.inbound``)."""
-        nodes, constants, sources, keys, blocker = self.glue(targets, feeds, name)
+        nodes, constants, sources, keys, blocker = self.glue(targets, feeds)
         layer = OnnxOps(
             name=name, class_name="ONNX ops", nodes=nodes, constants=constants, sources=sources,
             opset=self.opset, blocker=blocker, feeds=feeds, target=targets[0],
