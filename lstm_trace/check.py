@@ -245,7 +245,8 @@ def _check_golden_members(path: str) -> None:
 
 
 def junit_xml(comparison: Comparison, suite: str = "lstm-trace check") -> bytes:
-    """A JUnit XML report: one ``testcase`` per key, a ``failure`` with the numbers."""
+    """A JUnit XML report: one ``testcase`` per key, a ``failure`` with the numbers (a passing
+    key's largest errors in its ``system-out``)."""
     import xml.etree.ElementTree as ET
 
     failures = len(comparison.differences)
@@ -260,6 +261,11 @@ def junit_xml(comparison: Comparison, suite: str = "lstm-trace check") -> bytes:
         if not result.ok:
             failure = ET.SubElement(case, "failure", message=result.summary(), type=result.status)
             failure.text = "\n".join(f"{k}: {v}" for k, v in result.to_dict().items())
+        elif result.total:  # the real error of a passing key too: drift shows before it fails
+            ET.SubElement(case, "system-out").text = (
+                f"max abs error {_fmt(result.max_abs_error)}, "
+                f"max rel error {_fmt(result.max_rel_error)} ({result.total} values)"
+            )
     ET.indent(root)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
 

@@ -112,6 +112,13 @@ def test_check_reports_the_real_error_of_a_key_within_tolerance(golden):
     text = invoke("check", MODEL, BATCH, "--golden", nudged)
     assert text.exit_code == 0
     assert f"largest difference {moved:.3g} in lstm/cell" in text.stdout
+    import xml.etree.ElementTree as ET
+
+    report = golden.with_name("junit.xml")
+    assert invoke("check", MODEL, BATCH, "--golden", nudged, "--report", report).exit_code == 0
+    cases = {c.get("name"): c for c in ET.parse(report).getroot().iter("testcase")}
+    assert cases["lstm/cell"].find("system-out").text.startswith(f"max abs error {moved:.3g},")
+    assert cases["lstm/hidden"].find("system-out").text.startswith("max abs error 0,")
 
 
 def test_check_compares_only_the_selection(golden):
