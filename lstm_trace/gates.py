@@ -37,6 +37,8 @@ GATE_ORDERS: dict[str, tuple[str, ...]] = {
     # PyTorch nn.GRU: r, z, n
     "torch_gru": ("reset_gate", "update_gate", "candidate"),
     "simple_rnn": ("candidate",),
+    # TF1 BasicRNNCell: one kernel over [x, h]
+    "tf1_rnn": ("candidate",),
     # Keras 1 stores one W, U, b per gate, LSTM in the order i, c, f, o
     "keras1_lstm": ("input_gate", "candidate", "forget_gate", "output_gate"),
     "keras1_gru": ("update_gate", "reset_gate", "candidate"),

@@ -182,12 +182,10 @@ def gate_locations(cell: Cell, class_name: str = "") -> list[dict[str, str]]:
     layout = cell.layout if cell.layout in GATE_ORDERS else None
     if cell.kind == "gru" and layout == "tf1_gru_gates":
         return _tf1_gru_locations(cell, block=class_name == "GRUBlockCell")
-    if layout == "simple_rnn" and _is_tf1(class_name):
-        layout = "tf1_rnn"
     unknown = layout is None
     if layout is None:
         layout = LAYOUTS["keras"][cell.kind]
-    slices = storage_slices("simple_rnn" if layout == "tf1_rnn" else layout, cell.units)
+    slices = storage_slices(layout, cell.units)
     names = LAYOUT_TENSORS.get(layout, LAYOUT_TENSORS["keras_lstm"])
     if cell.tensor_names and not unknown:
         return _named_locations(cell, slices, rows=bool(names.get("rows")))
@@ -245,11 +243,6 @@ def _named_locations(cell: Cell, slices: dict[str, slice], rows: bool) -> list[d
             entry[role] = " + ".join(f"{name}{index}" for name in names[role])
         out.append(entry)
     return out
-
-
-def _is_tf1(class_name: str) -> bool:
-    """TF1 cell classes (``BasicRNNCell``, ``GRUBlockCell``...) and drivers (``..._rnn``)."""
-    return class_name.endswith("Cell") or class_name.endswith("_rnn")
 
 
 def _tf1_gru_locations(cell: Cell, block: bool = False) -> list[dict[str, str]]:

@@ -548,7 +548,7 @@ def _rnn_cell(match: CellMatch, arrays: dict[str, np.ndarray], s: _Settings) -> 
     n = match.input_size
     return Cell(
         kind="simple_rnn", units=match.units, kernel=kernel[:n], recurrent_kernel=kernel[n:],
-        bias=arrays.get("bias"), activation=s.activation, layout="simple_rnn",
+        bias=arrays.get("bias"), activation=s.activation, layout="tf1_rnn",
     )
 
 
