@@ -34,6 +34,8 @@ from .ops import OPS, run_node
 from .proto import DTYPE_NAMES, DTYPES, Model, Node, ValueInfo
 from .recurrent import RECURRENT_OPS, NodeError, recurrent_layer
 
+WEIGHT_INPUTS = (1, 2, 3, 7)  # W, R, B, P of LSTM/GRU/RNN
+
 #: Ops through which an all-zero constant stays all zeros (initial states made of zeros).
 _ZERO_PRESERVING = {"Expand", "Tile", "Identity", "Cast", "Reshape", "Unsqueeze", "Squeeze",
                     "Transpose", "Flatten", "Slice", "Gather"}
@@ -473,6 +475,13 @@ class GraphBuilder:
 
         for node in recurrent_nodes:
             name = self.layer_names[id(node)]
+            fed = [node.input(k) for k in WEIGHT_INPUTS
+                   if node.input(k) in self.input_names and self.const(node.input(k)) is None]
+            if fed:  # as in ONNX's own node tests
+                raise LoadError(
+                    f"{self.name}: {node.op_type} node {name!r}: its weights {', '.join(fed)} "
+                    "are graph inputs, fed at run time; lstm-trace reads weights stored in the "
+                    "file: store them as initializers")
             try:
                 layer = recurrent_layer(node, name, lambda k, n=node: self.const(n.input(k)), self.opset)
             except NodeError as err:
