@@ -4,7 +4,8 @@ Formats (detected by content, not extension):
 
 - ``torch.save`` zip archives (PyTorch 1.6+): :mod:`.zipfile_format`;
 - legacy ``torch.save`` pickles (``_use_new_zipfile_serialization=False``): :mod:`.legacy_format`;
-- TorchScript archives (``torch.jit.save``): the zip format plus :mod:`.torchscript`;
+- TorchScript archives (``torch.jit.save`` of scripted, traced or frozen modules): the zip
+  format plus :mod:`.torchscript`;
 - ``.safetensors``: :mod:`.safetensors`.
 
 Pickles are interpreted by :mod:`.pickle_vm`, which calls nothing but an allow-list of
@@ -21,7 +22,7 @@ from ...network import Network
 from ..errors import LoadError
 from ..options import LoadOptions
 from . import legacy_format, safetensors, zipfile_format
-from .state_dict import Weights
+from .state_dict import Weights, find_weights
 
 __all__ = ["match", "open"]
 
@@ -48,7 +49,6 @@ def open(path: Path, options: LoadOptions) -> Network:  # noqa: A001 - the regis
 def _torchscript_weights(archive: zipfile_format.TorchZip, obj: object,
                          recurrent: Callable[[Weights], bool]) -> Weights:
     """A TorchScript module's weights (its attributes), or a frozen one's (code constants)."""
-    from .state_dict import find_weights
     from .torchscript import add_constants, frozen_weights
 
     try:
@@ -68,7 +68,6 @@ def _torchscript_weights(archive: zipfile_format.TorchZip, obj: object,
 
 def _open(path: Path, options: LoadOptions) -> Network:
     from .modules import assemble, group_modules
-    from .state_dict import find_weights
 
     def recurrent(weights: Weights) -> bool:
         return bool(group_modules(weights.tensors))
