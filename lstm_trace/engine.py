@@ -259,15 +259,15 @@ def run_direction(
     batch, steps, _ = x.shape
     dtype = x.dtype
     units = cell.units
-    out = _output_arrays(cell, batch, steps, dtype)
     h = _initial(initial_hidden, batch, cell.state_size, dtype)
     c = _initial(initial_cell, batch, units, dtype) if cell.kind == "lstm" else None
     kernel = sequence_kernel(cell, dtype, batch, steps)
     if kernel is not None:  # compiled whole-sequence kernel: gates 0 on masked steps itself
-        h, c_final = kernel(_input_projection(cell, x), mask, h, c, reverse, out)
+        out, h, c_final = kernel(x, _input_projection, mask, h, c, reverse)
         if mask is not None:
             out["mask"] = mask.copy()
         return DirectionResult(out, h, c_final)
+    out = _output_arrays(cell, batch, steps, dtype)
     fused = cell.kind == "lstm" and _lstm_fusable(cell, mask)
     xw = None if fused else _input_projection(cell, x)  # the fused loop projects step-major
     c_final = None

@@ -44,7 +44,7 @@ KNOWN_FIELDS = frozenset({
 
 PEEPHOLES = ("input_gate", "forget_gate", "output_gate")
 
-#: ``kernel(xw, mask, h0, c0, reverse, out) -> (h_final, c_final or None)``
+#: ``kernel(x, project, mask, h0, c0, reverse) -> (arrays, h_final, c_final or None)``
 SequenceKernel = Callable[..., tuple[np.ndarray, np.ndarray | None]]
 
 

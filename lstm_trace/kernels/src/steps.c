@@ -31,7 +31,8 @@ typedef struct {
     int32_t has_cell_clip, has_proj_clip, gemm_ilp64;
     int32_t threads;            /* threads for the row pass of big steps (1: none) */
     double cell_clip, proj_clip;
-    const void *xw;             /* (batch, steps, G*units): x W + b for every step */
+    const void *xw;             /* (batch, steps, G*units): x W + b for every step; LSTM and
+                                 * GRU write their gates over it, SimpleRNN its h (out[0]) */
     const void *U;              /* (state, G*units) */
     const void *recurrent_bias; /* GRU (G*units) or NULL */
     const void *peep_i, *peep_f, *peep_o; /* LSTM peepholes (units) or NULL */

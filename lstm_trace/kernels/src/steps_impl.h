@@ -117,35 +117,36 @@ static void SFX(lstm_rows)(const SFX(step_ctx) *s, int64_t b0, int64_t b1, REAL 
     const kernel_args *a = s->a;
     const int64_t T = a->steps, u = a->units, S = a->state, G = 4 * u, t = s->t;
     const REAL *xw = a->xw, *p_i = a->peep_i, *p_f = a->peep_f, *p_o = a->peep_o;
-    REAL *gi = a->out[0], *gf = a->out[1], *gg = a->out[2], *go = a->out[3];
     REAL *cs = a->out[4], *hs = a->out[5];
     for (int64_t b = b0; b < b1; b++) {
         const REAL *hp = s->h_prev + b * s->h_ld, *cp = s->c_prev + b * s->c_ld;
         const int64_t o = (b * T + t) * u;
         REAL *c = cs + o, *h = hs + (b * T + t) * S;
+        /* i, f, g, o overwrite this step's x W + b in place, once it is read into row */
+        REAL *gi = (REAL *)xw + (b * T + t) * G, *gf = gi + u, *gg = gi + 2 * u, *go = gi + 3 * u;
         if (!USED(b, t)) { /* the states carry over; the gates are 0 */
-            ZERO(gi + o, u); ZERO(gf + o, u); ZERO(gg + o, u); ZERO(go + o, u);
+            ZERO(gi, G);
             COPY(c, cp, u);
             if (!a->P) COPY(h, hp, S);
             continue;
         }
-        const REAL *x = xw + (b * T + t) * G, *z = s->hu + b * G;
+        const REAL *x = gi, *z = s->hu + b * G;
         for (int64_t k = 0; k < G; k++) row[k] = z[k] + x[k];
         if (p_i) for (int64_t k = 0; k < u; k++) row[k] += p_i[k] * cp[k];
         if (p_f) for (int64_t k = 0; k < u; k++) row[u + k] += p_f[k] * cp[k];
-        SFX(activate)(a->recurrent_activation, row, gi + o, u);
-        SFX(activate)(a->recurrent_activation, row + u, gf + o, u);
-        SFX(activate)(a->activation, row + 2 * u, gg + o, u);
+        SFX(activate)(a->recurrent_activation, row, gi, u);
+        SFX(activate)(a->recurrent_activation, row + u, gf, u);
+        SFX(activate)(a->activation, row + 2 * u, gg, u);
         {
-            const REAL *restrict i_ = gi + o, *restrict f_ = gf + o, *restrict g_ = gg + o;
+            const REAL *restrict i_ = gi, *restrict f_ = gf, *restrict g_ = gg;
             for (int64_t k = 0; k < u; k++) c[k] = f_[k] * cp[k] + i_[k] * g_[k];
         }
         if (a->has_cell_clip) SFX(clip)(c, u, a->cell_clip);
         if (p_o) for (int64_t k = 0; k < u; k++) row[3 * u + k] += p_o[k] * c[k];
-        SFX(activate)(a->recurrent_activation, row + 3 * u, go + o, u);
+        SFX(activate)(a->recurrent_activation, row + 3 * u, go, u);
         REAL *mo = a->P ? s->m + b * u : h; /* o ⊙ φ(c'), projected after this pass when P */
         SFX(activate)(a->activation, c, mo, u);
-        const REAL *restrict o_ = go + o;
+        const REAL *restrict o_ = go;
         for (int64_t k = 0; k < u; k++) mo[k] = o_[k] * mo[k];
     }
 }
@@ -186,31 +187,33 @@ static void SFX(gru_rows)(const SFX(step_ctx) *s, int64_t b0, int64_t b1, REAL *
     const int64_t T = a->steps, u = a->units, G = 3 * u, t = s->t;
     const int after = a->reset_after;
     const REAL *xw = a->xw, *rb = a->recurrent_bias;
-    REAL *gz = a->out[0], *gr = a->out[1], *gg = a->out[2], *hs = a->out[3];
+    REAL *hs = a->out[3];
     for (int64_t b = b0; b < b1; b++) {
         const REAL *hp = s->h_prev + b * s->h_ld;
         const int64_t o = (b * T + t) * u;
         REAL *h = hs + o;
+        /* z, r, h̃ overwrite this step's x W + b in place, each part once it is read */
+        REAL *gz = (REAL *)xw + (b * T + t) * G, *gr = gz + u, *gg = gz + 2 * u;
         if (!USED(b, t)) {
-            ZERO(gz + o, u); ZERO(gr + o, u); ZERO(gg + o, u);
+            ZERO(gz, G);
             COPY(h, hp, u);
             continue;
         }
-        const REAL *x = xw + (b * T + t) * G;
+        const REAL *x = gz;
         REAL *z = s->hu + b * G;
         const int64_t width = after ? G : 2 * u;
         if (rb) for (int64_t k = 0; k < width; k++) z[k] += rb[k];
         for (int64_t k = 0; k < 2 * u; k++) row[k] = x[k] + z[k];
-        SFX(activate)(a->recurrent_activation, row, gz + o, u);
-        SFX(activate)(a->recurrent_activation, row + u, gr + o, u);
-        const REAL *restrict r_ = gr + o;
+        SFX(activate)(a->recurrent_activation, row, gz, u);
+        SFX(activate)(a->recurrent_activation, row + u, gr, u);
+        const REAL *restrict r_ = gr;
         if (!after) {
             for (int64_t k = 0; k < u; k++) s->m[b * u + k] = r_[k] * hp[k];
             continue;
         }
         for (int64_t k = 0; k < u; k++) row[2 * u + k] = x[2 * u + k] + r_[k] * z[2 * u + k];
-        SFX(activate)(a->activation, row + 2 * u, gg + o, u);
-        const REAL *restrict z_ = gz + o, *restrict g_ = gg + o;
+        SFX(activate)(a->activation, row + 2 * u, gg, u);
+        const REAL *restrict z_ = gz, *restrict g_ = gg;
         for (int64_t k = 0; k < u; k++) h[k] = z_[k] * hp[k] + (1 - z_[k]) * g_[k];
     }
 }
@@ -219,16 +222,17 @@ static void SFX(gru_rows_candidate)(const SFX(step_ctx) *s, int64_t b0, int64_t 
     const kernel_args *a = s->a;
     const int64_t T = a->steps, u = a->units, G = 3 * u, t = s->t;
     const REAL *xw = a->xw, *rb = a->recurrent_bias;
-    REAL *gz = a->out[0], *gg = a->out[2], *hs = a->out[3];
+    REAL *hs = a->out[3];
     for (int64_t b = b0; b < b1; b++) {
         if (!USED(b, t)) continue;
-        const REAL *hp = s->h_prev + b * s->h_ld, *x = xw + (b * T + t) * G;
+        const REAL *hp = s->h_prev + b * s->h_ld, *x = (const REAL *)xw + (b * T + t) * G;
         const int64_t o = (b * T + t) * u;
         REAL *q = s->hh + b * u, *h = hs + o;
+        REAL *gz = (REAL *)xw + (b * T + t) * G, *gg = gz + 2 * u;
         if (rb) for (int64_t k = 0; k < u; k++) q[k] += rb[2 * u + k];
         for (int64_t k = 0; k < u; k++) row[k] = x[2 * u + k] + q[k];
-        SFX(activate)(a->activation, row, gg + o, u);
-        const REAL *restrict z_ = gz + o, *restrict g_ = gg + o;
+        SFX(activate)(a->activation, row, gg, u);
+        const REAL *restrict z_ = gz, *restrict g_ = gg;
         for (int64_t k = 0; k < u; k++) h[k] = z_[k] * hp[k] + (1 - z_[k]) * g_[k];
     }
 }
