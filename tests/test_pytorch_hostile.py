@@ -269,3 +269,29 @@ def test_weights_inside_an_unknown_dict_subclass_are_found():
     found = find_weights(checkpoint)
     assert found.where == "['state_dict']"
     assert list(found.tensors) == ["rnn.weight_ih_l0", "rnn.weight_hh_l0"]
+
+
+def test_zip_naming_an_impossible_zip_version_is_a_load_error(tmp_path, torch_fixtures,
+                                                              lstm_case):
+    """A flipped 'version needed to extract' makes zipfile raise NotImplementedError."""
+    data = bytearray((torch_fixtures / lstm_case["files"]["sd_zip"]["file"]).read_bytes())
+    central = data.index(b"PK\x01\x02")
+    data[central + 6:central + 8] = b"\xff\x00"
+    path = tmp_path / "version.pt"
+    path.write_bytes(bytes(data))
+    result = CliRunner().invoke(main, ["inspect", str(path)])
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_zip_with_a_damaged_signature_and_impossible_version_is_a_load_error(
+        tmp_path, torch_fixtures, lstm_case):
+    """No format claims it (first bytes damaged); describing it must not crash either."""
+    data = bytearray((torch_fixtures / lstm_case["files"]["sd_zip"]["file"]).read_bytes())
+    data[0:4] = b"XXXX"
+    central = data.index(b"PK\x01\x02")
+    data[central + 6:central + 8] = b"\xff\x00"
+    path = tmp_path / "unknown.pt"
+    path.write_bytes(bytes(data))
+    with pytest.raises(LoadError, match="not a model file"):
+        lstm_trace.load(path)

@@ -128,7 +128,7 @@ def _what_it_is(path: Path) -> str:
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
         return "no known signature"
     shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
     return (f"a zip archive of {shown or 'no members'}, without a .keras config.json "

@@ -28,8 +28,8 @@ def match(path: Path) -> bool:
     try:
         with zipfile.ZipFile(path) as archive:
             return "config.json" in archive.namelist()
-    except (zipfile.BadZipFile, ValueError, EOFError):
-        return True
+    except (zipfile.BadZipFile, ValueError, EOFError, NotImplementedError):
+        return True  # NotImplementedError: a damaged header naming an impossible zip version
 
 
 def open(path: Path, options: LoadOptions) -> Network:  # noqa: A001 - the registry's verb
