@@ -383,6 +383,29 @@ class Pooling1D(UpstreamLayer):
 
 
 @dataclass
+class TimePadding1D(UpstreamLayer):
+    """``ZeroPadding1D`` / ``Cropping1D``: ``before`` and ``after`` zero steps added to the
+    time axis (``crop=False``) or removed from it (``crop=True``); Keras drops the mask."""
+
+    before: int = 1
+    after: int = 1
+    crop: bool = False
+
+    def apply(self, x: np.ndarray, mask: Mask) -> tuple[np.ndarray, Mask]:
+        _check_time_input(x, self.class_name)
+        if not self.crop:
+            return np.pad(x, ((0, 0), (self.before, self.after), (0, 0))), None
+        if self.before + self.after >= x.shape[1]:
+            raise ValueError(f"cropping {self.before} + {self.after} steps leaves nothing of "
+                             f"{x.shape[1]} steps")
+        return np.ascontiguousarray(x[:, self.before:x.shape[1] - self.after]), None
+
+    def describe(self) -> str:
+        what = "crops" if self.crop else "zero-pads"
+        return f"{self.class_name} ({what} {self.before} steps before, {self.after} after)"
+
+
+@dataclass
 class Reshape(UpstreamLayer):
     """``x.reshape(batch, *target_shape)`` (one entry may be -1); Keras drops the mask."""
 

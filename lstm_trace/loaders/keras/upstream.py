@@ -36,6 +36,7 @@ from ...layers import (
     Reshape,
     Softmax,
     TimeDistributed,
+    TimePadding1D,
     Unsupported,
     UpstreamLayer,
 )
@@ -249,6 +250,20 @@ def pooling1d(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> 
                      channels_first=_channels_first(cfg))
 
 
+@register_upstream("ZeroPadding1D", "Cropping1D")
+@_guard
+def time_padding1d(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
+    """``padding`` / ``cropping``: an int (both ends) or a pair ``(before, after)``."""
+    crop = spec.class_name == "Cropping1D"
+    amount = spec.config.get("cropping" if crop else "padding", 1)
+    pair = [amount, amount] if isinstance(amount, int) else list(amount)
+    if len(pair) != 2 or not all(isinstance(n, int) and n >= 0 for n in pair):
+        raise _Skip(f"{'cropping' if crop else 'padding'} {amount!r}")
+    if _channels_first(spec.config):
+        raise _Skip("data_format channels_first")
+    return TimePadding1D(spec.name, spec.class_name, before=pair[0], after=pair[1], crop=crop)
+
+
 @register_upstream("Reshape")
 @_guard
 def reshape(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
@@ -391,8 +406,8 @@ NOT_REPLAYED: dict[str, tuple[str, ...]] = {
     _NOT_YET: (
         "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
         "SeparableConv1D", "SeparableConv2D", "DepthwiseConv1D", "DepthwiseConv2D",
-        "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "Cropping1D",
-        "Cropping2D", "Flatten", "GlobalAveragePooling1D", "GlobalMaxPooling1D",
+        "UpSampling1D", "UpSampling2D", "ZeroPadding2D", "Cropping2D", "Flatten",
+        "GlobalAveragePooling1D", "GlobalMaxPooling1D",
         "GlobalAveragePooling2D", "GlobalMaxPooling2D", "MaxPooling2D", "AveragePooling2D",
         "GroupNormalization", "UnitNormalization", "SpectralNormalization", "Dot",
         "EinsumDense", "Wrapper"),

@@ -1,0 +1,77 @@
+"""``ZeroPadding1D`` / ``Cropping1D`` in front of a GRU, built by Keras 3 or tf_keras (Keras 2).
+
+    python keras_time_padding.py OUTDIR
+    TF_USE_LEGACY_KERAS=1 python keras_time_padding.py OUTDIR
+
+The shape of a real model (the ``ao-compensation-model`` package's GRUs: causal Conv1D,
+BatchNormalization, ZeroPadding1D, AveragePooling1D, GRU): each case is ``Input ->
+Conv1D(4, causal) -> <padding layers> -> GRU(5, return_sequences=True) -> Dense(2)``,
+saved as ``.keras`` (Keras 3) and ``.h5``, with ``<name>_input.npy`` and
+``<name>_reference.npz``: ``__input__`` (the GRU's input as Keras computed it) and
+``hidden`` (the GRU's output at every step).
+
+``CASES`` is plain data (no TensorFlow import): name -> the layers between Conv1D and
+GRU as ``(class name, options)``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+CASES: dict[str, list[tuple[str, dict]]] = {
+    "zero_padding_int": [("ZeroPadding1D", {"padding": 3})],
+    "zero_padding_pair_then_pool": [("ZeroPadding1D", {"padding": (4, 0)}),
+                                    ("AveragePooling1D", {"pool_size": 5, "strides": 1})],
+    "cropping_pair": [("Cropping1D", {"cropping": (2, 1)})],
+    "padding_then_cropping": [("ZeroPadding1D", {"padding": (1, 2)}),
+                              ("Cropping1D", {"cropping": 2})],
+}
+STEPS, FEATURES, BATCH = 9, 2, 3
+
+
+def build(keras, case: str):
+    L = keras.layers
+    x = keras.Input((STEPS, FEATURES))
+    y = L.Conv1D(4, 3, padding="causal", name="conv")(x)
+    for k, (class_name, options) in enumerate(CASES[case]):
+        y = getattr(L, class_name)(name=f"pad_{k}", **options)(y)
+    y = L.GRU(5, return_sequences=True, name="gru")(y)
+    y = L.Dense(2, name="head")(y)
+    return keras.Model(x, y, name=case)
+
+
+def main(out: Path) -> None:
+    import os
+
+    import numpy as np
+    from common import randomize, write_manifest
+
+    legacy = os.environ.get("TF_USE_LEGACY_KERAS") == "1"
+    if legacy:
+        import tf_keras as keras
+    else:
+        import keras
+    manifest = []
+    for index, name in enumerate(CASES):
+        model = build(keras, name)
+        randomize(model, seed=90 + index, scale=1.0)
+        x = np.random.default_rng(900 + index).standard_normal((BATCH, STEPS, FEATURES))
+        x = x.astype(np.float32)
+        gru = model.get_layer("gru")
+        reference = {"__input__": np.asarray(keras.Model(model.inputs, gru.input)(x)),
+                     "hidden": np.asarray(keras.Model(model.inputs, gru.output)(x))}
+        np.save(out / f"{name}_input.npy", x)
+        np.savez(out / f"{name}_reference.npz", **reference)
+        files = {"h5": f"{name}.h5"}
+        if not legacy:
+            files["keras"] = f"{name}.keras"
+        for file in files.values():
+            model.save(out / file)
+        manifest.append({"name": name, "files": files, "input": f"{name}_input.npy",
+                         "reference": f"{name}_reference.npz"})
+    write_manifest(out, manifest)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
