@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ...activations import keras_activation_name
+from ...cells import CELL_KINDS
 from ...gates import LAYOUTS, reorder_gates
 from ...layers import UpstreamLayer
 from ...network import Cell, Direction, Network, RecurrentLayer
@@ -22,7 +23,9 @@ from ..errors import LoadError
 from .spec import (
     CELL_CLASSES,
     MASK_OP_CLASSES,
+    MISSING,
     RECURRENT_CLASSES,
+    CellConfig,
     KerasContext,
     LayerSpec,
     WeightSource,
@@ -280,12 +283,12 @@ def weight_count(class_name: str, config: dict) -> int:
 
 
 def make_cell(
-    kind: str, class_name: str, config: dict, weights: Sequence[np.ndarray], ctx: KerasContext,
-    where: str,
+    kind: str, class_name: str, config: CellConfig, weights: Sequence[np.ndarray],
+    ctx: KerasContext, where: str,
 ) -> Cell:
     """A canonical cell from a Keras LSTM/GRU/SimpleRNN (layer or cell) config and weights."""
-    units = int(config["units"])
-    use_bias = config.get("use_bias", True)
+    units = config.units
+    use_bias = config.use_bias
     expected = 3 if use_bias else 2
     if len(weights) != expected:
         raise LoadError(
@@ -295,19 +298,20 @@ def make_cell(
     kernel, recurrent = (np.asarray(w) for w in weights[:2])
     bias = np.asarray(weights[2]) if use_bias else None
     cudnn = class_name.startswith("CuDNN")
-    activation = _activation(config, "activation", "tanh", ctx, cudnn)
+    activation = _activation(config.name, config.activation, "activation", "tanh", ctx, cudnn)
     recurrent_activation = _activation(
-        config, "recurrent_activation", "sigmoid", ctx, cudnn
+        config.name, config.recurrent_activation, "recurrent_activation", "sigmoid", ctx, cudnn
     ) if kind != "simple_rnn" else "sigmoid"
     order = LAYOUTS["keras"][kind]
     recurrent_bias = None
     reset_after = True
     if kind == "gru":
-        reset_after = bool(config.get("reset_after", ctx.keras_major >= 3)) or cudnn
+        stated = config.reset_after
+        reset_after = (ctx.keras_major >= 3 if stated is None else stated) or cudnn
         if ctx.options.reset_after is not None:
             reset_after = ctx.options.reset_after
     if bias is not None:
-        width = {"lstm": 4, "gru": 3, "simple_rnn": 1}[kind] * units
+        width = CELL_KINDS[kind].gate_count * units
         if bias.ndim == 2 and bias.shape == (2, width):
             bias, recurrent_bias = bias[0], bias[1]
         elif bias.shape == (2 * width,) and cudnn:
@@ -363,17 +367,21 @@ def _from_cudnn_layout(
     )
 
 
-def _activation(config: dict, key: str, default: str, ctx: KerasContext, cudnn: bool) -> str:
+def _activation(
+    layer: str, value: object, key: str, default: str, ctx: KerasContext, cudnn: bool
+) -> str:
+    """The activation ``key`` (``activation``/``recurrent_activation``): the user's override,
+    else CuDNN's fixed one, else the config's ``value`` (``default`` when it is MISSING)."""
     override = getattr(ctx.options, key)
     if override is not None:
         return keras_activation_name(override, ctx.keras_major)
     if cudnn:
         return default  # CuDNN kernels are fixed to tanh / sigmoid
     try:
-        return keras_activation_name(config.get(key, default), ctx.keras_major)
+        return keras_activation_name(default if value is MISSING else value, ctx.keras_major)
     except ValueError as err:
         raise LoadError(
-            f"layer {config.get('name')!r}: {err}; override it with --{key.replace('_', '-')}"
+            f"layer {layer!r}: {err}; override it with --{key.replace('_', '-')}"
         ) from None
 
 
@@ -407,7 +415,7 @@ def _recurrent_layer(
                         f"layer {name!r}: cell {k} is a {sub['class_name']}, which lstm-trace "
                         "does not know (supported: LSTMCell, GRUCell, SimpleRNNCell)"
                     )
-                cell = make_cell(kind, sub["class_name"], sub["config"],
+                cell = make_cell(kind, sub["class_name"], CellConfig.from_keras(sub["config"]),
                                  weights[offset:offset + count], ctx, f"layer {name!r} cell {k}")
                 offset += count
                 last = k == len(cells) - 1
@@ -424,12 +432,14 @@ def _recurrent_layer(
                 f"layer {name!r}: RNN cell {cell_class!r} is not supported "
                 "(supported: LSTMCell, GRUCell, SimpleRNNCell, StackedRNNCells)"
             )
-        cell = make_cell(kind, cell_class, cell_cfg["config"], weights, ctx, f"layer {name!r}")
+        cell = make_cell(kind, cell_class, CellConfig.from_keras(cell_cfg["config"]), weights, ctx,
+                         f"layer {name!r}")
     elif class_name.startswith("ConvLSTM"):
         cell = _conv_lstm_cell(name, class_name, config, weights, ctx)
     else:
         kind = RECURRENT_CLASSES[class_name]
-        cell = make_cell(kind, class_name, config, weights, ctx, f"layer {name!r}")
+        cell = make_cell(kind, class_name, CellConfig.from_keras(config), weights, ctx,
+                         f"layer {name!r}")
     return [RecurrentLayer(
         name=name, directions=[Direction("forward", cell, reverse)],
         return_sequences=return_sequences, class_name=class_name, options=options,
@@ -450,8 +460,9 @@ def _conv_lstm_cell(
     try:
         return make_conv_lstm_cell(
             class_name, config, weights[0], weights[1], weights[2] if use_bias else None,
-            _activation(config, "activation", "tanh", ctx, False),
-            _activation(config, "recurrent_activation", "sigmoid", ctx, False),
+            _activation(name, config.get("activation", MISSING), "activation", "tanh", ctx, False),
+            _activation(name, config.get("recurrent_activation", MISSING), "recurrent_activation",
+                        "sigmoid", ctx, False),
         )
     except ValueError as err:
         raise LoadError(f"layer {name!r}: {class_name} {err}") from None

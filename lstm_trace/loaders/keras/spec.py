@@ -70,3 +70,37 @@ class KerasContext:
     options: LoadOptions
     notes: list[str]
     source: str
+
+
+#: A config key that is absent (``None`` is a value: Keras's "no activation").
+MISSING: object = type("Missing", (), {"__repr__": lambda self: "MISSING"})()
+
+
+@dataclass(frozen=True)
+class CellConfig:
+    """What a Keras LSTM/GRU/SimpleRNN layer or cell config says about its cell, read once.
+
+    Fields left :data:`MISSING` (or ``None`` for ``reset_after``) are not in the config: the
+    cell builder then applies the default of the file's Keras version, or the user's override.
+    Config-less readers (weights-only files, checkpoints) build one from the weights' shapes.
+    """
+
+    name: str
+    units: int
+    use_bias: bool = True
+    activation: object = MISSING
+    recurrent_activation: object = MISSING
+    reset_after: bool | None = None
+
+    @classmethod
+    def from_keras(cls, config: dict) -> CellConfig:
+        """Read a layer's (or cell's) ``config`` dict; a malformed one raises KeyError/TypeError."""
+        reset_after = config.get("reset_after")
+        return cls(
+            name=str(config.get("name", "")),
+            units=int(config["units"]),
+            use_bias=bool(config.get("use_bias", True)),
+            activation=config.get("activation", MISSING),
+            recurrent_activation=config.get("recurrent_activation", MISSING),
+            reset_after=None if reset_after is None else bool(reset_after),
+        )

@@ -32,7 +32,7 @@ from ..options import LoadOptions
 from .config import make_cell
 from .files import own_vars, read_h5_layer
 from .keras1 import is_keras1_embedding, is_keras1_weight_names, keras1_weight_arrays
-from .spec import KerasContext
+from .spec import MISSING, CellConfig, KerasContext
 from .version import decode_attr, keras_major, version_tuple
 
 KIND_BY_GATES = {4: "lstm", 3: "gru", 1: "simple_rnn"}
@@ -105,14 +105,17 @@ def layer_from_groups(
     cells = []
     for group, (kind, units, cudnn) in zip(groups, infos, strict=True):  # type: ignore[misc]
         use_bias = len(group.arrays) == 3
-        config: dict = {"name": name, "units": units, "use_bias": use_bias}
         class_name = f"CuDNN{CLASS_BY_KIND[kind]}" if cudnn else CLASS_BY_KIND[kind]
+        reset_after = None
         if kind == "gru" and use_bias:
-            config["reset_after"] = group.arrays[2].ndim == 2 or cudnn
-        elif kind == "gru" and reset_after_default is not None:
-            config["reset_after"] = reset_after_default
-        if kind != "simple_rnn" and not cudnn:
-            config["recurrent_activation"] = _defaults_for(version, ctx.keras_major)
+            reset_after = group.arrays[2].ndim == 2 or cudnn
+        elif kind == "gru":
+            reset_after = reset_after_default
+        config = CellConfig(
+            name=name, units=units, use_bias=use_bias, reset_after=reset_after,
+            recurrent_activation=(_defaults_for(version, ctx.keras_major)
+                                  if kind != "simple_rnn" and not cudnn else MISSING),
+        )
         cells.append(make_cell(kind, class_name, config, group.arrays, ctx, f"layer {name!r}"))
         ctx.notes.append(_assumption_note(name, kind, cells[-1], cudnn, what))
     if len(cells) == 1:
