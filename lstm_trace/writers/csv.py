@@ -223,6 +223,9 @@ def _field(text: str) -> str:
 
 # ------------------------------------------------------------------ streaming
 
+#: Values from which polars writes the CSV: below, NumPy's formatter is done sooner than
+#: polars is imported (about 0.1 s), so small traces (the sample model's) start as fast as before.
+_POLARS_FROM = 200_000
 #: float32 values polars writes with the same layout as ``repr``: ``1e-4 <= |x| < 1e13``
 #: (float64: ``< 1e16``), with a margin; 0 and ±inf too. Everything else goes through
 #: :mod:`._text`. Tests compare both renderers over every decade.
@@ -244,7 +247,8 @@ def write_source(
     """Write every chunk of ``source`` as CSV to ``output`` (``"-"``/``None``: stdout), atomically.
 
     The bytes equal :func:`render`'s for the whole trace. ``engine`` is ``"polars"``,
-    ``"numpy"`` or ``None`` (polars when installed).
+    ``"numpy"`` or ``None`` (polars when installed and the trace holds at least
+    :data:`_POLARS_FROM` values).
     """
     with atomic_write(output, "wb") as handle:
         for text in render_source(source, engine=engine):
@@ -254,7 +258,9 @@ def write_source(
 def render_source(source: TraceSource, *, engine: str | None = None) -> Iterator[bytes | memoryview]:
     """The CSV of ``source`` in pieces of UTF-8 text (header first), chunk by chunk."""
     if engine is None:
-        engine = "polars" if polars_available() else "numpy"
+        values = sum(int(np.prod(info.shape)) for info in source.keys.values())
+        fast = values >= _POLARS_FROM and polars_available()
+        engine = "polars" if fast else "numpy"
     if engine not in ("polars", "numpy"):
         raise ValueError(f"unknown CSV engine {engine!r}; expected polars or numpy")
     columns = quantity_columns(source.layers)
