@@ -120,3 +120,28 @@ def test_polars_engine_splices_the_few_odd_rows_of_a_piece(where, tmp_path):
     got = streamed(TraceSource.from_trace(trace), tmp_path, "polars")
     assert got == reference(trace)
     assert b",2.5e-05," in got and b",nan," in got and b",1000000000000000.0\n" in got
+
+
+def test_write_behind_hands_a_write_error_back_and_stops_formatting():
+    import errno
+
+    class FullDisk:
+        def __init__(self):
+            self.writes = 0
+
+        def write(self, data):
+            self.writes += 1
+            if self.writes == 2:
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+    made = []
+
+    def texts():
+        for i in range(1000):
+            made.append(i)
+            yield f"row {i}\n"
+
+    with pytest.raises(OSError) as err:
+        csv_writer.write_behind(FullDisk(), texts())
+    assert err.value.errno == errno.ENOSPC
+    assert len(made) < 10  # formatting stopped soon after the failure

@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import io
 import os
+import queue
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -251,8 +253,38 @@ def write_source(
     :data:`_POLARS_FROM` values).
     """
     with atomic_write(output, "wb") as handle:
-        for text in render_source(source, engine=engine):
-            handle.write(text.encode("utf-8") if isinstance(text, str) else text)
+        write_behind(handle, render_source(source, engine=engine))
+
+
+def write_behind(handle: Any, texts: Iterator[str | bytes | memoryview]) -> None:
+    """Write ``texts`` to ``handle`` from a second thread, so the disk works while the next
+    piece is formatted (polars and file writes both release the GIL). One piece waits at
+    most; an error of either side (a full disk, a closed pipe, Ctrl-C) ends both and is
+    raised here."""
+    pending: queue.Queue[Any] = queue.Queue(maxsize=1)
+    failure: list[BaseException] = []
+
+    def drain() -> None:
+        while (text := pending.get()) is not None:
+            if failure:
+                continue
+            try:
+                handle.write(text.encode("utf-8") if isinstance(text, str) else text)
+            except BaseException as err:  # handed to the caller below
+                failure.append(err)
+
+    writer = threading.Thread(target=drain, name="lstm-trace-csv-writer", daemon=True)
+    writer.start()
+    try:
+        for text in texts:
+            if failure:
+                break
+            pending.put(text)
+    finally:
+        pending.put(None)
+        writer.join()
+    if failure:
+        raise failure[0]
 
 
 def render_source(source: TraceSource, *, engine: str | None = None) -> Iterator[bytes | memoryview]:
