@@ -23,7 +23,7 @@ def test_chunked_replay_records_the_one_shot_replay(name, batch_size, chunk_step
 
     Equal to float32 rounding: the BLAS may round a matmul of another shape (a narrower
     batch in ``h U``, a few rows in ``x W``, where OpenBLAS uses its small-matrix kernels)
-    differently in the last bit; the bit-for-bit case is the next test.
+    differently in the last bit.
     """
     network, x = NETWORKS[name]
     expected = network.trace(x)
@@ -37,8 +37,9 @@ def test_chunked_replay_records_the_one_shot_replay(name, batch_size, chunk_step
 
 
 @pytest.mark.parametrize("name", sorted(NETWORKS))
-def test_default_chunks_are_bit_identical_to_one_shot(name):
-    """Automatic sizes (whole batch per block, at least 64 steps per chunk) change no bit."""
+def test_automatic_sizes_cut_steps_and_keep_the_batch(name):
+    """Automatic sizes: the whole batch per block, at least 64 steps per chunk; the arrays
+    those of one replay (here, short chunks of small matmuls, bit for bit)."""
     network, x = NETWORKS[name]
     x = np.concatenate([x] * 9, axis=1)  # 333 steps: five chunks of 64 and one of 13
     expected = network.trace(x)
