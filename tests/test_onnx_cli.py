@@ -104,6 +104,8 @@ def test_every_command_works_on_onnx(onnx_files, tmp_path, command):
     ("huge_dims.onnx", ["declares shape [1048576, 1048576]", "holds 512 bytes"]),
     ("truncated.onnx", ["truncated or corrupt ONNX file"]),
     ("no_rnn.onnx", ["no LSTM, GRU or RNN node", "Relu"]),
+    ("lstm_in_if.onnx", ["no LSTM, GRU or RNN node (its ops: If)",
+                         "inside the subgraphs of If node 'rate_switch'"]),
     ("unsupported_front.onnx", ["node 'front' (Erf)", "--layer-input"]),
     ("bad_hidden_size.onnx", ["LSTM node 'encoder'", "hidden_size is [1, 2], expected an integer"]),
     ("bad_clip.onnx", ["attribute clip is 'wide', expected a number"]),
@@ -111,6 +113,13 @@ def test_every_command_works_on_onnx(onnx_files, tmp_path, command):
 ])
 def test_hostile_or_unsupported_files_fail_in_one_line(onnx_files, name, phrases):
     _one_error_line(run(onnx_files / name, onnx_files / "feeds.npz"), *phrases)
+
+
+def test_inspect_says_why_a_front_is_not_replayable(onnx_files):
+    result = run("inspect", onnx_files / "unsupported_front.onnx")
+    assert result.exit_code == 0, result.output
+    assert "not replayable: node 'front' (Erf) cannot be replayed in NumPy" in result.output
+    assert "no reason recorded" not in result.output
 
 
 def test_unsupported_front_is_skipped_with_layer_input(onnx_files):

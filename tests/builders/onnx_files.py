@@ -16,7 +16,7 @@
   decoder LSTM on a second graph input) with ``seq2seq_feeds.npz`` and onnxruntime's
   decoder ``Y`` in ``seq2seq_reference.npy``; ``qdq.onnx`` (an LSTM whose W and R are
   int8 tensors behind DequantizeLinear) fed ``x.npy``, onnxruntime's Y in
-  ``qdq_reference.npy``.
+  ``qdq_reference.npy``; ``lstm_in_if.onnx`` (the LSTM only inside an ``If`` branch).
 """
 
 from __future__ import annotations
@@ -161,6 +161,20 @@ def main(out: Path) -> None:
          numpy_helper.from_array(np.array(3, np.int8), "r_zero")])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]), out / "qdq.onnx")
     np.save(out / "qdq_reference.npy", ort.InferenceSession(str(out / "qdq.onnx")).run(None, {"X": x})[0])
+    # An LSTM only inside an If branch (as silero-vad's models choose a sampling rate).
+    inner = lstm_model()
+    branch = helper.make_graph(list(inner.graph.node), "then", [],
+                               [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)])
+    other = helper.make_graph([helper.make_node("Identity", ["X"], ["Y_else"])], "else", [],
+                              [helper.make_tensor_value_info("Y_else", TensorProto.FLOAT, None)])
+    graph = helper.make_graph(
+        [helper.make_node("If", ["cond"], ["out"], name="rate_switch", then_branch=branch,
+                          else_branch=other)],
+        "g", [*inner.graph.input, helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+        list(inner.graph.initializer))
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]),
+              out / "lstm_in_if.onnx")
     (out / "manifest.json").write_text(json.dumps({"cases": []}))
 
 

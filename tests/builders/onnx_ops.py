@@ -71,6 +71,25 @@ CASES: list[dict] = [
      "attrs": {"batch_axis": 0, "time_axis": 1}, "inputs": [([4, 5, 1], "int64")]},
     {"name": "constant_of_shape", "op": "ConstantOfShape", "shape": [3], "int_input": 5,
      "attrs": {"value": ("tensor", 1.5)}},
+    # Pad / Pow / Sqrt: silero-vad's STFT front end (Pad reflect -> Conv -> Pow, Add, Sqrt)
+    {"name": "pad_constant_value", "op": "Pad", "shape": [2, 3, 4],
+     "inputs": [([0, 1, 2, 0, 0, 1], "int64"), (0.5, "float32")]},
+    {"name": "pad_reflect", "op": "Pad", "shape": [3, 10], "attrs": {"mode": "reflect"},
+     "inputs": [([0, 3, 0, 3], "int64")]},
+    {"name": "pad_edge", "op": "Pad", "shape": [2, 5], "attrs": {"mode": "edge"},
+     "inputs": [([1, 2, 0, 1], "int64")]},
+    {"name": "pad_wrap", "op": "Pad", "opset": 19, "shape": [2, 5], "attrs": {"mode": "wrap"},
+     "inputs": [([0, 2, 0, 3], "int64")]},
+    {"name": "pad_negative_crops", "op": "Pad", "shape": [2, 6],
+     "inputs": [([0, -1, 1, 2], "int64")]},
+    {"name": "pad_axes_18", "op": "Pad", "opset": 18, "shape": [2, 3, 5],
+     "inputs": [([2, 1], "int64"), (0.0, "float32"), ([-1], "int64")]},
+    {"name": "pad_opset2", "op": "Pad", "opset": 2, "shape": [2, 3],
+     "attrs": {"pads": [0, 1, 1, 0], "value": -2.0}},
+    {"name": "pow_float", "op": "Pow", "shape": [3, 4], "inputs": [(2.0, "float32")]},
+    {"name": "pow_int_exponent", "op": "Pow", "opset": 15, "shape": [3, 4],
+     "inputs": [([3], "int64")]},
+    {"name": "sqrt", "op": "Sqrt", "shape": [3, 4], "positive": True},
 ]
 
 
@@ -88,6 +107,8 @@ def main(out: Path) -> None:
             elem = helper.np_dtype_to_tensor_dtype(x.dtype)
         else:
             x = rng.standard_normal(shape).astype(np.float32)
+            if c.get("positive"):
+                x = np.abs(x)
             elem = TensorProto.FLOAT
         inits, names = [], ["x"]
         if "table" in c:  # Gather as an embedding: the table is input 0, ids the graph input

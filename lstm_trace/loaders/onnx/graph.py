@@ -31,7 +31,7 @@ from ...layers import LayerReplayError, UpstreamLayer
 from ...network import Network
 from ..errors import LoadError
 from .ops import OPS, run_node
-from .proto import DTYPE_NAMES, DTYPES, Model, Node, ValueInfo
+from .proto import DTYPE_NAMES, DTYPES, Model, Node, SubgraphOps, ValueInfo
 from .recurrent import RECURRENT_OPS, NodeError, recurrent_layer
 
 WEIGHT_INPUTS = (1, 2, 3, 7)  # W, R, B, P of LSTM/GRU/RNN
@@ -123,6 +123,11 @@ class OnnxOps(UpstreamLayer):
     @property
     def replayable(self) -> bool:  # type: ignore[override]
         return not self.blocker
+
+    @property
+    def reason(self) -> str:
+        """Why the path is not replayable (``inspect`` prints it); empty when it is."""
+        return f"{self.blocker} cannot be replayed in NumPy" if self.blocker else ""
 
     def apply(self, x: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
         return self.apply_many([x], [mask])
@@ -450,9 +455,15 @@ class GraphBuilder:
                            if n.op_type in RECURRENT_OPS and n.domain in ("", "ai.onnx")]
         if not recurrent_nodes:
             ops = sorted({n.op_type for n in self.graph.nodes})
+            nested = [f"{n.op_type} node {n.name!r}" for n in self.graph.nodes
+                      if any(isinstance(v, SubgraphOps) and v.ops & set(RECURRENT_OPS)
+                             for v in n.attributes.values())]
+            inside = (f"; its recurrent nodes are inside the subgraphs of {', '.join(nested[:3])}"
+                      ", which lstm-trace does not trace (only top-level LSTM, GRU and RNN "
+                      "nodes are)") if nested else ""
             raise LoadError(
                 f"{self.name}: the ONNX graph has no LSTM, GRU or RNN node "
-                f"(its ops: {', '.join(ops) or 'none'})"
+                f"(its ops: {', '.join(ops) or 'none'}){inside}"
             )
         counters: dict[str, int] = {}
         taken: set[str] = set()

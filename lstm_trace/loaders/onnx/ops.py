@@ -210,6 +210,44 @@ def _binary(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Op:
     return op
 
 
+def _pow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``Pow``: the result has the base's type (an int64 or float64 exponent does not widen it)."""
+    return np.power(a, b).astype(a.dtype, copy=False)
+
+
+_PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "edge", "wrap": "wrap"}
+
+
+def pad(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
+    """``Pad``: ``pads = [x1_begin, x2_begin, ..., x1_end, x2_end, ...]`` over ``axes`` (all
+    by default); a negative amount removes steps. Opset < 11: ``pads`` / ``value`` attributes."""
+    x = _need(args, 0, node)
+    mode = str(node.attr("mode", "constant"))
+    if mode not in _PAD_MODES:
+        raise ValueError(f"Pad mode {mode!r} (expected constant, reflect, edge or wrap)")
+    if opset < 11:
+        pads, value = [int(v) for v in node.attr("pads", [])], float(node.attr("value", 0.0))
+        axes = list(range(x.ndim))
+    else:
+        pads = _ints(_need(args, 1, node))
+        given = args[2] if len(args) > 2 else None
+        value = 0 if given is None or np.asarray(given).size == 0 else np.asarray(given).reshape(-1)[0]
+        axes = _ints(args[3]) if len(args) > 3 and args[3] is not None else list(range(x.ndim))
+    if len(pads) != 2 * len(axes):
+        raise ValueError(f"Pad has {len(pads)} pads for {len(axes)} axes")
+    widths = [[0, 0] for _ in range(x.ndim)]
+    for k, axis in enumerate(axes):
+        widths[axis % x.ndim] = [pads[k], pads[k + len(axes)]]
+    crop = tuple(slice(max(-b, 0), x.shape[a] - max(-e, 0)) for a, (b, e) in enumerate(widths))
+    x = x[crop]
+    widths = [(max(b, 0), max(e, 0)) for b, e in widths]
+    if mode == "reflect" and any(w >= x.shape[a] and w for a, pair in enumerate(widths) for w in pair):
+        raise ValueError(f"Pad reflect of {max(map(max, widths))} steps on shape {x.shape}")
+    if mode == "constant":
+        return [np.pad(x, widths, mode="constant", constant_values=x.dtype.type(value))]
+    return [np.pad(x, widths, mode=_PAD_MODES[mode])]
+
+
 def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if a.dtype.kind in "iu" and b.dtype.kind in "iu":
         return np.trunc(a / b).astype(np.result_type(a, b))
@@ -316,7 +354,7 @@ OPS: dict[str, Op] = {
     "Gather": gather, "ConstantOfShape": constant_of_shape, "Expand": expand, "Tile": tile,
     "Cast": cast, "Constant": constant, "MatMul": matmul, "Gemm": gemm,
     "Add": _binary(np.add), "Sub": _binary(np.subtract), "Mul": _binary(np.multiply),
-    "Div": _binary(_div),
+    "Div": _binary(_div), "Pow": _binary(_pow), "Sqrt": _unary(np.sqrt), "Pad": pad,
     "Relu": _unary(lambda x: np.maximum(x, x.dtype.type(0))), "Tanh": _unary(np.tanh),
     "Sigmoid": _unary(_sigmoid), "Neg": _unary(np.negative), "LeakyRelu": leaky_relu,
     "Dropout": dropout, "Conv": conv, "DequantizeLinear": dequantize_linear,

@@ -40,6 +40,33 @@ DTYPE_NAMES = {
 # AttributeProto.AttributeType
 _ATTR_FLOAT, _ATTR_INT, _ATTR_STRING, _ATTR_TENSOR = 1, 2, 3, 4
 _ATTR_FLOATS, _ATTR_INTS, _ATTR_STRINGS = 6, 7, 8
+_ATTR_GRAPH, _ATTR_GRAPHS = 5, 10
+_MAX_SUBGRAPH_DEPTH = 16
+
+
+@dataclass(frozen=True)
+class SubgraphOps:
+    """A graph attribute (``If`` branches, ``Loop``/``Scan`` bodies), kept only as the op
+    types of its nodes, nested subgraphs included: subgraphs are never replayed, but a
+    recurrent node inside one is named when the top-level graph has none."""
+
+    ops: frozenset[str]
+
+
+def _subgraph_ops(graphs: list[pw.Message]) -> SubgraphOps:
+    ops: set[str] = set()
+    level = graphs
+    for _ in range(_MAX_SUBGRAPH_DEPTH):
+        deeper: list[pw.Message] = []
+        for graph in level:
+            for node in pw.repeated_messages(graph, 1):
+                ops.add(pw.get_string(node, 4))
+                for attr in pw.repeated_messages(node, 5):
+                    deeper += pw.repeated_messages(attr, 6) + pw.repeated_messages(attr, 11)
+        if not deeper:
+            break
+        level = deeper
+    return SubgraphOps(frozenset(ops))
 
 
 @dataclass
@@ -243,7 +270,9 @@ def _attribute(msg: pw.Message, tensors: TensorReader) -> tuple[str, object]:
         return name, [pw.to_int64(v) for v in pw.repeated_varints(msg, 8)]
     if kind == _ATTR_STRINGS:
         return name, [v.decode("utf-8", errors="replace") for v in msg.get(9, []) if isinstance(v, bytes)]
-    return name, None  # graphs, sparse tensors, type protos: not needed on the replayed path
+    if kind in (_ATTR_GRAPH, _ATTR_GRAPHS):
+        return name, _subgraph_ops(pw.repeated_messages(msg, 6) + pw.repeated_messages(msg, 11))
+    return name, None  # sparse tensors, type protos: not needed on the replayed path
 
 
 def _node(msg: pw.Message, tensors: TensorReader) -> Node:
