@@ -320,6 +320,14 @@ def _module_name(built: Built) -> str:
     return built.module.path or built.layers[0].name
 
 
+def parallel_copies(a: Built, b: Built) -> bool:
+    """Whether two modules are the same module of two sibling models (``_model.decoder.rnn``
+    and ``_model_8k.decoder.rnn``: one path under two different top-level modules), which
+    run side by side, not one after the other."""
+    pa, pb = a.module.path.split("."), b.module.path.split(".")
+    return len(pa) >= 2 and pa[1:] == pb[1:] and pa[0] != pb[0]
+
+
 def chain_by_size(built: list[Built], ordered: bool = True) -> tuple[list[Built], list[Built]]:
     """The recurrent modules as a chain whose sizes fit, and the ones left out.
 
@@ -335,7 +343,8 @@ def chain_by_size(built: list[Built], ordered: bool = True) -> tuple[list[Built]
     chain = [start]
     rest = [b for b in built if b is not start]
     while True:
-        nxt = next((b for b in rest if b.input_size == chain[-1].output_size), None)
+        nxt = next((b for b in rest if b.input_size == chain[-1].output_size
+                    and not parallel_copies(b, chain[-1])), None)
         if nxt is None:
             break
         chain.append(nxt)
@@ -394,6 +403,14 @@ def assemble(weights: Weights, options: LoadOptions, source: str, ordered: bool 
     for b in loose:
         layers.extend(b.layers)
         inbound[b.layers[0].name] = (f"(input of {b.layers[0].name}: not connected)",)
+        twin = next((c for c in chain if parallel_copies(b, c)), None)
+        if twin is not None and b.input_size == twin.input_size:
+            notes.append(
+                f"{b.layers[0].name} is {_module_name(twin)}'s counterpart in a sibling model "
+                f"(not its next layer): traced only on its own (--layer {b.layers[0].name} "
+                "--layer-input)"
+            )
+            continue
         notes.append(
             f"{b.layers[0].name} takes {b.input_size} features, which no other module gives: "
             f"traced only on its own (--layer {b.layers[0].name} --layer-input)"
