@@ -125,11 +125,22 @@ def _what_it_is(path: Path) -> str:
     """A few words on an unrecognised file, so the user sees why no format took it."""
     import zipfile
 
+    head = b""
     try:
+        with path.open("rb") as f:
+            head = f.read(2)
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
+        if head[:1] == b"\x80":
+            return ("a Python pickle that is not a torch.save file; lstm-trace never runs the "
+                    "standard pickle: save the model itself")
         return "no known signature"
     shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    if not head.startswith(b"PK"):  # a zip found after other bytes: e.g. a pickled Keras model
+        lead = "a Python pickle" if head[:1] == b"\x80" else "a file"
+        return (f"{lead} with a zip archive of {shown or 'no members'} inside it (a pickled "
+                "model?); lstm-trace never runs the standard pickle: save the model itself "
+                "(model.save('m.keras'), torch.save(model.state_dict(), 'm.pt'))")
     return (f"a zip archive of {shown or 'no members'}, without a .keras config.json "
             "or the data.pkl of torch.save")

@@ -195,7 +195,10 @@ def load_keras_archive(path: Path, options: LoadOptions):  # -> Network
         raise LoadError(f"{where}: not a readable .keras archive ({err})") from None
     with archive:
         members = set(archive.namelist())
-        for required in ("config.json", "model.weights.h5"):
+        # Keras 2.11 / 2.12 named the weights member variables.h5 (same layout inside).
+        weights_member = "variables.h5" if "model.weights.h5" not in members and \
+            "variables.h5" in members else "model.weights.h5"
+        for required in ("config.json", weights_member):
             if required not in members:
                 raise LoadError(
                     f"{where}: .keras archive has no {required} (members: "
@@ -206,18 +209,18 @@ def load_keras_archive(path: Path, options: LoadOptions):  # -> Network
             _read_json_member(archive, "metadata.json", where) if "metadata.json" in members else {}
         )
         try:
-            weights_bytes = read_member(archive, "model.weights.h5", MAX_MEMBER_BYTES)
+            weights_bytes = read_member(archive, weights_member, MAX_MEMBER_BYTES)
         except ZipLimitError as err:
             raise LoadError(f"{where}: {err}") from None
         except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as err:
-            raise LoadError(f"{where}: cannot read model.weights.h5 ({err})") from None
+            raise LoadError(f"{where}: cannot read {weights_member} ({err})") from None
     version = metadata.get("keras_version") if isinstance(metadata, dict) else None
     specs, input_shape, input_dtype = parse_config(config, where)
     ctx = KerasContext(keras_major(version, 3), options, [], f"Keras {version or '3'} .keras")
     try:
         h5 = h5py.File(io.BytesIO(weights_bytes), "r")
     except OSError as err:
-        raise LoadError(f"{where}: model.weights.h5 is not valid HDF5 ({err})") from None
+        raise LoadError(f"{where}: {weights_member} is not valid HDF5 ({err})") from None
     with h5:
         return build_network(
             specs, Keras3WeightSource(h5, specs, where), ctx,
