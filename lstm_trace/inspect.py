@@ -322,9 +322,10 @@ def render(info: dict[str, Any], width: int | None = None) -> str:
     buffer = io.StringIO()
     console = Console(file=buffer, width=width or 120, highlight=False, emoji=False,
                       no_color=True, force_terminal=False, soft_wrap=False)
-    version = info["keras_version"] or "unknown"
+    # Only a Keras writer has a Keras version; a PyTorch, ONNX or TF1 file is not "unknown".
+    version = f"Keras version: {info['keras_version']}   " if info["keras_version"] else ""
     shape = "?" if info["input_shape"] is None else str(tuple(info["input_shape"]))
-    console.print(f"source: {info['source'] or 'unknown'}   Keras version: {version}   "
+    console.print(f"source: {info['source'] or 'unknown'}   {version}"
                   f"input: {shape} {info['input_dtype']}")
     console.print(f"parameters: {info['parameters']:,} ({info['recurrent_parameters']:,} in "
                   f"recurrent layers, {info['other_parameters']:,} in other layers)")
