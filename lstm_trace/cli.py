@@ -427,6 +427,11 @@ def main() -> None:
     """
 
 
+#: Extensions of model files: an output named so would be mistaken for a model.
+MODEL_SUFFIXES = frozenset({".pt", ".pth", ".keras", ".onnx", ".safetensors", ".ckpt", ".pb",
+                            ".tflite"})
+
+
 def format_for(output: str, fmt: str | None, formats: tuple[str, ...], default: str = "table",
                piped: str | None = None) -> str:
     """The output format: ``--format``, else ``-o``'s extension, else ``default``
@@ -441,6 +446,11 @@ def format_for(output: str, fmt: str | None, formats: tuple[str, ...], default: 
     if output != "-":
         suffix = Path(output).suffix.lower()
         implied = FORMAT_BY_SUFFIX.get(suffix)
+        if implied is None and suffix in MODEL_SUFFIXES:
+            good = Path(output).with_suffix(".npz" if default == "npz" else ".txt").name
+            raise OptionError(
+                f"-o {output}: {suffix} is a model file's extension, but this command writes "
+                f"{default} here, not a model; name it {good} (or pass --format to keep the name)")
         if implied is None:
             return default
         if implied not in formats:
