@@ -86,28 +86,31 @@ def _frame(pl: Any, piece: Piece, columns: list[str], types: dict[str, Any]) -> 
     (s0, s1), (t0, t1) = piece.samples, piece.steps
     ns, nt = s1 - s0, t1 - t0
     width = max((a.shape[2] for a in piece.arrays.values() if a.ndim == 3), default=0)
-    n = ns * nt * width
     unit = np.tile(np.arange(width, dtype=np.int64), ns * nt)
     data: dict[str, Any] = {
         "sample": np.repeat(np.arange(s0, s1, dtype=np.int64), nt * width),
-        "layer": pl.repeat(piece.layer.name, n, eager=True, dtype=pl.String),
-        "direction": pl.repeat(piece.direction, n, eager=True, dtype=pl.String),
         "step": np.tile(np.repeat(np.arange(t0, t1, dtype=np.int64), width), ns),
         "unit": unit,
     }
     for q in columns:
         values = piece.arrays.get(q)
         if values is None:
-            data[q] = pl.Series(q, [None], dtype=types[q]).extend_constant(None, n - 1) if n else \
-                pl.Series(q, [], dtype=types[q])
-        elif values.ndim == 2:
+            continue
+        if values.ndim == 2:
             data[q] = np.repeat(values.reshape(-1).astype(bool), width)
-        else:
-            have = values.shape[2]
-            flat = np.zeros((ns, nt, width), np.float32)
-            flat[:, :, :have] = values
-            column = pl.Series(q, flat.reshape(-1))
-            if have < width:
-                column = pl.select(pl.when(pl.lit(unit) < have).then(column)).to_series().alias(q)
-            data[q] = column
-    return pl.DataFrame(data, schema=types)
+            continue
+        have = values.shape[2]
+        if have == width:
+            data[q] = np.ascontiguousarray(values, dtype=np.float32).reshape(-1)
+            continue
+        flat = np.zeros((ns, nt, width), np.float32)
+        flat[:, :, :have] = values
+        data[q] = pl.select(pl.when(pl.lit(unit) < have).then(pl.Series(q, flat.reshape(-1)))).to_series()
+    frame = pl.DataFrame({k: pl.Series(k, v) if not isinstance(v, pl.Series) else v.alias(k)
+                          for k, v in data.items()})
+    constants = {"layer": piece.layer.name, "direction": piece.direction}
+    return frame.select([
+        pl.lit(constants[name], dtype=types[name]).alias(name) if name in constants
+        else pl.col(name) if name in data else pl.lit(None, dtype=types[name]).alias(name)
+        for name in types
+    ])
