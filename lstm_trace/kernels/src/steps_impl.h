@@ -134,8 +134,7 @@ static void SFX(lstm_rows)(const SFX(step_ctx) *s, int64_t b0, int64_t b1, REAL 
         for (int64_t k = 0; k < G; k++) row[k] = z[k] + x[k];
         if (p_i) for (int64_t k = 0; k < u; k++) row[k] += p_i[k] * cp[k];
         if (p_f) for (int64_t k = 0; k < u; k++) row[u + k] += p_f[k] * cp[k];
-        SFX(activate)(a->recurrent_activation, row, gi, u);
-        SFX(activate)(a->recurrent_activation, row + u, gf, u);
+        SFX(activate)(a->recurrent_activation, row, gi, 2 * u); /* i and f: adjacent */
         SFX(activate)(a->activation, row + 2 * u, gg, u);
         {
             const REAL *restrict i_ = gi, *restrict f_ = gf, *restrict g_ = gg;
@@ -204,8 +203,7 @@ static void SFX(gru_rows)(const SFX(step_ctx) *s, int64_t b0, int64_t b1, REAL *
         const int64_t width = after ? G : 2 * u;
         if (rb) for (int64_t k = 0; k < width; k++) z[k] += rb[k];
         for (int64_t k = 0; k < 2 * u; k++) row[k] = x[k] + z[k];
-        SFX(activate)(a->recurrent_activation, row, gz, u);
-        SFX(activate)(a->recurrent_activation, row + u, gr, u);
+        SFX(activate)(a->recurrent_activation, row, gz, 2 * u); /* z and r: adjacent */
         const REAL *restrict r_ = gr;
         if (!after) {
             for (int64_t k = 0; k < u; k++) s->m[b * u + k] = r_[k] * hp[k];
