@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..network import QUANTITIES
+from ..cells import cell_kind
 from . import ACTIVATION_CODES, SequenceKernel
 from ._native import KernelArgs, Library
 
@@ -63,8 +63,10 @@ def bind(lib: Library, cell: Cell, dtype: np.dtype) -> SequenceKernel:
     peep = cell.peepholes or {}
     p_i, p_f, p_o = (_array(peep.get(k), dtype, (u,)) for k in ("input_gate", "forget_gate", "output_gate"))
     P = _array(cell.projection, dtype)
-    quantities = QUANTITIES[cell.kind]
-    gates = quantities[:-2] if cell.kind == "lstm" else quantities[:-1]
+    kind = cell_kind(cell.kind)
+    quantities = kind.quantities  # the order of KernelArgs.out
+    # The recorded gates, in fused order: the blocks of x W + b that the kernel overwrites.
+    gates = [g for g in kind.gates if g in quantities]
     is_lstm = cell.kind == "lstm"
 
     def run(x: np.ndarray, project: Callable[[Cell, np.ndarray], np.ndarray], mask: np.ndarray | None,
