@@ -90,7 +90,7 @@ def test_a_format_whose_module_cannot_be_imported_is_named(tmp_path):
 def test_an_unrecognised_zip_says_what_it_holds(tmp_path):
     path = tmp_path / "arrays.npz"
     np.savez(path, a=np.zeros(3))
-    with pytest.raises(LoadError, match=r"a zip archive of a\.npy"):
+    with pytest.raises(LoadError, match=r"a NumPy \.npz archive of a\.npy: MODEL comes first"):
         lstm_trace.load(path)
 
 

@@ -128,7 +128,12 @@ def _what_it_is(path: Path) -> str:
     head = b""
     try:
         with path.open("rb") as f:
-            head = f.read(2)
+            head = f.read(8)
+        if head.startswith(b"\x93NUMPY"):
+            return "a NumPy .npy array: MODEL comes first, then INPUT"
+        if head[4:8] == b"TFL3":
+            return ("a TensorFlow Lite flatbuffer, which lstm-trace does not read: trace the "
+                    "model it was converted from")
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
@@ -137,6 +142,8 @@ def _what_it_is(path: Path) -> str:
                     "standard pickle: save the model itself")
         return "no known signature"
     shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    if names and all(name.endswith(".npy") for name in names):
+        return f"a NumPy .npz archive of {shown}: MODEL comes first, then INPUT"
     if not head.startswith(b"PK"):  # a zip found after other bytes: e.g. a pickled Keras model
         lead = "a Python pickle" if head[:1] == b"\x80" else "a file"
         return (f"{lead} with a zip archive of {shown or 'no members'} inside it (a pickled "
