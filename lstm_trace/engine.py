@@ -549,7 +549,10 @@ def run(
     """
     plan = plan_replay(network, layers=layers, layer_input=layer_input,
                        initial_state=initial_state, dtype=dtype)
-    trace, _ = run_chunk(plan, plan.prepare_input(x))
+    prepared = plan.prepare_input(x)
+    if isinstance(prepared, np.ndarray):
+        check_initial_state_batch(plan.initial_state, prepared.shape[0])
+    trace, _ = run_chunk(plan, prepared)
     return trace
 
 
@@ -712,6 +715,17 @@ def _select(network: Network, layers: Iterable[str] | None) -> set[str]:
             f"the model's recurrent layers are: {', '.join(names)}"
         )
     return wanted
+
+
+def check_initial_state_batch(state: Mapping[str, np.ndarray], batch: int) -> None:
+    """Each initial state is one row for every sample, ``(batch, units)``, or one for all."""
+    for key, value in state.items():
+        rows = np.shape(value)[0] if np.ndim(value) == 2 else 1
+        if rows not in (1, batch):
+            raise TraceError(
+                f"initial state {key!r} has {rows} rows but INPUT has {batch} samples; give "
+                "one row per sample, or a single row for all"
+            )
 
 
 def _check_initial_state(network: Network, state: Mapping[str, np.ndarray]) -> None:

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from . import layers as L
-from .engine import Carry, ReplayPlan, plan_replay, run_chunk
+from .engine import Carry, ReplayPlan, check_initial_state_batch, plan_replay, run_chunk
 from .errors import OptionError
 from .inputs import InputError
 from .network import Network, RecurrentLayer
@@ -196,6 +196,7 @@ def trace_chunks(
     single = len(shape) == (1 if integer_input else 2)
     batch = 1 if single else int(shape[0])
     steps = int(shape[0] if single else shape[1])
+    check_initial_state_batch(plan.initial_state, batch)
     if batch_size is not None and batch_size < 1:
         raise OptionError(f"--batch-size must be 1 or more, got {batch_size}")
     if chunk_steps is not None and chunk_steps < 1:

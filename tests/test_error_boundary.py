@@ -103,3 +103,20 @@ def test_a_bug_inside_a_reader_is_not_dressed_as_a_damaged_file(monkeypatch):
     monkeypatch.setattr(archive, "open", broken)
     with pytest.raises(TypeError, match="a bug"):
         lstm_trace.load(SAMPLES / "brackets.keras")
+
+
+def test_initial_states_with_the_wrong_number_of_rows_are_a_clean_error(tmp_path):
+    x = np.load(SAMPLES / "brackets_batch.npy")
+    states = tmp_path / "states.npz"
+    np.savez(states, **{"lstm/hidden": np.zeros((x.shape[0] + 1, 8), np.float32)})
+    for fmt in ("csv", "table", "npz"):
+        out = ["-o", str(tmp_path / f"t.{fmt}")] if fmt == "npz" else []
+        result = invoke(str(SAMPLES / "brackets.keras"), str(SAMPLES / "brackets_batch.npy"),
+                        "--initial-state", str(states), "-f", fmt, *out)
+        assert result.exit_code == 2, result.output
+        assert f"has {x.shape[0] + 1} rows but INPUT has {x.shape[0]} samples" in result.stderr
+    one_row = tmp_path / "one.npz"
+    np.savez(one_row, **{"lstm/hidden": np.full((1, 8), 0.1, np.float32)})
+    result = invoke(str(SAMPLES / "brackets.keras"), str(SAMPLES / "brackets_batch.npy"),
+                    "--initial-state", str(one_row), "-f", "csv")
+    assert result.exit_code == 0, result.output
