@@ -248,9 +248,9 @@ def test_the_sigterm_handler_is_restored_after_a_command():
 
 @pytest.fixture(scope="module")
 def big_input(tmp_path_factory):
-    """400 one-hot sequences of 250 steps: a CSV of ~70 MB that takes seconds to write."""
+    """1200 one-hot sequences of 250 steps: a CSV of ~210 MB that takes seconds to write."""
     path = tmp_path_factory.mktemp("big") / "big.npy"
-    ids = np.random.default_rng(0).integers(0, 6, (400, 250))
+    ids = np.random.default_rng(0).integers(0, 6, (1200, 250))
     np.save(path, np.eye(6, dtype=np.float32)[ids])
     return path
 
@@ -260,9 +260,11 @@ def test_a_signal_mid_write_exits_130_and_leaves_no_file(big_input, tmp_path, si
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     out = out_dir / "trace.csv"
+    # One sample a chunk: hundreds of chunks, so the write lasts long after its first bytes
+    # even on a fast, idle machine (the signal must arrive mid-write, not after the rename).
     proc = subprocess.Popen([sys.executable, "-m", "lstm_trace", str(MODEL), str(big_input),
-                             "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                             "-o", str(out), "--batch-size", "1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     seen_tmp = False
     while time.monotonic() < deadline and proc.poll() is None:
