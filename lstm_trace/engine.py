@@ -316,7 +316,8 @@ def _initial(value: np.ndarray | None, batch: int, size: int, dtype: np.dtype) -
 class LayerResult:
     """What a recurrent layer hands to the next layer, and what it recorded."""
 
-    output: np.ndarray | tuple[np.ndarray, np.ndarray]
+    #: ``None`` when the caller said no later layer needs it (``run_layer(need_output=False)``).
+    output: np.ndarray | tuple[np.ndarray, np.ndarray] | None
     mask: np.ndarray | None
     directions: dict[str, DirectionResult]
 
@@ -328,6 +329,7 @@ def run_layer(
     mask: np.ndarray | None = None,
     initial_state: Mapping[str, np.ndarray] | None = None,
     seen: np.ndarray | None = None,
+    need_output: bool = True,
 ) -> LayerResult:
     """Run every direction of ``layer`` and merge their outputs as Keras does.
 
@@ -335,6 +337,8 @@ def run_layer(
     ``go_backwards``); ``Bidirectional`` flips its backward sequence back to input
     positions, zeroes masked steps, then merges with ``merge_mode``. ``seen`` ``(batch,)``
     continues a masked forward sequence: whether each sample had a used step before ``x``.
+    Without ``need_output`` (no later layer reads it) the merged output is not built:
+    ``LayerResult.output`` is ``None`` and only the recorded quantities and final states are.
     """
     initial_state = initial_state or {}
     results: dict[str, DirectionResult] = {}
@@ -345,8 +349,10 @@ def run_layer(
         if getattr(cell, "conv", None) is not None:  # a ConvLSTM: its own step loop
             res = _run_conv_direction(layer, direction, x, mask, initial)
             results[direction.name] = res
-            returned.append(cell.conv.from_channels_last(
-                _returned_output(layer, direction, res, mask), time_axis=layer.return_sequences))
+            if need_output:
+                returned.append(cell.conv.from_channels_last(
+                    _returned_output(layer, direction, res, mask),
+                    time_axis=layer.return_sequences))
             continue
         if x.ndim != 3 or x.shape[-1] != cell.input_size:
             raise TraceError(
@@ -358,9 +364,13 @@ def run_layer(
             initial_hidden=initial[0], initial_cell=initial[1],
         )
         results[direction.name] = res
-        returned.append(_returned_output(layer, direction, res, mask, seen))
-    if not layer.bidirectional:
-        output: np.ndarray | tuple[np.ndarray, np.ndarray] = returned[0]
+        if need_output:
+            returned.append(_returned_output(layer, direction, res, mask, seen))
+    output: np.ndarray | tuple[np.ndarray, np.ndarray] | None
+    if not need_output:
+        output = None
+    elif not layer.bidirectional:
+        output = returned[0]
     else:
         output = merge(returned[0], returned[1], layer.merge_mode)
     out_mask = mask if layer.return_sequences else None
@@ -604,7 +614,10 @@ def run_chunk(
             seen = None
         else:
             state, seen = carry.states[layer.name], carry.seen.get(layer.name)
-        result = run_layer(layer, lx, mask=mask, initial_state=state, seen=seen)
+        # The last replayed layer's merged output is read by no one: not built (it is a copy
+        # of whole sequences, as costly as a masked layer's step loop at small sizes).
+        result = run_layer(layer, lx, mask=mask, initial_state=state, seen=seen,
+                           need_output=index < stop)
         carried.states[layer.name] = {
             trace_key(prefix, q): final
             for prefix, direction in layer.trace_prefixes()
@@ -620,8 +633,9 @@ def run_chunk(
                 for q, arr in result.directions[direction.name].arrays.items():
                     arrays[trace_key(prefix, q)] = arr
             traced.append(TracedLayer.from_layer(layer, masked=mask is not None))
-        for k, value in enumerate(_keras_outputs(layer, result)):
-            values[f"{layer.name}:{k}" if k else layer.name] = value
+        if result.output is not None:
+            for k, value in enumerate(_keras_outputs(layer, result)):
+                values[f"{layer.name}:{k}" if k else layer.name] = value
     missing = [name for name in plan.wanted if name not in {t.name for t in traced}]
     if missing and not plan.explicit and traced:
         # A model with several inputs: trace what the given input reaches.
