@@ -17,8 +17,7 @@ from builders.tf1_cells import BUILT_WITH
 from builders.tf1_frozen import CASES, TIME_MAJOR_BUILT_WITH
 from conftest import BUILDERS, build_fixtures
 from error_record import record_error
-from recombine import recombine_gru
-from test_tf1_checkpoint import recombine_tf1_lstm
+from test_tf1_checkpoint import check_tf1_scope
 from workflow_common import assert_user_error, invoke
 
 import lstm_trace
@@ -74,30 +73,8 @@ def test_frozen_and_tf1_saved_model_trace_matches_tensorflow(frozen_fixtures, na
         prefix = CASE[name]["expect"][scope]
         _, direction = cell_of(network, prefix)
         cell, reverse = direction.cell, direction.reverse
-        assert f"{scope}/hidden" in reference.files, scope
-        for q in ("hidden", "cell"):
-            if f"{scope}/{q}" in reference.files:
-                got, want = trace[f"{prefix}/{q}"], reference[f"{scope}/{q}"]
-                assert got.shape == want.shape and got.dtype == np.float32
-                assert np.abs(got - want).max() < ATOL, (scope, q, np.abs(got - want).max())
-                record_error("TF1 frozen graphs", f"{name}/{kind}/{scope}", np.abs(got - want).max())
-        if f"{scope}/output" in reference.files:
-            assert np.abs(trace[f"{prefix}/hidden"] - reference[f"{scope}/output"]).max() < ATOL
-        last = 0 if reverse else -1
-        for q in ("hidden", "cell"):
-            if f"{scope}/final_{q}" in reference.files:
-                err = np.abs(trace[f"{prefix}/{q}"][:, last] - reference[f"{scope}/final_{q}"]).max()
-                assert err < ATOL, (scope, q, err)
-        if cell.kind == "lstm":
-            h, c = recombine_tf1_lstm(trace, prefix, cell, reverse)
-            if f"{scope}/cell" in reference.files:  # (two_rnns_same_input records outputs only)
-                assert np.abs(c - reference[f"{scope}/cell"]).max() < ATOL
-            assert np.abs(h - reference[f"{scope}/hidden"]).max() < ATOL
-        elif cell.kind == "gru":
-            h = recombine_gru(trace, prefix, reverse=reverse)
-            assert np.abs(h - reference[f"{scope}/hidden"]).max() < ATOL
-        for q in cell.quantities:
-            assert trace[f"{prefix}/{q}"].shape[:2] == x.shape[:2]
+        check_tf1_scope(trace, prefix, cell, reverse, reference, scope, x,
+                        family="TF1 frozen graphs", case=f"{name}/{kind}/{scope}")
 
 
 @pytest.mark.parametrize("kind", list(KINDS))

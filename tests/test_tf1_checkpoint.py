@@ -123,33 +123,48 @@ def test_tf1_trace_matches_tensorflow(tf1_fixtures, name):
     reference = np.load(tf1_fixtures / f"{name}_reference.npz")
     x = np.load(tf1_fixtures / f"{name}_input.npy")
     for scope, (trace, prefix, cell, reverse) in cells.items():
-        assert f"{scope}/hidden" in reference.files, scope  # the case's expectation is real
-        for q in ("hidden", "cell"):
-            if f"{scope}/{q}" in reference.files:
-                got, want = trace[f"{prefix}/{q}"], reference[f"{scope}/{q}"]
-                assert got.shape == want.shape and got.dtype == np.float32
-                assert np.abs(got - want).max() < ATOL, (scope, q, np.abs(got - want).max())
-                record_error("TF1 cells", f"{name}/{scope}", np.abs(got - want).max())
-        # The driver's own outputs and final states (bw: final state is at position 0).
-        if f"{scope}/output" in reference.files:
-            assert np.abs(trace[f"{prefix}/hidden"] - reference[f"{scope}/output"]).max() < ATOL
-        last = 0 if reverse else -1
-        for q in ("hidden", "cell"):
-            if f"{scope}/final_{q}" in reference.files:
-                err = np.abs(trace[f"{prefix}/{q}"][:, last] - reference[f"{scope}/final_{q}"]).max()
-                assert err < ATOL, (scope, q, err)
-        # Gates recombined into TensorFlow's own states.
         if cell.kind == "lstm":
-            h, c = recombine_tf1_lstm(trace, prefix, cell, reverse)
+            assert f"{scope}/cell" in reference.files, scope
+        if cell.kind == "gru":
+            assert f"{scope}/__gate_kernel__" in reference.files, scope
+        check_tf1_scope(trace, prefix, cell, reverse, reference, scope, x,
+                        family="TF1 cells", case=f"{name}/{scope}")
+
+
+def check_tf1_scope(trace, prefix: str, cell, reverse: bool, reference, scope: str, x,
+                    *, family: str, case: str) -> None:
+    """One TF1 cell scope's trace against TensorFlow's reference: states per step, the
+    driver's outputs and final states, and the gates recombined into TF's own states (and,
+    where the builder saved TF's GRU weights, each GRU gate against TF's equations)."""
+    assert f"{scope}/hidden" in reference.files, scope  # the case's expectation is real
+    for q in ("hidden", "cell"):
+        if f"{scope}/{q}" in reference.files:
+            got, want = trace[f"{prefix}/{q}"], reference[f"{scope}/{q}"]
+            assert got.shape == want.shape and got.dtype == np.float32
+            assert np.abs(got - want).max() < ATOL, (scope, q, np.abs(got - want).max())
+            record_error(family, case, np.abs(got - want).max())
+    # The driver's own outputs and final states (bw: final state is at position 0).
+    if f"{scope}/output" in reference.files:
+        assert np.abs(trace[f"{prefix}/hidden"] - reference[f"{scope}/output"]).max() < ATOL
+    last = 0 if reverse else -1
+    for q in ("hidden", "cell"):
+        if f"{scope}/final_{q}" in reference.files:
+            err = np.abs(trace[f"{prefix}/{q}"][:, last] - reference[f"{scope}/final_{q}"]).max()
+            assert err < ATOL, (scope, q, err)
+    # Gates recombined into TensorFlow's own states.
+    if cell.kind == "lstm":
+        h, c = recombine_tf1_lstm(trace, prefix, cell, reverse)
+        if f"{scope}/cell" in reference.files:
             assert np.abs(c - reference[f"{scope}/cell"]).max() < ATOL
-            assert np.abs(h - reference[f"{scope}/hidden"]).max() < ATOL
-        elif cell.kind == "gru":
-            h = recombine_gru(trace, prefix, reverse=reverse)
-            assert np.abs(h - reference[f"{scope}/hidden"]).max() < ATOL
+        assert np.abs(h - reference[f"{scope}/hidden"]).max() < ATOL
+    elif cell.kind == "gru":
+        h = recombine_gru(trace, prefix, reverse=reverse)
+        assert np.abs(h - reference[f"{scope}/hidden"]).max() < ATOL
+        if f"{scope}/__gate_kernel__" in reference.files:
             check_tf1_gru_gates(trace, prefix, reference, scope, reverse,
                                 get_activation(cell.activation))
-        for q in cell.quantities:
-            assert trace[f"{prefix}/{q}"].shape[:2] == x.shape[:2]
+    for q in cell.quantities:
+        assert trace[f"{prefix}/{q}"].shape[:2] == x.shape[:2]
 
 
 def test_tf1_trace_keys_are_variable_scopes(tf1_fixtures):
