@@ -84,6 +84,20 @@ def main(out: Path) -> None:
             with tf1.Session(graph=graph) as sess:
                 return sess.run(wanted, feed)
 
+    def seeded_input(case) -> tuple[np.random.Generator, np.ndarray]:
+        """The case's generator (seeded by its name) and its random input (batch, steps, features)."""
+        rng = np.random.default_rng(zlib.crc32(case["name"].encode()))
+        feed_x = rng.standard_normal((case["batch"], case["steps"], case["features"]))
+        return rng, feed_x.astype(np.float32)
+
+    def load_random_weights(sess, rng: np.random.Generator) -> None:
+        """Random, non-trivial weights for every variable (kernels scaled by fan-in)."""
+        sess.run(tf1.global_variables_initializer())
+        for v in tf1.trainable_variables():
+            shape = v.shape.as_list()
+            std = 1.2 / np.sqrt(shape[0]) if len(shape) == 2 else 0.6
+            v.load((rng.standard_normal(shape) * std).astype(np.float32), sess)
+
     def after_save(case, sess, feeds, fetch, directory: Path) -> None:
         driver = [t for qs in fetch.values() for q, t in qs.items() if q in DRIVER_QUANTITIES]
         everything = [t for qs in fetch.values() for t in qs.values()]
@@ -130,15 +144,9 @@ def main(out: Path) -> None:
                       "output": tf.transpose(outputs, (1, 0, 2)), "final_hidden": state[1]},
             }
             assert set(fetch) == set(case["expect"]), fetch.keys()
-            rng = np.random.default_rng(zlib.crc32(case["name"].encode()))
-            feed_x = rng.standard_normal((case["batch"], case["steps"], case["features"]))
-            feed_x = feed_x.astype(np.float32)
+            rng, feed_x = seeded_input(case)
             with tf1.Session(graph=graph) as sess:
-                sess.run(tf1.global_variables_initializer())
-                for v in tf1.trainable_variables():
-                    shape = v.shape.as_list()
-                    std = 1.2 / np.sqrt(shape[0]) if len(shape) == 2 else 0.6
-                    v.load((rng.standard_normal(shape) * std).astype(np.float32), sess)
+                load_random_weights(sess, rng)
                 directory = out / case["name"]
                 directory.mkdir()
                 feeds = {x: feed_x.transpose(1, 0, 2)}
@@ -158,15 +166,9 @@ def main(out: Path) -> None:
             fetch = {"a/lstm_cell": {"hidden": out_a, "output": out_a, "final_hidden": state_a.h,
                                      "final_cell": state_a.c},
                      "b/gru_cell": {"hidden": out_b, "output": out_b, "final_hidden": state_b}}
-            rng = np.random.default_rng(zlib.crc32(case["name"].encode()))
-            feed_x = rng.standard_normal((case["batch"], case["steps"], case["features"]))
-            feed_x = feed_x.astype(np.float32)
+            rng, feed_x = seeded_input(case)
             with tf1.Session(graph=graph) as sess:
-                sess.run(tf1.global_variables_initializer())
-                for v in tf1.trainable_variables():
-                    shape = v.shape.as_list()
-                    std = 1.2 / np.sqrt(shape[0]) if len(shape) == 2 else 0.6
-                    v.load((rng.standard_normal(shape) * std).astype(np.float32), sess)
+                load_random_weights(sess, rng)
                 directory = out / case["name"]
                 directory.mkdir()
                 after_save(case, sess, {x: feed_x}, fetch, directory)
