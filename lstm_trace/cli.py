@@ -673,7 +673,8 @@ def cluster_trace(model: str, input: str, output: str, scheduler: str, *, batch_
     try:
         shapes = trace_to_zarr(network, x, output, scheduler=scheduler, layers=layers or None,
                                layer_input=layer_input, initial_state=initial,
-                               dtype=kwargs.get("dtype") or "float32")
+                               dtype=kwargs.get("dtype") or "float32", input_name=input,
+                               integer_ids=token_ids)
     except (OSError, TimeoutError) as err:
         if isinstance(err, OutputError):
             raise

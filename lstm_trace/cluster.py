@@ -47,9 +47,20 @@ def require_dask() -> None:
         raise ImportError(MISSING_DASK) from None
 
 
-def _replay_block(network: Network, block: np.ndarray, options: dict[str, Any]) -> dict[str, np.ndarray]:
-    """One block of samples, replayed on a worker: every key's (samples, steps, ...) array."""
-    trace = network.trace(np.asarray(block), **options)
+def _replay_block(network: Network, block: np.ndarray, options: dict[str, Any],
+                  check: tuple[str, int, bool] | None = None) -> dict[str, np.ndarray]:
+    """One block of samples, replayed on a worker: every key's (samples, steps, ...) array.
+
+    ``check`` ``(input name, first sample, integer ids)``: the block's values are checked
+    first, as the local path checks each chunk (NaN, infinities, negative or fractional
+    ids: :class:`~lstm_trace.inputs.InputError` naming the sample, step and feature)."""
+    block = np.asarray(block)
+    if check is not None:
+        from .stream_output import check_values
+
+        name, start, integer_ids = check
+        check_values(block, start, 0, name, integer_ids)
+    trace = network.trace(block, **options)
     return {key: np.ascontiguousarray(a) for key, a in trace.items()}
 
 
@@ -68,6 +79,8 @@ def trace_dask(
     initial_state: Mapping[str, np.ndarray] | None = None,
     dtype: str = "float32",
     samples_per_block: int | None = None,
+    input_name: str = "INPUT",
+    integer_ids: bool | None = None,
 ) -> dict[str, Any]:
     """The trace of the dask array ``x`` ``(batch, steps, features)`` (token ids
     ``(batch, steps)``) as lazy dask arrays ``(batch, steps, units)`` by trace key.
@@ -76,6 +89,11 @@ def trace_dask(
     the block size of ``x``'s first axis); nothing runs until the arrays are computed or
     stored. Options as :func:`lstm_trace.engine.run` (``initial_state`` arrays with a batch
     axis are cut per block).
+
+    Each worker checks its block's values before the replay, like the local path: NaN or
+    infinite features (and negative or fractional token ids when ``integer_ids``; default:
+    ``x`` holds integers) fail the computation with an
+    :class:`~lstm_trace.inputs.InputError` naming ``input_name``, the sample, step and feature.
     """
     import dask
     import dask.array as da
@@ -87,6 +105,8 @@ def trace_dask(
     x = x.rechunk({i: -1 for i in range(1, x.ndim)})
     options: dict[str, Any] = {"layers": list(layers) if layers else None, "layer_input": layer_input,
                                "dtype": dtype}
+    if integer_ids is None:
+        integer_ids = np.dtype(x.dtype).kind in "iu"
     layout = _layout(network, x, {**options, "initial_state": _cut(initial_state, 0, 1, x.shape[0])})
     batch, steps = int(x.shape[0]), int(x.shape[1])
     blocks: dict[str, list[Any]] = {key: [] for key in layout}
@@ -94,7 +114,8 @@ def trace_dask(
     start = 0
     for size, part in zip(x.chunks[0], x.to_delayed().ravel(), strict=True):
         state = _cut(initial_state, start, start + size, batch)
-        result = dask.delayed(_replay_block, pure=True)(net, part, {**options, "initial_state": state})
+        result = dask.delayed(_replay_block, pure=True)(net, part, {**options, "initial_state": state},
+                                                         (input_name, start, integer_ids))
         for key, (rest, kind) in layout.items():
             blocks[key].append(da.from_delayed(result[key], shape=(size, steps, *rest), dtype=kind))
         start += size

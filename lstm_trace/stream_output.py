@@ -47,7 +47,7 @@ def open_input(
     check_shape(x, path, features=features, integer_ids=integer_ids)
 
     def check(part: np.ndarray, s0: int, t0: int) -> np.ndarray:
-        _check_values(part, s0, t0, name, integer_ids)
+        check_values(part, s0, t0, name, integer_ids)
         if integer_ids:
             return part.astype(np.int64, copy=False)
         return part if part.dtype.kind == "f" else part.astype(np.float64)
@@ -80,8 +80,9 @@ def _plausible(x: np.ndarray, features: int | None, integer_ids: bool) -> bool:
             and (features is None or x.shape[-1] == features))
 
 
-def _check_values(part: np.ndarray, s0: int, t0: int, name: str, integer_ids: bool) -> None:
-    """NaN/inf in features, negative or fractional token ids: one line with the position."""
+def check_values(part: np.ndarray, s0: int, t0: int, name: str, integer_ids: bool) -> None:
+    """NaN/inf in features, negative or fractional token ids: one line with the position
+    (``part`` is samples ``s0...`` and steps ``t0...`` of the input ``name``)."""
     if part.dtype.kind == "f":
         bad = ~np.isfinite(part)
         if bad.any():
@@ -93,7 +94,7 @@ def _check_values(part: np.ndarray, s0: int, t0: int, name: str, integer_ids: bo
         wrong = part < 0 if part.dtype.kind in "iu" else part != np.round(part)
         if wrong.any():
             where = tuple(int(i) for i in np.argwhere(wrong)[0])
-            value = part[where]
+            value = part[where].item()
             what = "a negative id" if part.dtype.kind in "iu" or value < 0 else "a fractional id"
             raise InputError(f"{name}: expected integer token ids, found {what} {value!r} at "
                              f"sample {where[0] + s0}, step {where[1] + t0}")

@@ -103,3 +103,25 @@ def test_cli_unreachable_scheduler_is_one_line_and_no_store(tmp_path, monkeypatc
     result = invoke(MODEL, tmp_path / "x.npy", "--scheduler", "tcp://127.0.0.1:9", "-o", tmp_path / "t.zarr")
     assert_user_error(result, "--scheduler tcp://127.0.0.1:9")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]
+
+
+def test_cli_scheduler_refuses_nan_in_the_input_like_the_local_path(cluster, tmp_path):
+    """Each worker checks its block's values: the error names the sample of the whole input."""
+    rng = np.random.default_rng(4)
+    x = np.eye(6, dtype=np.float32)[rng.integers(0, 6, (7, 50))]
+    x[5, 33, 1] = np.nan
+    np.save(tmp_path / "x.npy", x)
+    result = invoke(MODEL, tmp_path / "x.npy", "--scheduler", cluster.scheduler_address,
+                    "-o", tmp_path / "t.zarr", "--batch-size", "2")
+    assert_user_error(result, "x.npy: expected finite numbers, found nan at sample 5, step 33, feature 1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]
+
+
+def test_lazy_dask_trace_checks_token_ids(client):
+    network, ids = NETWORKS["stacked_masked"]
+    ids = ids.copy()
+    ids[3, 7] = -2
+    arrays = trace_dask(network, da.from_array(ids, chunks=2), input_name="ids.npy")
+    with pytest.raises(ValueError, match="ids.npy: expected integer token ids, found a negative id -2 "
+                                         "at sample 3, step 7"):
+        arrays["lstm/hidden"].compute()
