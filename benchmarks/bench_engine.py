@@ -119,8 +119,10 @@ def worker_engine(tmpdir: Path, repeats: int) -> dict:
         x = np.load(tmpdir / f"{case['key']}.npy")
         results[case["key"]] = _timed(lambda network=network, x=x: network.trace(x), repeats)
     from lstm_trace.kernels._native import library
+    from lstm_trace.kernels.sequences import THREADS
 
     results["kernels"] = library() is not None
+    results["threads"] = THREADS
     results["blas"] = blas_info()
     return results
 
@@ -327,6 +329,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write every measurement here")
     parser.add_argument("--blas-threads", type=int,
                         help="OPENBLAS_NUM_THREADS of the NumPy workers (default: the library's own)")
+    parser.add_argument("--engine-threads", type=int,
+                        help="LSTM_TRACE_THREADS of the engine workers (default: every CPU, at most 8)")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -350,9 +354,10 @@ def main() -> None:
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         sides: dict[str, list[dict]] = {"engine": [], "numpy": [], "gemm": [], "keras": []}
         blas = {"OPENBLAS_NUM_THREADS": str(args.blas_threads)} if args.blas_threads else {}
+        threads = {"LSTM_TRACE_THREADS": str(args.engine_threads)} if args.engine_threads else {}
         for _ in range(args.rounds):  # sides interleaved, so a busy spell hits all of them
             sides["gemm"].append(run_worker("gemm", tmpdir, args.repeats, worker_env(**blas)))
-            sides["engine"].append(run_worker("engine", tmpdir, args.repeats, worker_env(**blas)))
+            sides["engine"].append(run_worker("engine", tmpdir, args.repeats, worker_env(**blas, **threads)))
             sides["numpy"].append(run_worker("engine", tmpdir, args.repeats,
                                              worker_env(LSTM_TRACE_KERNELS="numpy", **blas)))
             sides["keras"].append(run_worker("keras", tmpdir, args.repeats, worker_env()))
@@ -369,6 +374,8 @@ def main() -> None:
           f"{'yes' if engine['kernels'] else 'NO (NumPy loops)'}; OPENBLAS env here: "
           f"{openblas_set or 'not set'} (removed in the workers)")
     print(f"BLAS: {engine['blas']}" + (f" (OPENBLAS_NUM_THREADS={args.blas_threads})" if blas else ""))
+    print(f"engine kernels: {engine['threads']} thread(s) over blocks of batch rows, each block's products "
+          "on one BLAS thread (LSTM_TRACE_THREADS)")
     print(f"load average at the end: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
     print("engine = lstm_trace.load(model).trace(x), every quantity at every step; NumPy engine = the "
           "same with LSTM_TRACE_KERNELS=numpy;\nGEMMs = x W for all steps + h U per step (out=), "

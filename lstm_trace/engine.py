@@ -263,7 +263,7 @@ def run_direction(
     c = _initial(initial_cell, batch, units, dtype) if cell.kind == "lstm" else None
     kernel = sequence_kernel(cell, dtype, batch, steps)
     if kernel is not None:  # compiled whole-sequence kernel: gates 0 on masked steps itself
-        out, h, c_final = kernel(x, _input_projection, mask, h, c, reverse)
+        out, h, c_final = kernel(x, mask, h, c, reverse)
         if mask is not None:
             out["mask"] = mask.copy()
         return DirectionResult(out, h, c_final)

@@ -6,7 +6,9 @@ Roles, as in Keras and Flax: a *cell* knows one step (the equations in
 (:func:`lstm_trace.engine.run_direction`) owns time, direction, masks and initial states; a
 *kernel* owns a whole sequence of one direction for speed. Per step it runs ``h U`` on the
 BLAS NumPy uses, then one pass over the batch that computes every gate and state and writes
-it straight into the recorded ``(batch, steps, width)`` arrays (``src/steps.c``).
+it straight into the recorded ``(batch, steps, width)`` arrays (``src/steps.c``). Each batch
+row is its own recurrence, so a big batch runs as blocks of rows on threads of their own
+(``LSTM_TRACE_THREADS``, :mod:`.sequences`), each block's products on one BLAS thread.
 
 Covered: LSTM (peepholes, projection, cell and projection clips, run-time forget bias,
 masks, both directions), GRU (both ``reset_after`` variants, recurrent bias, masks),
@@ -44,7 +46,7 @@ KNOWN_FIELDS = frozenset({
 
 PEEPHOLES = ("input_gate", "forget_gate", "output_gate")
 
-#: ``kernel(x, project, mask, h0, c0, reverse) -> (arrays, h_final, c_final or None)``
+#: ``kernel(x, mask, h0, c0, reverse) -> (arrays, h_final, c_final or None)``
 SequenceKernel = Callable[..., tuple[np.ndarray, np.ndarray | None]]
 
 

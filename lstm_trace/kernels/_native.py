@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 #: The ABI version ``lstm_trace_kernels_abi()`` of a library this module can drive.
-ABI = 1
+ABI = 2
 #: ``LSTM_TRACE_KERNELS``: ``numpy`` turns the compiled kernels off (the NumPy loops run);
 #: ``always`` uses them for work of any size; unset (``auto``): not for small work.
 DISABLE_ENV = "LSTM_TRACE_KERNELS"
@@ -40,26 +40,34 @@ class KernelArgs(ctypes.Structure):
 
     _fields_ = [
         ("batch", ctypes.c_int64), ("steps", ctypes.c_int64),
-        ("units", ctypes.c_int64), ("state", ctypes.c_int64),
+        ("units", ctypes.c_int64), ("state", ctypes.c_int64), ("split_min", ctypes.c_int64),
         ("reverse", ctypes.c_int32), ("activation", ctypes.c_int32),
         ("recurrent_activation", ctypes.c_int32), ("reset_after", ctypes.c_int32),
         ("has_cell_clip", ctypes.c_int32), ("has_proj_clip", ctypes.c_int32),
         ("gemm_ilp64", ctypes.c_int32), ("threads", ctypes.c_int32),
-        ("cell_clip", ctypes.c_double), ("proj_clip", ctypes.c_double),
-        ("xw", _c_ptr), ("U", _c_ptr), ("recurrent_bias", _c_ptr),
+        ("has_forget_bias", ctypes.c_int32),
+        ("cell_clip", ctypes.c_double), ("proj_clip", ctypes.c_double), ("forget_bias", ctypes.c_double),
+        ("xw", _c_ptr), ("bias", _c_ptr), ("U", _c_ptr), ("recurrent_bias", _c_ptr),
         ("peep_i", _c_ptr), ("peep_f", _c_ptr), ("peep_o", _c_ptr), ("P", _c_ptr),
         ("mask", _c_ptr), ("h0", _c_ptr), ("c0", _c_ptr),
         ("out", _c_ptr * 6), ("h_final", _c_ptr), ("c_final", _c_ptr),
-        ("gemm", _c_ptr),
+        ("gemm", _c_ptr), ("blas_set_threads", _c_ptr),
     ]
 
 
 @dataclass(frozen=True)
 class Gemm:
-    """A ``cblas_?gemm`` entry point; ``ilp64``: its integer arguments are 64-bit."""
+    """A ``cblas_?gemm`` entry point; ``ilp64``: its integer arguments are 64-bit.
+
+    ``set_threads``: the same library's ``openblas_set_num_threads_local`` (OpenBLAS 0.3.27+,
+    which returns the previous count; it sets the count of the whole process), or 0. While a
+    kernel runs blocks of batch rows on threads of its own, it sets OpenBLAS to one thread
+    (then back), so the blocks' products do not also compete for OpenBLAS's threads.
+    """
 
     address: int
     ilp64: bool
+    set_threads: int = 0
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,7 @@ class Library:
         """Run ``<kind>_sequence_<f32|f64>`` on ``args`` (NumPy arrays behind its pointers)."""
         g = self.gemm[dtype]
         args.gemm, args.gemm_ilp64 = g.address, int(g.ilp64)
+        args.blas_set_threads = g.set_threads or None
         name = f"{kind}_sequence_{'f32' if dtype == np.float32 else 'f64'}"
         if getattr(self.handle, name)(ctypes.byref(args)) != 0:
             raise MemoryError(f"lstm-trace step kernel {name}: out of memory")
@@ -140,5 +149,10 @@ def _find_gemm(letter: str) -> Gemm | None:
         for name, ilp64 in names:
             fn = getattr(handle, name, None)
             if fn is not None:
-                return Gemm(ctypes.cast(fn, ctypes.c_void_p).value, ilp64)
+                local = getattr(handle, "openblas_set_num_threads_local", None)
+                return Gemm(_address(fn), ilp64, _address(local) if local is not None else 0)
     return None
+
+
+def _address(fn: ctypes._CFuncPtr) -> int:
+    return ctypes.cast(fn, ctypes.c_void_p).value

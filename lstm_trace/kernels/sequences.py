@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,9 +11,12 @@ from ..cells import cell_kind
 from . import ACTIVATION_CODES, SequenceKernel
 from ._native import KernelArgs, Library
 
-#: ``LSTM_TRACE_THREADS=N`` caps the threads of the kernels' row pass (default: the CPUs this
-#: process may use, at most 8). Only steps of at least 131072 gate values use more than one.
+#: ``LSTM_TRACE_THREADS=N`` caps the kernels' threads (default: the CPUs this process may use,
+#: at most 8). Each row of a batch is its own recurrence, so a kernel runs blocks of rows on
+#: threads of their own, with no step-by-step synchronisation, for sequences of at least
+#: :data:`SPLIT_MIN_VALUES` gate values (batch x steps x gate width).
 THREADS_ENV = "LSTM_TRACE_THREADS"
+SPLIT_MIN_VALUES = 65536
 
 
 def _threads() -> int:
@@ -47,17 +49,21 @@ def _ptr(a: np.ndarray | None) -> int | None:
 def bind(lib: Library, cell: Cell, dtype: np.dtype) -> SequenceKernel:
     """A function running ``cell`` over whole sequences with the compiled kernel.
 
-    It takes ``x`` ``(batch, steps, features)``, the engine's input projection
-    ``project(cell, x)`` (``x W + b``, any forget bias folded in), ``mask`` ``(batch, steps)``
-    or ``None``, the initial states ``h0`` ``(batch, state)`` and ``c0`` (LSTM), and
-    ``reverse``. It returns ``(arrays, final hidden, final cell or None)``: every recorded
-    quantity ``(batch, steps, width)`` by input position, gates 0 on masked steps, states
-    carried. The gates are written over ``x W + b`` in place (one buffer fewer to fill: a
-    quarter of the time of a wide batch went to the kernel zeroing fresh pages), so the
-    gate arrays are strided views of it, like slices of a fused gate tensor; ``cell`` and
-    ``hidden`` (a SimpleRNN's is the projection buffer itself) are C-contiguous.
+    It takes ``x`` ``(batch, steps, features)``, ``mask`` ``(batch, steps)`` or ``None``,
+    the initial states ``h0`` ``(batch, state)`` and ``c0`` (LSTM), and ``reverse``. It
+    returns ``(arrays, final hidden, final cell or None)``: every recorded quantity
+    ``(batch, steps, width)`` by input position, gates 0 on masked steps, states carried.
+
+    ``x W`` is one product for all steps; the kernel adds ``b`` (and a run-time forget bias)
+    as it reads each row, in the reference's order, so the bias costs no pass of its own.
+    The gates are written over ``x W`` in place (one buffer fewer to fill: a quarter of the
+    time of a wide batch went to the kernel zeroing fresh pages), so the gate arrays are
+    strided views of it, like slices of a fused gate tensor; ``cell`` and ``hidden`` (a
+    SimpleRNN's is the projection buffer itself) are C-contiguous.
     """
     u = cell.units
+    W = _array(cell.kernel, dtype)
+    b = _array(cell.bias, dtype)
     U = _array(cell.recurrent_kernel, dtype)
     rb = _array(cell.recurrent_bias, dtype)
     peep = cell.peepholes or {}
@@ -69,15 +75,13 @@ def bind(lib: Library, cell: Cell, dtype: np.dtype) -> SequenceKernel:
     gates = [g for g in kind.gates if g in quantities]
     is_lstm = cell.kind == "lstm"
 
-    def run(x: np.ndarray, project: Callable[[Cell, np.ndarray], np.ndarray], mask: np.ndarray | None,
-            h0: np.ndarray, c0: np.ndarray | None,
+    def run(x: np.ndarray, mask: np.ndarray | None, h0: np.ndarray, c0: np.ndarray | None,
             reverse: bool) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray | None]:
-        batch, steps, _ = x.shape
+        batch, steps, features = x.shape
         h0 = _array(h0, dtype, (batch, cell.state_size))
         c0 = _array(c0, dtype, (batch, u)) if is_lstm else None
-        xw = np.ascontiguousarray(project(cell, x), dtype=dtype)
-        if not xw.flags.writeable or np.shares_memory(xw, x):
-            xw = xw.copy()  # the gates go over it
+        # a fresh array (the gates go over it), whatever x is
+        xw = np.matmul(x.reshape(batch * steps, features), W, dtype=dtype).reshape(batch, steps, W.shape[1])
         arrays = {q: xw[:, :, k * u:(k + 1) * u] for k, q in enumerate(gates)}
         if cell.kind == "simple_rnn":
             arrays["hidden"] = xw  # h' = φ(x W + b + h U) in place
@@ -99,9 +103,11 @@ def bind(lib: Library, cell: Cell, dtype: np.dtype) -> SequenceKernel:
             reset_after=int(cell.reset_after),
             has_cell_clip=int(cell.cell_clip is not None), has_proj_clip=int(cell.proj_clip is not None),
             cell_clip=cell.cell_clip or 0.0, proj_clip=cell.proj_clip or 0.0,
-            xw=_ptr(xw), U=_ptr(U), recurrent_bias=_ptr(rb),
+            has_forget_bias=int(is_lstm and bool(cell.forget_bias)),
+            forget_bias=float(cell.forget_bias or 0.0) if is_lstm else 0.0,
+            xw=_ptr(xw), bias=_ptr(b), U=_ptr(U), recurrent_bias=_ptr(rb),
             peep_i=_ptr(p_i), peep_f=_ptr(p_f), peep_o=_ptr(p_o), P=_ptr(P if is_lstm else None),
-            mask=_ptr(mask8), h0=_ptr(h0), c0=_ptr(c0), threads=THREADS,
+            mask=_ptr(mask8), h0=_ptr(h0), c0=_ptr(c0), threads=THREADS, split_min=SPLIT_MIN_VALUES,
             h_final=_ptr(h_final), c_final=_ptr(c_final),
         )
         for k, q in enumerate(quantities):

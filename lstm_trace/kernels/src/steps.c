@@ -4,7 +4,10 @@
  * Each kernel owns a whole sequence of one direction: per step it calls the BLAS numpy
  * uses for h U (a function pointer found at run time), then makes ONE pass over the
  * batch rows computing every gate and state and writing them straight into the
- * recorded (batch, steps, width) output arrays. The equations and the order of every
+ * recorded (batch, steps, width) output arrays. Every batch row is a recurrence of its own,
+ * so a big batch is cut into blocks of rows, each run start to end on a thread of its own
+ * (no step-by-step synchronisation; over_row_blocks). The bias is added to x W as each row
+ * is read (no pass of its own over x W). The equations and the order of every
  * floating-point operation follow the NumPy reference loops in lstm_trace/engine.py
  * (compiled with -ffp-contract=off: no fused multiply-adds the reference does not do).
  *
@@ -19,20 +22,21 @@
 enum { ACT_LINEAR = 0, ACT_TANH, ACT_SIGMOID, ACT_HARD_SIGMOID, ACT_HARD_SIGMOID_KERAS2, ACT_RELU };
 enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111 };
 
-/* A step's row pass is split over threads only from this many elements (batch x gate
- * width) on: starting and joining a thread costs tens of microseconds. */
-#define PARALLEL_MIN_ELEMENTS 131072
 #define MAX_THREADS 8
 
 /* Everything a kernel needs; mirrored by _native.KernelArgs (keep the two in step). */
 typedef struct {
     int64_t batch, steps, units, state;
+    int64_t split_min;          /* threads only from this many gate values (batch x steps x
+                                 * gate width) on: a thread costs tens of microseconds */
     int32_t reverse, activation, recurrent_activation, reset_after;
     int32_t has_cell_clip, has_proj_clip, gemm_ilp64;
-    int32_t threads;            /* threads for the row pass of big steps (1: none) */
-    double cell_clip, proj_clip;
-    const void *xw;             /* (batch, steps, G*units): x W + b for every step; LSTM and
-                                 * GRU write their gates over it, SimpleRNN its h (out[0]) */
+    int32_t threads;            /* threads over blocks of batch rows (1: none) */
+    int32_t has_forget_bias;
+    double cell_clip, proj_clip, forget_bias;
+    const void *xw;             /* (batch, steps, G*units): x W for every step; LSTM and GRU
+                                 * write their gates over it, SimpleRNN its h (out[0]) */
+    const void *bias;           /* (G*units) added to x W as it is read, or NULL */
     const void *U;              /* (state, G*units) */
     const void *recurrent_bias; /* GRU (G*units) or NULL */
     const void *peep_i, *peep_f, *peep_o; /* LSTM peepholes (units) or NULL */
@@ -42,7 +46,11 @@ typedef struct {
     void *out[6];               /* recorded quantities in contract order, (batch, steps, width) */
     void *h_final, *c_final;    /* (batch, state), (batch, units) */
     void *gemm;                 /* cblas_?gemm of the BLAS numpy uses */
+    void *blas_set_threads;     /* int f(int n): sets the BLAS's thread count for the whole
+                                 * process and returns the previous one; or NULL */
 } kernel_args;
+
+typedef int (*set_threads_fn)(int);
 
 /* float32 tanh without branches, so gcc vectorises the loops that call it.
  * |x| < 0.625: Cephes' odd polynomial; else 1 - 2 / (e^{2|x|} + 1) with a Cephes-style
@@ -96,4 +104,4 @@ static inline float tanh_f32(float x) {
 #undef TANH
 
 /* Lets the loader check it has the library it was written for. */
-int lstm_trace_kernels_abi(void) { return 1; }
+int lstm_trace_kernels_abi(void) { return 2; }

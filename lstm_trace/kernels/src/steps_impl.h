@@ -68,43 +68,74 @@ typedef struct {
     REAL *hh;   /* GRU (not reset_after): (r ⊙ h) U_h */
 } SFX(step_ctx);
 
-typedef void (*SFX(rows_fn))(const SFX(step_ctx) *, int64_t b0, int64_t b1, REAL *row);
+/* x[k] + b[k] of one row of x W, as the NumPy reference adds them ((x W + b) + forget bias
+ * on the f block), before the row meets h U: the same additions in the same order, so the
+ * bias costs no pass of its own over x W. */
+static inline REAL SFX(with_bias)(const kernel_args *a, const REAL *x, int64_t k, int64_t f0, int64_t f1) {
+    const REAL *b = a->bias;
+    REAL v = b ? x[k] + b[k] : x[k];
+    if (a->has_forget_bias && k >= f0 && k < f1) v += (REAL)a->forget_bias;
+    return v;
+}
+
+typedef int (*SFX(sequence_fn))(const kernel_args *);
 
 typedef struct {
-    SFX(rows_fn) fn;
-    const SFX(step_ctx) *ctx;
-    int64_t b0, b1;
-    REAL *row;
-} SFX(rows_job);
+    SFX(sequence_fn) fn;
+    kernel_args args;
+    int rc;
+} SFX(block_job);
 
-static void *SFX(rows_thread)(void *p) {
-    const SFX(rows_job) *j = p;
-    j->fn(j->ctx, j->b0, j->b1, j->row);
+static void *SFX(block_thread)(void *p) {
+    SFX(block_job) *j = p;
+    j->rc = j->fn(&j->args);
     return NULL;
 }
 
-/* fn over the batch rows [0, B), split over up to `threads` threads when the step is big
- * enough to pay for starting them (PARALLEL_MIN_ELEMENTS); `rows` holds a scratch row of
- * `row_len` per thread. */
-static void SFX(for_rows)(SFX(rows_fn) fn, const SFX(step_ctx) *ctx, int64_t B, int64_t width,
-                          REAL *rows, int64_t row_len) {
-    int threads = ctx->a->threads;
-    if (B * width < PARALLEL_MIN_ELEMENTS) threads = 1;
+/* fn over the whole batch, or over blocks of batch rows, one thread each: each row is its
+ * own recurrence, so a block is a smaller batch with every pointer moved to its first row.
+ * `widths[q]`: row width of out[q] (the outputs the kernel writes itself); `gate_width`:
+ * of x W. Threads only for work of a->split_min gate values or more. */
+static int SFX(over_row_blocks)(SFX(sequence_fn) fn, const kernel_args *a, const int64_t widths[6],
+                                int64_t gate_width) {
+    const int64_t B = a->batch, T = a->steps;
+    int threads = a->threads;
+    if (B * T * gate_width < a->split_min) threads = 1;
     if (threads > B) threads = (int)B;
     if (threads > MAX_THREADS) threads = MAX_THREADS;
-    if (threads <= 1) { fn(ctx, 0, B, rows); return; }
+    if (threads <= 1) return fn(a);
     pthread_t tid[MAX_THREADS];
-    SFX(rows_job) jobs[MAX_THREADS];
+    SFX(block_job) jobs[MAX_THREADS];
     int started[MAX_THREADS];
-    for (int k = 1; k < threads; k++) {
-        jobs[k] = (SFX(rows_job)){fn, ctx, B * k / threads, B * (k + 1) / threads, rows + k * row_len};
-        started[k] = pthread_create(&tid[k], NULL, SFX(rows_thread), &jobs[k]) == 0;
+    for (int k = 0; k < threads; k++) {
+        const int64_t b0 = B * k / threads, b1 = B * (k + 1) / threads;
+        kernel_args s = *a;
+        s.batch = b1 - b0;
+        s.threads = 1;
+        s.xw = (const REAL *)a->xw + b0 * T * gate_width;
+        if (a->mask) s.mask = a->mask + b0 * T;
+        s.h0 = (const REAL *)a->h0 + b0 * a->state;
+        s.h_final = (REAL *)a->h_final + b0 * a->state;
+        if (a->c0) s.c0 = (const REAL *)a->c0 + b0 * a->units;
+        if (a->c_final) s.c_final = (REAL *)a->c_final + b0 * a->units;
+        for (int q = 0; q < 6; q++)
+            if (a->out[q]) s.out[q] = (REAL *)a->out[q] + b0 * T * widths[q];
+        jobs[k] = (SFX(block_job)){fn, s, 0};
     }
-    fn(ctx, 0, B / threads, rows);
+    /* each block's products on one core: BLAS threads would only compete with the blocks */
+    set_threads_fn set_threads = (set_threads_fn)a->blas_set_threads;
+    const int blas_threads = set_threads ? set_threads(1) : 0;
+    for (int k = 1; k < threads; k++)
+        started[k] = pthread_create(&tid[k], NULL, SFX(block_thread), &jobs[k]) == 0;
+    SFX(block_thread)(&jobs[0]);
+    int rc = jobs[0].rc;
     for (int k = 1; k < threads; k++) {
         if (started[k]) pthread_join(tid[k], NULL);
-        else SFX(rows_thread)(&jobs[k]); /* no thread: do its share here */
+        else SFX(block_thread)(&jobs[k]); /* no thread: do its block here */
+        if (jobs[k].rc) rc = jobs[k].rc;
     }
+    if (set_threads) set_threads(blas_threads);
+    return rc;
 }
 
 #define STEP_INDEX(n) (a->reverse ? T - 1 - (n) : (n))
@@ -131,7 +162,10 @@ static void SFX(lstm_rows)(const SFX(step_ctx) *s, int64_t b0, int64_t b1, REAL 
             continue;
         }
         const REAL *x = gi, *z = s->hu + b * G;
-        for (int64_t k = 0; k < G; k++) row[k] = z[k] + x[k];
+        if (a->bias || a->has_forget_bias)
+            for (int64_t k = 0; k < G; k++) row[k] = z[k] + SFX(with_bias)(a, x, k, u, 2 * u);
+        else
+            for (int64_t k = 0; k < G; k++) row[k] = z[k] + x[k];
         if (p_i) for (int64_t k = 0; k < u; k++) row[k] += p_i[k] * cp[k];
         if (p_f) for (int64_t k = 0; k < u; k++) row[u + k] += p_f[k] * cp[k];
         SFX(activate)(a->recurrent_activation, row, gi, 2 * u); /* i and f: adjacent */
@@ -150,18 +184,18 @@ static void SFX(lstm_rows)(const SFX(step_ctx) *s, int64_t b0, int64_t b1, REAL 
     }
 }
 
-/* LSTM: i, f, g, o, c, h (lstm_trace.network.Cell); peepholes, projection, clips, masks. */
-int SFX(lstm_sequence)(const kernel_args *a) {
+/* LSTM over one block of rows (see lstm_sequence). */
+static int SFX(lstm_rows_sequence)(const kernel_args *a) {
     const int64_t B = a->batch, T = a->steps, u = a->units, S = a->state, G = 4 * u;
     REAL *cs = a->out[4], *hs = a->out[5];
-    REAL *hu = malloc((size_t)(B * G + MAX_THREADS * G) * sizeof(REAL));
+    REAL *hu = malloc((size_t)(B * G + G) * sizeof(REAL));
     REAL *m = a->P ? calloc((size_t)(B * u), sizeof(REAL)) : NULL;
     if (!hu || (a->P && !m)) { free(hu); free(m); return -1; }
     SFX(step_ctx) s = {a, 0, S, u, a->h0, a->c0, hu, m, NULL};
     for (int64_t n = 0; n < T; n++) {
         const int64_t t = s.t = STEP_INDEX(n);
         SFX(gemm)(a, B, G, S, s.h_prev, s.h_ld, a->U, G, hu, G);
-        SFX(for_rows)(SFX(lstm_rows), &s, B, G, hu + B * G, G);
+        SFX(lstm_rows)(&s, 0, B, hu + B * G);
         if (a->P) {
             SFX(gemm)(a, B, S, u, m, u, a->P, S, hs + t * S, T * S);
             for (int64_t b = 0; b < B; b++) {
@@ -177,6 +211,12 @@ int SFX(lstm_sequence)(const kernel_args *a) {
     SFX(copy_finals)(s.c_prev, s.c_ld, a->c_final, B, u);
     free(hu); free(m);
     return 0;
+}
+
+/* LSTM: i, f, g, o, c, h (lstm_trace.network.Cell); peepholes, projection, clips, masks. */
+int SFX(lstm_sequence)(const kernel_args *a) {
+    const int64_t widths[6] = {0, 0, 0, 0, a->units, a->state};
+    return SFX(over_row_blocks)(SFX(lstm_rows_sequence), a, widths, 4 * a->units);
 }
 
 /* GRU rows of one step. reset_after: z, r, h̃, h' at once. Otherwise this is the first
@@ -202,14 +242,15 @@ static void SFX(gru_rows)(const SFX(step_ctx) *s, int64_t b0, int64_t b1, REAL *
         REAL *z = s->hu + b * G;
         const int64_t width = after ? G : 2 * u;
         if (rb) for (int64_t k = 0; k < width; k++) z[k] += rb[k];
-        for (int64_t k = 0; k < 2 * u; k++) row[k] = x[k] + z[k];
+        for (int64_t k = 0; k < 2 * u; k++) row[k] = SFX(with_bias)(a, x, k, 0, 0) + z[k];
         SFX(activate)(a->recurrent_activation, row, gz, 2 * u); /* z and r: adjacent */
         const REAL *restrict r_ = gr;
         if (!after) {
             for (int64_t k = 0; k < u; k++) s->m[b * u + k] = r_[k] * hp[k];
             continue;
         }
-        for (int64_t k = 0; k < u; k++) row[2 * u + k] = x[2 * u + k] + r_[k] * z[2 * u + k];
+        for (int64_t k = 0; k < u; k++)
+            row[2 * u + k] = SFX(with_bias)(a, x, 2 * u + k, 0, 0) + r_[k] * z[2 * u + k];
         SFX(activate)(a->activation, row + 2 * u, gg, u);
         const REAL *restrict z_ = gz, *restrict g_ = gg;
         for (int64_t k = 0; k < u; k++) h[k] = z_[k] * hp[k] + (1 - z_[k]) * g_[k];
@@ -228,37 +269,43 @@ static void SFX(gru_rows_candidate)(const SFX(step_ctx) *s, int64_t b0, int64_t 
         REAL *q = s->hh + b * u, *h = hs + o;
         REAL *gz = (REAL *)xw + (b * T + t) * G, *gg = gz + 2 * u;
         if (rb) for (int64_t k = 0; k < u; k++) q[k] += rb[2 * u + k];
-        for (int64_t k = 0; k < u; k++) row[k] = x[2 * u + k] + q[k];
+        for (int64_t k = 0; k < u; k++) row[k] = SFX(with_bias)(a, x, 2 * u + k, 0, 0) + q[k];
         SFX(activate)(a->activation, row, gg, u);
         const REAL *restrict z_ = gz, *restrict g_ = gg;
         for (int64_t k = 0; k < u; k++) h[k] = z_[k] * hp[k] + (1 - z_[k]) * g_[k];
     }
 }
 
-/* GRU: z, r, h̃, h, both reset variants (lstm_trace.network.Cell); masks. */
-int SFX(gru_sequence)(const kernel_args *a) {
+/* GRU over one block of rows (see gru_sequence). */
+static int SFX(gru_rows_sequence)(const kernel_args *a) {
     const int64_t B = a->batch, T = a->steps, u = a->units, G = 3 * u;
     const int after = a->reset_after;
     REAL *hs = a->out[3];
-    REAL *hu = malloc((size_t)(B * G + MAX_THREADS * G + (after ? 0 : 2 * B * u)) * sizeof(REAL));
+    REAL *hu = malloc((size_t)(B * G + G + (after ? 0 : 2 * B * u)) * sizeof(REAL));
     if (!hu) return -1;
-    REAL *rows = hu + B * G, *m = rows + MAX_THREADS * G, *hh = m + B * u;
+    REAL *rows = hu + B * G, *m = rows + G, *hh = m + B * u;
     if (!after) ZERO(m, B * u);
     SFX(step_ctx) s = {a, 0, u, 0, a->h0, NULL, hu, after ? NULL : m, after ? NULL : hh};
     for (int64_t n = 0; n < T; n++) {
         const int64_t t = s.t = STEP_INDEX(n);
         /* reset_after: h U for all three gates; else h U_zr now and (r ⊙ h) U_h below */
         SFX(gemm)(a, B, after ? G : 2 * u, u, s.h_prev, s.h_ld, a->U, G, hu, G);
-        SFX(for_rows)(SFX(gru_rows), &s, B, G, rows, G);
+        SFX(gru_rows)(&s, 0, B, rows);
         if (!after) {
             SFX(gemm)(a, B, u, u, m, u, (const REAL *)a->U + 2 * u, G, hh, u);
-            SFX(for_rows)(SFX(gru_rows_candidate), &s, B, u, rows, G);
+            SFX(gru_rows_candidate)(&s, 0, B, rows);
         }
         s.h_prev = hs + t * u; s.h_ld = T * u;
     }
     SFX(copy_finals)(s.h_prev, s.h_ld, a->h_final, B, u);
     free(hu);
     return 0;
+}
+
+/* GRU: z, r, h̃, h, both reset variants (lstm_trace.network.Cell); masks. */
+int SFX(gru_sequence)(const kernel_args *a) {
+    const int64_t widths[6] = {0, 0, 0, a->units, 0, 0};
+    return SFX(over_row_blocks)(SFX(gru_rows_sequence), a, widths, 3 * a->units);
 }
 
 /* SimpleRNN rows of one step: h' = φ(x W + b + h U). */
@@ -276,13 +323,16 @@ static void SFX(simple_rnn_rows)(const SFX(step_ctx) *s, int64_t b0, int64_t b1,
             continue;
         }
         const REAL *x = xw + o, *z = s->hu + b * u;
-        for (int64_t k = 0; k < u; k++) h[k] = x[k] + z[k];
+        if (a->bias)
+            for (int64_t k = 0; k < u; k++) h[k] = SFX(with_bias)(a, x, k, 0, 0) + z[k];
+        else
+            for (int64_t k = 0; k < u; k++) h[k] = x[k] + z[k];
         SFX(activate)(a->activation, h, h, u);
     }
 }
 
-/* SimpleRNN: h' = φ(x W + b + h U); masks. */
-int SFX(simple_rnn_sequence)(const kernel_args *a) {
+/* SimpleRNN over one block of rows (see simple_rnn_sequence). */
+static int SFX(simple_rnn_rows_sequence)(const kernel_args *a) {
     const int64_t B = a->batch, T = a->steps, u = a->units;
     REAL *hs = a->out[0];
     REAL *hu = malloc((size_t)(B * u) * sizeof(REAL));
@@ -291,12 +341,18 @@ int SFX(simple_rnn_sequence)(const kernel_args *a) {
     for (int64_t n = 0; n < T; n++) {
         const int64_t t = s.t = STEP_INDEX(n);
         SFX(gemm)(a, B, u, u, s.h_prev, s.h_ld, a->U, u, hu, u);
-        SFX(for_rows)(SFX(simple_rnn_rows), &s, B, u, NULL, 0);
+        SFX(simple_rnn_rows)(&s, 0, B, NULL);
         s.h_prev = hs + t * u; s.h_ld = T * u;
     }
     SFX(copy_finals)(s.h_prev, s.h_ld, a->h_final, B, u);
     free(hu);
     return 0;
+}
+
+/* SimpleRNN: h' = φ(x W + b + h U); masks. */
+int SFX(simple_rnn_sequence)(const kernel_args *a) {
+    const int64_t widths[6] = {a->units, 0, 0, 0, 0, 0};
+    return SFX(over_row_blocks)(SFX(simple_rnn_rows_sequence), a, widths, a->units);
 }
 
 #undef STEP_INDEX
