@@ -35,6 +35,7 @@ from .inputs import InputError
 from .layers import LayerReplayError
 from .loaders import LoadError, LoadOptions, load
 from .network import Network
+from .trace import require_one_step_count
 
 EXIT_DIFFERENT = 1
 EXIT_USAGE = 2
@@ -565,6 +566,7 @@ def summary_of_stream(model: str, input: str, fmt: str, output: str, selection: 
         source = TraceSource.from_trace(result.flat_units())
     else:
         source = open_source(network, input, batch_size=batch_size, **kwargs)
+    require_one_step_count(source, "--summary")
     with progress(source, quiet=quiet):
         stats = summaries.summarize_source(source, **selection)
     if fmt == "table":
@@ -977,6 +979,7 @@ def plot_command(model: str, input: str, output: str, sample_spec: str | None,
     with options_checked_by("plot"):
         vocab_lines = read_labels(vocab) if vocab else None
     network, result = run_trace(model, input, **kwargs)
+    require_one_step_count(result, "plot")
     result = result.flat_units()  # a ConvLSTM's grid positions as units (README)
     picked = resolve(samples if samples is not None else [0], result.batch, "sample")
     if picked.size != 1:

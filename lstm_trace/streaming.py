@@ -55,6 +55,10 @@ class TraceChunk:
     steps: tuple[int, int]
     trace: Trace
 
+    def step_counts(self) -> dict[str, int]:
+        """Each traced layer's step count (:meth:`Trace.step_counts`)."""
+        return self._peek().trace.step_counts()
+
     @property
     def cells(self) -> int:
         """Sample-steps in this chunk (the unit of progress)."""
@@ -93,6 +97,10 @@ class TraceSource:
         if self._first is None:
             self._iter = self._make()
             self._first = next(self._iter)
+            if not self.step_chunked:
+                # A layer before the traced one may change the step count (pooling, strides,
+                # padding, cropping): the trace has the steps of the first chunk, not INPUT's.
+                self.steps = self._first.steps[1]
         return self._first
 
     @property
@@ -106,6 +114,10 @@ class TraceSource:
         return {
             key: KeyInfo((self.batch, self.steps, *a.shape[2:]), a.dtype) for key, a in first.items()
         }
+
+    def step_counts(self) -> dict[str, int]:
+        """Each traced layer's step count (:meth:`Trace.step_counts`)."""
+        return self._peek().trace.step_counts()
 
     @property
     def cells(self) -> int:
@@ -229,7 +241,10 @@ def trace_chunks(
                 part = block_plan.prepare_input(part)
                 trace, carry = run_chunk(block_plan, part, carry)
                 _release(x)
-                yield TraceChunk((s0, s1), (t0, t1), trace)
+                # Unchunked in steps, the chunk covers the trace's own steps (fewer or more
+                # than INPUT's after a pooling, strided, padding or cropping layer).
+                traced = (t0, t1) if chunk_steps < steps else (0, trace.steps)
+                yield TraceChunk((s0, s1), traced, trace)
 
     return TraceSource(batch, steps, batch_size, chunk_steps, blocker is None and chunk_steps < steps,
                        make)

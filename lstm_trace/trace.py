@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .keys import key_prefix, trace_key
 from .network import QUANTITIES, RecurrentLayer
+
+if TYPE_CHECKING:
+    from .streaming import TraceSource
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,18 @@ class Trace(Mapping[str, np.ndarray]):
     def steps(self) -> int:
         return next(iter(self._arrays.values())).shape[1] if self._arrays else 0
 
+    def step_counts(self) -> dict[str, int]:
+        """Each traced layer's step count. They differ when the layers read sequences of
+        different lengths (a seq2seq decoder; a pooling, strided, ``RepeatVector`` or cropping
+        layer between two traced ones): the NPZ and the Python API hold such a trace, the
+        tabular formats do not (:func:`require_one_step_count`)."""
+        counts: dict[str, int] = {}
+        for layer in self.layers:
+            hidden = self._arrays.get(trace_key(layer.prefix(layer.directions[0]), "hidden"))
+            if hidden is not None:
+                counts[layer.name] = hidden.shape[1]
+        return counts
+
     def rows(self) -> Iterator[tuple[TracedLayer, str, dict[str, np.ndarray]]]:
         """Each ``(layer, direction, {quantity: array})`` in trace order."""
         for layer in self.layers:
@@ -131,3 +147,19 @@ class Trace(Mapping[str, np.ndarray]):
 
     def to_dict(self) -> dict[str, np.ndarray]:
         return dict(self._arrays)
+
+
+def require_one_step_count(trace: Trace | TraceSource, what: str) -> None:
+    """Refuse (``OptionError``) to render ``trace`` (or a streamed source of it) as ``what``
+    when its layers have different step counts: tables, CSV, JSON, HDF5, Parquet, plots and
+    summaries share one step axis."""
+    from .errors import OptionError
+
+    counts = trace.step_counts()
+    if len(set(counts.values())) > 1:
+        listed = ", ".join(f"{name}: {n} steps" for name, n in counts.items())
+        raise OptionError(
+            f"the traced layers have different step counts ({listed}) and {what} needs one "
+            "step axis for all: write -o trace.npz (each layer's own steps), or trace one layer "
+            "at a time with --layer NAME"
+        )

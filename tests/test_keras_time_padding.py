@@ -49,3 +49,80 @@ def test_inspect_describes_the_padding(padding_models):
     described = {layer.name: layer.describe() for layer in model.layers if hasattr(layer, "describe")}
     assert described["pad_0"] == "ZeroPadding1D (zero-pads 1 steps before, 2 after)"
     assert described["pad_1"] == "Cropping1D (crops 2 steps before, 2 after)"
+
+
+# Found on a real model: dgaintel 2.3's domain_classifier_model.h5 (Embedding -> Conv1D ->
+# MaxPooling1D -> LSTM) traced with -o trace.h5/.parquet/.csv/.json stopped with exit 3
+# (the streamed writers sized every array by INPUT's steps, not the trace's).
+STREAMED = ["trace.h5", "trace.parquet", "trace.csv", "trace.json", "trace.npz", "lstmvis"]
+
+
+def read_hidden(path, layer: str, shape: tuple[int, ...]) -> np.ndarray:
+    """``<layer>/hidden`` from any trace file the CLI writes, as ``(batch, steps, units)``."""
+    import json
+
+    import h5py
+    import polars as pl
+
+    if path.name == "lstmvis":
+        with h5py.File(path / "states.h5") as f:
+            return f[f"{layer}/hidden"][:].reshape(shape)
+    if path.suffix == ".h5":
+        with h5py.File(path) as f:
+            return f[f"{layer}/hidden"][:]
+    if path.suffix == ".npz":
+        return np.load(path)[f"{layer}/hidden"]
+    if path.suffix == ".json":
+        return np.asarray(json.loads(path.read_text())["trace"][f"{layer}/hidden"], dtype=np.float32)
+    table = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path)
+    table = table.filter(pl.col("layer") == layer).sort(["sample", "step", "unit"])
+    return table["hidden"].to_numpy().astype(np.float32).reshape(shape)
+
+
+@pytest.mark.parametrize("name", ["max_pooling_same", "zero_padding_int", "cropping_pair"])
+@pytest.mark.parametrize("output", STREAMED)
+def test_every_output_format_has_the_traced_steps_not_the_inputs(padding_models, name, output,
+                                                                  tmp_path):
+    from workflow_common import invoke
+
+    _, out, cases = padding_models
+    case = cases[name]
+    reference = np.load(out / case["reference"])["hidden"]
+    target = tmp_path / output
+    args = ["--format", "lstmvis"] if output == "lstmvis" else []
+    result = invoke(out / case["files"]["h5"], out / case["input"], "-o", target, *args)
+    assert result.exit_code == 0, result.output
+    batch, steps, units = reference.shape
+    assert f"{batch} samples × {steps} steps × {units} units" in result.stderr
+    hidden = read_hidden(target, "gru", reference.shape)
+    assert float(np.max(np.abs(hidden - reference))) < ATOL
+
+
+def test_layers_on_both_sides_of_a_pooling_are_traced_one_at_a_time(padding_models, tmp_path):
+    from builders.keras_time_padding import ACROSS_POOLING
+    from workflow_common import assert_user_error, invoke
+
+    _, out, cases = padding_models
+    case = cases[ACROSS_POOLING]
+    model, x = out / case["files"]["h5"], out / case["input"]
+    reference = np.load(out / case["reference"])["hidden"]
+    for args in (["-o", tmp_path / "t.h5"], ["--format", "csv"], ["--format", "json"],
+                 ["-o", tmp_path / "t.parquet"], ["--format", "table"], ["--summary"],
+                 ["--format", "lstmvis", "-o", tmp_path / "lv"]):
+        assert_user_error(invoke(model, x, *args),
+                          "different step counts (lstm: 9 steps, gru: 5 steps)",
+                          "write -o trace.npz", "--layer NAME")
+    assert_user_error(invoke("plot", model, x, "-o", tmp_path / "p.png"), "different step counts")
+    assert not list(tmp_path.iterdir())
+    # The NPZ holds each layer's own steps; each layer alone goes to any format.
+    result = invoke(model, x, "-o", tmp_path / "both.npz")
+    assert result.exit_code == 0, result.output
+    both = np.load(tmp_path / "both.npz")
+    assert both["lstm/hidden"].shape[1] == 9
+    assert float(np.max(np.abs(both["gru/hidden"] - reference))) < ATOL
+    result = invoke(model, x, "--layer", "gru", "-o", tmp_path / "gru.h5")
+    assert result.exit_code == 0, result.output
+    assert float(np.max(np.abs(read_hidden(tmp_path / "gru.h5", "gru", reference.shape)
+                               - reference))) < ATOL
+    assert invoke(model, x, "--layer", "lstm", "-o", tmp_path / "lstm.csv").exit_code == 0
+    assert invoke("stats", model, x).exit_code == 0

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..streaming import TraceSource
-from ..trace import Trace
+from ..trace import Trace, require_one_step_count
 
 FORMATS = ("table", "csv", "npz", "json", "h5", "parquet", "lstmvis")
 #: Formats :func:`write_source` writes chunk by chunk.
@@ -71,6 +71,8 @@ def write_trace(
     option the format does not take raises :class:`ValueError` naming the format.
     """
     write = writer(fmt)
+    if fmt != "npz":
+        require_one_step_count(trace, f"--format {fmt}")
     accepted = {
         name for name, p in inspect.signature(write).parameters.items()
         if p.kind is inspect.Parameter.KEYWORD_ONLY
@@ -105,4 +107,6 @@ def write_source(
     else:
         raise ValueError(f"--format {fmt} is not written in chunks; choose one of: "
                          f"{', '.join(STREAMING_FORMATS)}")
+    if fmt != "npz":
+        require_one_step_count(source, f"--format {fmt}")
     write(source, output, **{k: v for k, v in options.items() if v is not None})

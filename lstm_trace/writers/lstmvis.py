@@ -67,7 +67,8 @@ def write_source(
 
     ``inputs`` is the traced input: token ids ``(batch, steps)`` or float features
     ``(batch, steps, features)`` (one-hot over ``vocab``: the hot index is the word id);
-    without it, or for other features, word ids are step numbers. ``vocab`` is the word
+    without it, for other features, or when the trace has other steps than the input (a
+    pooling or strided layer before the traced one), word ids are step numbers. ``vocab`` is the word
     of each id.
     """
     import h5py
@@ -134,12 +135,16 @@ def word_reader(
     whether they are step numbers."""
     if inputs is not None and inputs.ndim == 1:
         inputs = inputs[None] if inputs.dtype.kind in "iu" else inputs
-    if inputs is not None and inputs.ndim == 2 and inputs.dtype.kind in "iu":
+    if inputs is not None and inputs.ndim == 2 and inputs.dtype.kind in "iu" \
+            and inputs.shape[1] == steps:
+        # (A layer before the traced one that changes the step count (pooling, strides) leaves
+        # no token per traced step: the words are then step numbers.)
         if inputs.shape != (batch, steps):
             raise OptionError(f"token ids of shape {inputs.shape} do not match the trace "
                              f"({batch} samples, {steps} steps)")
         return (lambda s, t: np.asarray(inputs[s[0]:s[1], t[0]:t[1]], dtype=np.int64)), False
-    if inputs is not None and vocab is not None and inputs.shape[-1] == len(vocab):
+    if inputs is not None and vocab is not None and inputs.shape[-1] == len(vocab) \
+            and inputs.shape[-2] == steps:
         x = inputs[None] if inputs.ndim == 2 else inputs
 
         def hot(s: tuple[int, int], t: tuple[int, int]) -> np.ndarray:
