@@ -303,6 +303,13 @@ def torch_arrays(exported: list[TorchLayer]) -> dict[str, np.ndarray]:
 
 
 KERAS_CLASS = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN"}
+#: Canonical activations that are no Keras 3 activation name: the constructor names a
+#: function of that name, defined (serializable, so Bidirectional and model.save take it) by
+#: this Keras 3 code. Keras 3's own "hard_sigmoid" is clip(x/6 + 0.5), not Keras 2's.
+KERAS_ACTIVATION_CODE = {
+    "hard_sigmoid_keras2": "@keras.saving.register_keras_serializable() "
+                           "def hard_sigmoid_keras2(x): return keras.ops.clip(0.2 * x + 0.5, 0.0, 1.0)",
+}
 
 
 @dataclass
@@ -321,8 +328,14 @@ class KerasLayer:
     notes: list[str] = field(default_factory=list)
 
     def constructor(self) -> str:
+        """The Keras 3 expression that builds this layer (``extract --to keras`` prints it)."""
+        def arg(key: str, value: Any) -> str:
+            if key.endswith("activation") and value in KERAS_ACTIVATION_CODE:
+                return f"{key}={value}"
+            return f"{key}={value!r}"
+
         args = ", ".join([str(self.kwargs["units"])] + [
-            f"{k}={v!r}" for k, v in self.kwargs.items() if k != "units"])
+            arg(k, v) for k, v in self.kwargs.items() if k != "units"])
         inner = f"keras.layers.{self.class_name}({args})"
         return f"keras.layers.Bidirectional({inner})" if self.bidirectional else inner
 
@@ -373,6 +386,10 @@ def keras_layer(layer: RecurrentLayer) -> KerasLayer:
     for prefix, direction in layer.trace_prefixes():
         weights.update(_keras_weights(direction.cell, prefix, where))
     notes = []
+    for name in sorted({first.activation, first.recurrent_activation} & set(KERAS_ACTIVATION_CODE)):
+        notes.append(f"{layer.name}: {name} is Keras 2's hard_sigmoid, clip(0.2x + 0.5) ('hard_sigmoid' "
+                     "in tf_keras; Keras 3's is clip(x/6 + 0.5)); in Keras 3 define it first: "
+                     f"{KERAS_ACTIVATION_CODE[name]}")
     if layer.bidirectional and layer.merge_mode != "concat":
         notes.append(f"{layer.name}: merge_mode={layer.merge_mode!r}")
     return KerasLayer(layer.name, class_name, kwargs, weights, layer.bidirectional, notes)

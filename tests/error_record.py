@@ -45,6 +45,7 @@ FAMILIES: dict[str, float] = {
     "Keras time padding layers": 3e-6,  # worst 8.9e-7
     "ONNX torch exports vs torch": 1e-5,  # worst 5.7e-6 (relu RNN, states up to 21)
     "extract --to onnx vs framework": 5e-7,  # worst 1.5e-7
+    "extract --to keras vs framework": 1e-6,  # worst 0 (Keras 3 from the printed constructor)
     "ONNX tf2onnx exports vs Keras": 6e-7,  # worst 1.8e-7
     "PyTorch files": 1.5e-6,  # worst 4.8e-7
     "TF1 frozen graphs": 1e-6,  # worst 2.7e-7
