@@ -233,14 +233,13 @@ def load_golden(path: str) -> dict[str, np.ndarray]:
 def _check_golden_members(path: str) -> None:
     """Refuse zip members whose declared sizes are too large or cannot be true (zip bombs)."""
     from .inputs import MAX_NPZ_MEMBER_BYTES
-    from .safe_zip import ZipLimitError, check_archive
+    from .safe_zip import ZipLimitError, ZipUnreadableError, check_zip_file
 
     try:
-        with zipfile.ZipFile(path) as archive:
-            check_archive(archive, MAX_NPZ_MEMBER_BYTES)
+        check_zip_file(path, MAX_NPZ_MEMBER_BYTES)
     except ZipLimitError as err:
         raise OptionError(f"--golden {path}: {err}") from None
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as err:
+    except ZipUnreadableError as err:
         raise OptionError(f"--golden {path}: damaged ({err}); {GOLDEN_HINT}") from None
 
 

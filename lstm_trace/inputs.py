@@ -178,17 +178,14 @@ def _read_npy(name: str) -> np.ndarray:
 
 def _check_npz_members(name: str) -> None:
     """Refuse members whose declared sizes are too large or cannot be true (zip bombs)."""
-    import zipfile
-
-    from .safe_zip import ZipLimitError, check_archive
+    from .safe_zip import ZipLimitError, ZipUnreadableError, check_zip_file
 
     try:
-        with zipfile.ZipFile(name) as archive:
-            check_archive(archive, MAX_NPZ_MEMBER_BYTES)
+        check_zip_file(name, MAX_NPZ_MEMBER_BYTES)
     except ZipLimitError as err:
         raise InputError(f"{name}: {err}") from None
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
-        raise InputError(f"{name}: cannot read as .npz ({type(err).__name__}: {err})") from None
+    except ZipUnreadableError as err:
+        raise InputError(f"{name}: cannot read as .npz ({err})") from None
 
 
 def _read_npz(name: str, key: str | None) -> np.ndarray:

@@ -30,6 +30,10 @@ class ZipLimitError(ValueError):
     """A zip member is too large, or its declared sizes cannot be true."""
 
 
+class ZipUnreadableError(ValueError):
+    """A file cannot be opened as a zip archive at all (its message says why)."""
+
+
 def check_member(info: zipfile.ZipInfo, limit: int) -> None:
     """Refuse ``info`` before inflating it (see the module docstring); ``limit`` in bytes."""
     name, size, stored = info.filename, info.file_size, info.compress_size
@@ -53,6 +57,22 @@ def check_archive(archive: zipfile.ZipFile, limit: int) -> None:
     """:func:`check_member` for every member of ``archive``."""
     for info in archive.infolist():
         check_member(info, limit)
+
+
+def check_zip_file(path: str, limit: int) -> None:
+    """Open ``path`` as a zip and :func:`check_archive` it before anything inflates a member
+    (``np.load`` of an ``.npz`` trusts the declared sizes).
+
+    Raises :class:`ZipLimitError` for a member refused, :class:`ZipUnreadableError` (naming
+    the error) for a file that is not a readable zip.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            check_archive(archive, limit)
+    except ZipLimitError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+        raise ZipUnreadableError(f"{type(err).__name__}: {err}") from None
 
 
 def read_member(archive: zipfile.ZipFile, name: str, limit: int) -> bytes:
