@@ -151,9 +151,14 @@ class Cell:
         return out
 
     def parameter_count(self) -> int:
-        arrays = [self.kernel, self.recurrent_kernel, self.bias, self.recurrent_bias, self.projection]
-        arrays += list((self.peepholes or {}).values())
-        return int(sum(a.size for a in arrays if a is not None))
+        """The values the file stores for this cell, as its framework counts them: an array
+        summed from n stored tensors (``tensor_names``: PyTorch's LSTM ``bias_ih + bias_hh``,
+        ONNX's ``Wb + Rb``) counts n times."""
+        names = self.tensor_names or {}
+        arrays = {"kernel": self.kernel, "recurrent_kernel": self.recurrent_kernel, "bias": self.bias,
+                  "recurrent_bias": self.recurrent_bias, "projection": self.projection}
+        count = sum(a.size * max(1, len(names.get(role, ()))) for role, a in arrays.items() if a is not None)
+        return int(count + sum(p.size for p in (self.peepholes or {}).values()))
 
     def astype(self, dtype: np.dtype) -> Cell:
         """A copy with every array cast to ``dtype``."""

@@ -290,6 +290,16 @@ def test_inspect_names_the_file_tensors_each_gate_lives_in(torch_fixtures: Path)
     assert gates[2]["recurrent_bias"] == "rnn.bias_hh[12:18]"
 
 
+@pytest.mark.parametrize("name", CASES)
+def test_inspect_counts_parameters_as_torch_does(torch_fixtures: Path, name: str) -> None:
+    """Both LSTM/RNN biases count (torch stores bias_ih and bias_hh; the replay sums them)."""
+    from lstm_trace.inspect import describe
+
+    case = _case(torch_fixtures, name)
+    info = describe(lstm_trace.load(torch_fixtures / case["files"]["sd_zip"]["file"]))
+    assert info["recurrent_parameters"] == case["recurrent_parameters"]
+
+
 @pytest.mark.parametrize("name", ["brackets_torch.pt", "brackets_torch.safetensors",
                                   "brackets_torch_script.pt"])
 def test_sample_pytorch_model_matches_torch(name: str) -> None:

@@ -312,6 +312,10 @@ def build(out: Path) -> None:
             "separate": separate,
             "activation_option": {kind: "relu" for kind in files
                                   if relu and kind not in stores_nonlinearity},
+            # what torch counts in the recurrent modules (sum of numel of their parameters)
+            "recurrent_parameters": sum(p.numel() for m in net.modules()
+                                        if isinstance(m, (nn.RNNBase, nn.RNNCellBase))
+                                        for p in m.parameters(recurse=False)),
         })
     write_manifest(out, manifest)
 
