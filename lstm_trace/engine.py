@@ -25,7 +25,7 @@ import numpy as np
 from .activations import get_activation
 from .kernels import sequence_kernel
 from .keys import trace_key
-from .layers import LayerReplayError, UpstreamLayer
+from .layers import BranchNotTaken, LayerReplayError, UpstreamLayer
 from .network import QUANTITIES, Cell, Direction, Network, RecurrentLayer
 from .trace import Trace, TracedLayer
 
@@ -592,14 +592,21 @@ def run_chunk(
     arrays: dict[str, np.ndarray] = {}
     traced: list[TracedLayer] = []
     carried = Carry({}, {})
+    not_taken: dict[str, str] = {}  # layers in a model branch this input does not take: why
     for index in range(start, stop + 1):
         layer = plan.layers[index]
         sources = network.sources(index) or ("",)
         if any(source not in values for source in sources):
+            why = next((not_taken[s] for s in sources if s in not_taken), None)
+            if why is not None:
+                not_taken[layer.name] = why
             continue  # on a branch the given input does not reach
         inputs = [values[source] for source in sources]
         if isinstance(layer, UpstreamLayer):
-            values[layer.name] = _apply_upstream(layer, inputs, dtype)
+            try:
+                values[layer.name] = _apply_upstream(layer, inputs, dtype)
+            except BranchNotTaken as err:
+                not_taken[layer.name] = str(err)
             continue
         if len(inputs) != 1:
             raise TraceError(f"recurrent layer {layer.name!r} has {len(inputs)} inputs")
@@ -640,6 +647,9 @@ def run_chunk(
     if missing and not plan.explicit and traced:
         # A model with several inputs: trace what the given input reaches.
         missing = []
+    if missing and all(name in not_taken for name in missing):
+        raise TraceError("; ".join(f"layer {name!r} does not run for this input: it lies in "
+                                   f"{not_taken[name]}" for name in sorted(missing)))
     if missing:
         raise TraceError(
             f"layer {', '.join(map(repr, missing))} is not reached from the given input; "

@@ -25,6 +25,12 @@ class LayerReplayError(ValueError):
     """A layer on the path to a traced layer cannot be replayed in NumPy."""
 
 
+class BranchNotTaken(Exception):  # noqa: N818 - a signal, not a failure
+    """Raised by an upstream layer in a branch of the model (an ONNX ``If`` branch) that
+    this input does not take: the layers it feeds do not run for it. The message says
+    which branch and why (``the then branch of If 'x', whose condition ... is false``)."""
+
+
 @dataclass
 class UpstreamLayer:
     """Base class: a named layer with an inference-time ``apply``."""

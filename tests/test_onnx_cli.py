@@ -104,8 +104,8 @@ def test_every_command_works_on_onnx(onnx_files, tmp_path, command):
     ("huge_dims.onnx", ["declares shape [1048576, 1048576]", "holds 512 bytes"]),
     ("truncated.onnx", ["truncated or corrupt ONNX file"]),
     ("no_rnn.onnx", ["no LSTM, GRU or RNN node", "Relu"]),
-    ("lstm_in_if.onnx", ["no LSTM, GRU or RNN node (its ops: If)",
-                         "inside the subgraphs of If node 'rate_switch'"]),
+    ("lstm_in_if.onnx", ["needs graph input 'cond' ('cond' decides the branch of If "
+                         "'rate_switch')", "keys X, sequence_lens, cond"]),
     ("unsupported_front.onnx", ["node 'front' (Erf)", "--layer-input"]),
     ("bad_hidden_size.onnx", ["LSTM node 'encoder'", "hidden_size is [1, 2], expected an integer"]),
     ("bad_clip.onnx", ["attribute clip is 'wide', expected a number"]),

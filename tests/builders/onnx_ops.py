@@ -90,6 +90,25 @@ CASES: list[dict] = [
     {"name": "pow_int_exponent", "op": "Pow", "opset": 15, "shape": [3, 4],
      "inputs": [([3], "int64")]},
     {"name": "sqrt", "op": "Sqrt", "shape": [3, 4], "positive": True},
+    # If conditions (silero-vad: Equal of the sampling rate, Size of the state, Not)
+    {"name": "equal_int", "op": "Equal", "shape": [3, 4], "int_input": 3,
+     "inputs": [([0, 1, 2, 1], "int64")]},
+    {"name": "equal_float", "op": "Equal", "shape": [2, 3], "inputs": [("rand", [3])]},
+    {"name": "greater", "op": "Greater", "shape": [2, 3], "inputs": [([0.0, 0.5, -0.5], "float32")]},
+    {"name": "less", "op": "Less", "shape": [4], "int_input": 9, "inputs": [(4, "int64")]},
+    {"name": "greater_or_equal", "op": "GreaterOrEqual", "opset": 16, "shape": [4], "int_input": 9,
+     "inputs": [(4, "int64")]},
+    {"name": "less_or_equal", "op": "LessOrEqual", "opset": 16, "shape": [2, 3],
+     "inputs": [([0.0, 0.5, -0.5], "float32")]},
+    {"name": "not", "op": "Not", "shape": [2, 3], "int_input": 2, "int_dtype": "bool"},
+    {"name": "and", "op": "And", "shape": [2, 3], "int_input": 2, "int_dtype": "bool",
+     "inputs": [([True, False, True], "bool")]},
+    {"name": "or", "op": "Or", "shape": [2, 3], "int_input": 2, "int_dtype": "bool",
+     "inputs": [([True, False, False], "bool")]},
+    {"name": "xor", "op": "Xor", "shape": [2, 3], "int_input": 2, "int_dtype": "bool",
+     "inputs": [([True, False, True], "bool")]},
+    {"name": "size", "op": "Size", "shape": [2, 3, 4]},
+    {"name": "size_empty", "op": "Size", "shape": [2, 0, 4]},
 ]
 
 

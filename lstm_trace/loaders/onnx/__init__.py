@@ -1,8 +1,9 @@
 """ONNX models (``.onnx``, external data beside them), read without ``onnx`` or onnxruntime.
 
 ``LSTM``, ``GRU`` and ``RNN`` nodes of every opset become recurrent layers named after the
-node; the ops between the graph inputs and them are replayed in NumPy (see
-:mod:`.graph`). INPUT is what the graph input takes, exactly as onnxruntime is fed.
+node, those inside ``If`` branches included (the branch the input takes is the one
+traced, :mod:`.scopes`); the ops between the graph inputs and them are replayed in NumPy
+(see :mod:`.graph`). INPUT is what the graph input takes, exactly as onnxruntime is fed.
 """
 
 from __future__ import annotations

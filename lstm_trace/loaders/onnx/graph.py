@@ -1,7 +1,8 @@
 """An ONNX graph as a :class:`~lstm_trace.network.Network`.
 
-Every ``LSTM``/``GRU``/``RNN`` node becomes a :class:`~lstm_trace.network.RecurrentLayer`
-named after the node (``<op_type>_<k>`` when it has no name). What feeds it is replayed
+Every ``LSTM``/``GRU``/``RNN`` node, at the top level or inside ``If`` branches, becomes a
+:class:`~lstm_trace.network.RecurrentLayer` named after the node (``<op_type>_<k>`` when it
+has no name; ``<If>/<then|else>/<name>`` when two branches hold nodes of one name). What feeds it is replayed
 by :class:`OnnxOps` upstream layers, each holding the small op subgraph from the graph
 inputs (and the outputs of earlier recurrent nodes) to one tensor:
 
@@ -27,12 +28,14 @@ from pathlib import Path
 import numpy as np
 
 from ...inputs import InputError
-from ...layers import LayerReplayError, UpstreamLayer
+from ...layers import BranchNotTaken, LayerReplayError, UpstreamLayer
 from ...network import Network
 from ..errors import LoadError
 from .ops import OPS, run_node
-from .proto import DTYPE_NAMES, DTYPES, Model, Node, SubgraphOps, ValueInfo
+from .proto import DTYPE_NAMES, DTYPES, Model, Node, ValueInfo
 from .recurrent import RECURRENT_OPS, NodeError, recurrent_layer
+from .replay import evaluate, if_label, truth
+from .scopes import Branch, Scope, branch_graph, flatten, is_if
 
 WEIGHT_INPUTS = (1, 2, 3, 7)  # W, R, B, P of LSTM/GRU/RNN
 
@@ -108,6 +111,11 @@ class OnnxOps(UpstreamLayer):
 
     nodes: list[Node] = field(default_factory=list, repr=False)
     constants: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    #: Tensor name -> (node, output index) over the flattened model (shared by all layers).
+    producer: Mapping[str, tuple[Node, int]] = field(default_factory=dict, repr=False)
+    #: The ``If`` branches the fed node lies in whose conditions depend on the inputs:
+    #: ``(condition tensor, True for the then branch, description)``, outermost first.
+    guards: list[tuple[str, bool, str]] = field(default_factory=list)
     sources: list[TensorSource | RecurrentSource] = field(default_factory=list)
     target: str = ""
     result: str = "sequence"
@@ -148,14 +156,15 @@ class OnnxOps(UpstreamLayer):
         for source in self.sources:
             source.bind(xs[pos:pos + source.width], env)
             pos += source.width
-        for node in self.nodes:
-            args = [env[name] if name else None for name in node.inputs]
-            for name, value in zip(node.outputs, run_node(node, args, self.opset), strict=False):
-                if name:
-                    env[name] = value
-        value = env[self.target]
+        for cond, then, where in self.guards:  # outermost first: an inner one may need it
+            if truth(evaluate(cond, env, self.producer, self.opset), where) != then:
+                raise BranchNotTaken(f"the {where}, whose condition {cond!r} is "
+                                     f"{'false' if then else 'true'} for this input")
+        value = evaluate(self.target, env, self.producer, self.opset)
         if self.result == "state":
             return self._state(value), None
+        if self.sequence_lens:
+            evaluate(self.sequence_lens, env, self.producer, self.opset)
         return self._sequence(value, env)
 
     def _state(self, value: np.ndarray) -> np.ndarray:
@@ -189,7 +198,9 @@ class OnnxOps(UpstreamLayer):
         if self.blocker:
             return f"ONNX ops to {self.feeds} {what} (not replayable: {self.blocker})"
         body = " → ".join(ops) if ops else "graph input"
-        return f"ONNX ops to {self.feeds} {what}: {body}"
+        when = " > ".join(where for _, _, where in self.guards)
+        when = f" (run when the input takes the {when})" if when else ""
+        return f"ONNX ops to {self.feeds} {what}: {body}{when}"
 
 
 @dataclass
@@ -198,11 +209,13 @@ class OnnxInputs:
 
     INPUT is the first graph input's array; an ``.npz`` whose keys are graph input names
     feeds several (``sequence_lens``, ``initial_h``...). ``needed`` are the inputs the
-    recurrent nodes depend on.
+    recurrent nodes depend on; ``chooses`` says, for an input that decides which ``If``
+    branch runs, which (``the condition of If 'x'``).
     """
 
     inputs: list[ValueInfo]
     needed: tuple[str, ...]
+    chooses: dict[str, str] = field(default_factory=dict)
 
     @property
     def main(self) -> ValueInfo:
@@ -253,13 +266,16 @@ class OnnxInputs:
             )
         missing = [n for n in self.needed if n not in given]
         if missing:
+            why = [f"{n!r} decides {self.chooses[n]}" for n in missing if n in self.chooses]
+            why_text = f" ({'; '.join(why)})" if why else ""
             raise InputError(
-                f"the model also needs graph input {', '.join(map(repr, missing))}: pass an .npz "
-                f"INPUT with one array per graph input, keys {', '.join(self.needed)}"
+                f"the model also needs graph input {', '.join(map(repr, missing))}{why_text}: "
+                f"pass an .npz INPUT with one array per graph input, keys {', '.join(self.needed)}"
             )
         out: dict[str, np.ndarray] = {}
         for name, value in given.items():
-            out[input_key(name)] = _checked(by_name[name], np.asarray(value), dtype)
+            out[input_key(name)] = _checked(by_name[name], np.asarray(value), dtype,
+                                            main=name == self.main.name)
         out[""] = out.get(input_key(self.main.name), next(iter(out.values())))
         return out
 
@@ -269,7 +285,7 @@ def _type_text(info: ValueInfo) -> str:
     return f"{DTYPE_NAMES.get(info.elem_type, 'tensor')} [{dims}]"
 
 
-def _checked(info: ValueInfo, value: np.ndarray, dtype: np.dtype) -> np.ndarray:
+def _checked(info: ValueInfo, value: np.ndarray, dtype: np.dtype, main: bool = True) -> np.ndarray:
     expected = f"graph input {info.name!r} takes {_type_text(info)}"
     if info.shape is not None:
         if value.ndim != len(info.shape):
@@ -277,7 +293,7 @@ def _checked(info: ValueInfo, value: np.ndarray, dtype: np.dtype) -> np.ndarray:
         for want, got in zip(info.shape, value.shape, strict=True):
             if isinstance(want, int) and want > 0 and want != got:
                 raise InputError(f"{expected}, got shape {value.shape}")
-    if 0 in value.shape:
+    if 0 in value.shape and main:  # other inputs may be empty (a "no state yet" tensor)
         raise InputError(f"{expected}, got an empty array {value.shape}")
     want = DTYPES.get(info.elem_type)
     if value.dtype.kind not in "biuf":
@@ -295,29 +311,42 @@ def _checked(info: ValueInfo, value: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 class GraphBuilder:
-    """Walks a decoded model and builds the Network (constants folded, glue collected)."""
+    """Walks a decoded model and builds the Network (constants folded, glue collected).
+
+    The graph and its ``If`` branches are one flat list of nodes (:mod:`.scopes`); every
+    ``LSTM``/``GRU``/``RNN`` node of it is a layer, except those in a branch whose
+    condition is a constant that does not choose it. A branch whose condition depends on
+    the inputs is chosen when the trace runs: the glue layers feeding a node inside one
+    first evaluate the conditions of the branches enclosing it (``OnnxOps.guards``) and
+    raise :class:`~lstm_trace.layers.BranchNotTaken` when the input does not take it.
+    """
 
     def __init__(self, model: Model, name: str):
         self.model = model
         self.name = name
         self.graph = model.graph
         self.opset = model.opset
-        self.initializers = self.graph.initializers
-        self.inputs = [i for i in self.graph.inputs if i.name not in self.initializers]
+        self.flat = flatten(self.graph, frozenset(RECURRENT_OPS))
+        self.initializers = self.flat.initializers
+        self.inputs = [i for i in self.graph.inputs if i.name not in self.graph.initializers]
         self.input_names = {i.name for i in self.inputs}
-        self.producer: dict[str, tuple[Node, int]] = {}
-        for node in self.graph.nodes:
-            for k, out in enumerate(node.outputs):
-                if out:
-                    self.producer[out] = (node, k)
+        self.producer = self.flat.producer
+        self._order = {id(n): k for k, n in enumerate(self.flat.nodes)}
         self._const: dict[str, np.ndarray | None] = {}
         self.layer_names: dict[int, str] = {}  # id(node) -> layer name
         self.used_nodes: set[int] = set()
+        #: Graph input -> which If condition it decides (for the "also needs" message).
+        self.chooses: dict[str, str] = {}
 
     # ---------------------------------------------------------------- constants
 
     def const(self, name: str) -> np.ndarray | None:
-        """The value of ``name`` if it depends on no graph input (folded), else ``None``."""
+        """The value of ``name`` if it depends on no graph input (folded), else ``None``.
+
+        An ``If`` output is constant when its condition is and the chosen branch's output
+        is. A node inside a branch that fails on its constants is left to the replay (the
+        branch may never be taken).
+        """
         if not name:
             return None
         if name in self._const:
@@ -328,17 +357,50 @@ class GraphBuilder:
             value = self.initializers[name]
         elif name in self.producer and name not in self.input_names:
             node, k = self.producer[name]
-            if node.op_type not in RECURRENT_OPS and node.op_type in OPS:
+            if is_if(node):
+                branch = self.static_branch(node)
+                if branch is not None and k < len(branch.outputs):
+                    value = self.const(branch.outputs[k].name)
+            elif node.op_type not in RECURRENT_OPS and node.op_type in OPS:
                 args = [self.const(i) if i else None for i in node.inputs]
                 if all(a is not None for a, i in zip(args, node.inputs, strict=True) if i):
                     try:
                         outs = run_node(node, args, self.opset)
                     except ValueError as err:
-                        raise LoadError(f"{self.name}: {err}") from None
+                        if not self.flat.scope(node):
+                            raise LoadError(f"{self.name}: {err}") from None
+                        outs = []
                     value = outs[k] if k < len(outs) else None
-                    self.used_nodes.add(id(node))
+                    if value is not None:
+                        self.used_nodes.add(id(node))
         self._const[name] = value
         return value
+
+    def static_branch(self, node: Node):  # -> Graph | None
+        """The branch an ``If`` node takes whatever the inputs (its condition is constant)."""
+        cond = self.const(node.input(0))
+        if cond is None:
+            return None
+        try:
+            return branch_graph(node, truth(cond, if_label(node)))
+        except ValueError as err:
+            raise LoadError(f"{self.name}: {err}") from None
+
+    def dynamic_branches(self, node: Node) -> list[Branch] | None:
+        """The branches enclosing ``node`` that the inputs choose; ``None`` if it never runs."""
+        dynamic = []
+        for branch in self.flat.scope(node):
+            cond = self.const(branch.cond)
+            if cond is None:
+                dynamic.append(branch)
+                continue
+            try:
+                taken = truth(cond, f"If {branch.node!r}")
+            except ValueError as err:
+                raise LoadError(f"{self.name}: {err}") from None
+            if taken != branch.then:
+                return None
+        return dynamic
 
     def is_zero(self, name: str) -> bool:
         """Whether ``name`` is all zeros whatever the inputs (zeros expanded to a dynamic shape)."""
@@ -374,9 +436,15 @@ class GraphBuilder:
     # ---------------------------------------------------------------- glue
 
     def glue(
-        self, targets: list[str], feeds: str
+        self, targets: list[str], feeds: str, scope: Scope = ()
     ) -> tuple[list[Node], dict[str, np.ndarray], list, tuple[str, ...], str]:
-        """Nodes, constants, sources and source names computing ``targets``; the blocker if any."""
+        """Nodes, constants, sources and source names computing ``targets``; the blocker if any.
+
+        ``scope``: the branches enclosing the fed node. Through an ``If`` whose condition
+        depends on the inputs, both branches are collected (the replay computes the one
+        taken); a node that cannot be replayed is a blocker only where it always runs
+        for the fed node (at its level or an enclosing one), else an error if it runs.
+        """
         needed: list[Node] = []
         needed_ids: set[int] = set()
         seen: set[str] = set()
@@ -399,23 +467,32 @@ class GraphBuilder:
                 continue
             if tensor not in self.producer:
                 raise LoadError(f"{self.name}: tensor {tensor!r} feeding {feeds!r} is produced by no node")
-            node, _ = self.producer[tensor]
+            node, k = self.producer[tensor]
             if node.op_type in RECURRENT_OPS:
                 if node not in recurrent:
                     recurrent.append(node)
                 continue
+            if is_if(node):
+                stack.append(node.input(0))
+                chosen = self.static_branch(node)
+                branches = [chosen] if chosen is not None else \
+                    [branch_graph(node, True), branch_graph(node, False)]
+                stack.extend(b.outputs[k].name for b in branches
+                             if b is not None and k < len(b.outputs))
+            else:
+                stack.extend(i for i in node.inputs if i)
             if id(node) in needed_ids:
                 continue
             needed.append(node)
             needed_ids.add(id(node))
             self.used_nodes.add(id(node))
-            if node.op_type not in OPS or node.domain not in ("", "ai.onnx"):
+            unconditional = self.flat.scope(node) == scope[:len(self.flat.scope(node))]
+            if unconditional and not is_if(node) and (
+                    node.op_type not in OPS or node.domain not in ("", "ai.onnx")):
                 label = f"node {node.name!r} ({node.op_type})" if node.name else f"a {node.op_type} node"
                 blocker = blocker or label
-            stack.extend(i for i in node.inputs if i)
-        order = {id(n): k for k, n in enumerate(self.graph.nodes)}
-        needed.sort(key=lambda n: order[id(n)])
-        recurrent.sort(key=lambda n: order[id(n)])
+        needed.sort(key=lambda n: self._order[id(n)])
+        recurrent.sort(key=lambda n: self._order[id(n)])
         position = {i.name: k for k, i in enumerate(self.inputs)}
         graph_inputs.sort(key=position.__getitem__)
         sources: list = [TensorSource(n) for n in graph_inputs]
@@ -437,40 +514,67 @@ class GraphBuilder:
         return needed, constants, sources, tuple(keys), blocker
 
     def ops_layer(
-        self, name: str, feeds: str, targets: list[str], **kwargs: object
+        self, name: str, feeds: str, targets: list[str], guards: list[Branch] = (),  # type: ignore[assignment]
+        scope: Scope = (), **kwargs: object,
     ) -> tuple[OnnxOps, tuple[str, ...]]:
-        """The glue layer computing ``targets`` and its source names (``Network.inbound``)."""
-        nodes, constants, sources, keys, blocker = self.glue(targets, feeds)
+        """The glue layer computing ``targets`` (after checking ``guards``) and its source names."""
+        conds = [b.cond for b in guards]
+        for branch in guards:
+            for source in self.glue([branch.cond], feeds)[3]:
+                if source.startswith("input:"):
+                    self.chooses.setdefault(source[len("input:"):],
+                                            f"the branch of If {branch.node!r}")
+        nodes, constants, sources, keys, blocker = self.glue([*targets, *conds], feeds, scope)
         layer = OnnxOps(
             name=name, class_name="ONNX ops", nodes=nodes, constants=constants, sources=sources,
             opset=self.opset, blocker=blocker, feeds=feeds, target=targets[0],
+            producer=self.producer, guards=[(b.cond, b.then, str(b)) for b in guards],
             **kwargs,  # type: ignore[arg-type]
         )
         return layer, keys
 
     # ---------------------------------------------------------------- network
 
-    def build(self) -> Network:
-        recurrent_nodes = [n for n in self.graph.nodes
-                           if n.op_type in RECURRENT_OPS and n.domain in ("", "ai.onnx")]
-        if not recurrent_nodes:
-            ops = sorted({n.op_type for n in self.graph.nodes})
-            nested = [f"{n.op_type} node {n.name!r}" for n in self.graph.nodes
-                      if any(isinstance(v, SubgraphOps) and v.ops & set(RECURRENT_OPS)
-                             for v in n.attributes.values())]
-            inside = (f"; its recurrent nodes are inside the subgraphs of {', '.join(nested[:3])}"
-                      ", which lstm-trace does not trace (only top-level LSTM, GRU and RNN "
-                      "nodes are)") if nested else ""
+    def recurrent_nodes(self) -> list[tuple[Node, list[Branch]]]:
+        """The recurrent nodes that may run, each with the branches the inputs choose."""
+        found = [n for n in self.flat.nodes
+                 if n.op_type in RECURRENT_OPS and n.domain in ("", "ai.onnx")]
+        runs = [(n, self.dynamic_branches(n)) for n in found]
+        live = [(n, guards) for n, guards in runs if guards is not None]
+        if live:
+            return live
+        if found:
+            where = "; ".join(f"{n.op_type} node {n.name!r} in the "
+                              f"{' > '.join(map(str, self.flat.scope(n)))}" for n in found[:3])
             raise LoadError(
-                f"{self.name}: the ONNX graph has no LSTM, GRU or RNN node "
-                f"(its ops: {', '.join(ops) or 'none'}){inside}"
-            )
+                f"{self.name}: the ONNX graph's recurrent nodes lie only in If branches whose "
+                f"constant conditions never choose them ({where})")
+        ops = sorted({n.op_type for n in self.flat.nodes})
+        inside = ""
+        if self.flat.in_loops:
+            kinds = sorted({op for op, _ in self.flat.in_loops})
+            places = sorted({where for _, where in self.flat.in_loops})
+            inside = (f"; its {', '.join(kinds)} nodes are inside the {', '.join(places[:3])}, "
+                      "run once per iteration, which lstm-trace does not trace (it traces "
+                      "LSTM, GRU and RNN nodes of the graph and of If branches)")
+        raise LoadError(
+            f"{self.name}: the ONNX graph has no LSTM, GRU or RNN node "
+            f"(its ops: {', '.join(ops) or 'none'}){inside}"
+        )
+
+    def build(self) -> Network:
+        recurrent_nodes = self.recurrent_nodes()
         counters: dict[str, int] = {}
-        taken: set[str] = set()
-        for node in recurrent_nodes:
+        base: list[str] = []
+        for node, _ in recurrent_nodes:
             k = counters.get(node.op_type, 0)
             counters[node.op_type] = k + 1
-            name = node.name or f"{node.op_type}_{k}"
+            base.append(node.name or f"{node.op_type}_{k}")
+        taken: set[str] = set()
+        for (node, _), name in zip(recurrent_nodes, base, strict=True):
+            scope = self.flat.scope(node)
+            if scope and base.count(name) > 1:  # one name in two branches: say which branch
+                name = f"{scope[-1].node}/{scope[-1].side}/{name}"
             while name in taken:
                 name += "_"
             taken.add(name)
@@ -478,14 +582,16 @@ class GraphBuilder:
         layers: list = []
         inbound: dict[str, tuple[str, ...]] = {}
         needed_inputs: set[str] = set()
+        float16 = any(i.elem_type == 10 for i in self.inputs)
 
         def add(layer: OnnxOps, keys: tuple[str, ...]) -> None:
             inbound[layer.name] = keys
             needed_inputs.update(k[len("input:"):] for k in keys if k.startswith("input:"))
             layers.append(layer)
 
-        for node in recurrent_nodes:
+        for node, guards in recurrent_nodes:
             name = self.layer_names[id(node)]
+            scope = self.flat.scope(node)
             fed = [node.input(k) for k in WEIGHT_INPUTS
                    if node.input(k) in self.input_names and self.const(node.input(k)) is None]
             if fed:  # as in ONNX's own node tests
@@ -493,16 +599,20 @@ class GraphBuilder:
                     f"{self.name}: {node.op_type} node {name!r}: its weights {', '.join(fed)} "
                     "are graph inputs, fed at run time; lstm-trace reads weights stored in the "
                     "file: store them as initializers")
+            weights = self.const(node.input(1))
+            float16 = float16 or (weights is not None and weights.dtype == np.float16)
             try:
                 layer = recurrent_layer(node, name, lambda k, n=node: self.const(n.input(k)), self.opset)
             except NodeError as err:
                 raise LoadError(f"{self.name}: {node.op_type} node {name!r}: {err}") from None
+            if scope:
+                layer.options["branch"] = " > ".join(map(str, scope))
             layout = int(layer.options["layout"])  # type: ignore[call-overload]
             if not node.input(0):
                 raise LoadError(f"{self.name}: {node.op_type} node {name!r} has no input X")
             x_layer, x_keys = self.ops_layer(
-                f"{name}/X", name, [node.input(0), node.input(4)], result="sequence",
-                layout=layout, sequence_lens=node.input(4),
+                f"{name}/X", name, [node.input(0), node.input(4)], guards, scope,
+                result="sequence", layout=layout, sequence_lens=node.input(4),
             )
             add(x_layer, x_keys)
             state_sources: list[str] = []
@@ -518,8 +628,9 @@ class GraphBuilder:
                         units = direction.cell.units
                         lname = f"{name}/{state}/{direction.name}"
                         if state in wired:
-                            add(*self.ops_layer(lname, name, [wired[state]], result="state",
-                                                layout=layout, direction=d, units=units))
+                            add(*self.ops_layer(lname, name, [wired[state]], guards, scope,
+                                                result="state", layout=layout, direction=d,
+                                                units=units))
                         else:
                             add(OnnxOps(name=lname, class_name="ONNX ops", result="zeros",
                                         units=units, feeds=name), (x_layer.name,))
@@ -545,10 +656,20 @@ class GraphBuilder:
             input_dtype=DTYPE_NAMES.get(main.elem_type, "float32") if main else "float32",
             downstream=downstream,
         )
+        if float16:
+            network.notes.append(FLOAT16_NOTE)
         if main is not None:
             ordered = tuple(i.name for i in self.inputs if i.name in needed_inputs)
-            network.input_adapter = OnnxInputs(self.inputs, ordered)
+            network.input_adapter = OnnxInputs(self.inputs, ordered, self.chooses)
         return network
+
+
+#: Said once for a model with float16 weights or graph inputs.
+FLOAT16_NOTE = (
+    "float16 weights and inputs are widened to float32 and traced in float32 (--dtype "
+    "float64 for more), as onnxruntime's CPU provider computes float16 LSTM, GRU and RNN "
+    "nodes, rounding only their outputs back to float16"
+)
 
 
 def build_network(model: Model, path: Path) -> Network:

@@ -4,10 +4,12 @@ Exporters put shape glue between a graph input and an ``LSTM``/``GRU``/``RNN`` n
 (``Transpose``, ``Squeeze``/``Unsqueeze`` of the direction axis, ``Reshape``, ``Slice``,
 ``Concat``, ``Shape``/``Gather``/``ConstantOfShape``/``Expand`` for dynamic shapes,
 ``Cast``) and models put front layers there (``Gather`` as an embedding, ``MatMul``/
-``Gemm``/``Add``, ``Relu``/``Tanh``/``Sigmoid``, 1-D ``Conv``), and quantized models
-dequantize their weights (``DequantizeLinear``, folded at load time). Each function here takes
-the node, its input arrays (``None`` for an omitted optional input) and the opset, and
-returns the node's outputs, with the semantics of the ONNX operator specification.
+``Gemm``/``Add``, ``Relu``/``Tanh``/``Sigmoid``, 1-D ``Conv``), quantized models
+dequantize their weights (``DequantizeLinear``, folded at load time), and the conditions
+of ``If`` nodes compare shapes or inputs (``Size``, ``Equal``, ``Greater``, ``Not``,
+``And``...). Each function here takes the node, its input arrays (``None`` for an
+omitted optional input) and the opset, and returns the node's outputs, with the semantics
+of the ONNX operator specification.
 Anything malformed raises ``ValueError`` naming the problem.
 """
 
@@ -248,6 +250,18 @@ def pad(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
     return [np.pad(x, widths, mode=_PAD_MODES[mode])]
 
 
+def size(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
+    """``Size``: the number of elements, an int64 scalar."""
+    return [np.array(np.asarray(_need(args, 0, node)).size, dtype=np.int64)]
+
+
+def _compare(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Op:
+    """``Equal``, ``Greater``, ``Less``...: elementwise with broadcasting, a bool result."""
+    def op(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
+        return [np.asarray(fn(_need(args, 0, node), _need(args, 1, node)), dtype=bool)]
+    return op
+
+
 def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if a.dtype.kind in "iu" and b.dtype.kind in "iu":
         return np.trunc(a / b).astype(np.result_type(a, b))
@@ -359,6 +373,13 @@ OPS: dict[str, Op] = {
     "Sigmoid": _unary(_sigmoid), "Neg": _unary(np.negative), "LeakyRelu": leaky_relu,
     "Dropout": dropout, "Conv": conv, "DequantizeLinear": dequantize_linear,
     "ReverseSequence": reverse_sequence,
+    # What If conditions are made of (silero-vad: Equal of the sampling rate, Size of a
+    # shape, Not, Cast to bool).
+    "Size": size, "Equal": _compare(np.equal), "Greater": _compare(np.greater),
+    "Less": _compare(np.less), "GreaterOrEqual": _compare(np.greater_equal),
+    "LessOrEqual": _compare(np.less_equal), "Not": _unary(np.logical_not),
+    "And": _compare(np.logical_and), "Or": _compare(np.logical_or),
+    "Xor": _compare(np.logical_xor),
 }
 
 

@@ -4,7 +4,9 @@ Only what a replay needs is read: ``ModelProto`` (``ir_version`` 1, ``graph`` 7,
 ``opset_import`` 8), ``GraphProto`` (``node`` 1, ``initializer`` 5, ``input`` 11,
 ``output`` 12), ``NodeProto`` (``input`` 1, ``output`` 2, ``name`` 3, ``op_type`` 4,
 ``attribute`` 5, ``domain`` 7), ``AttributeProto`` and ``TensorProto`` (field numbers
-from ``onnx/onnx.proto``; they are frozen by the format).
+from ``onnx/onnx.proto``; they are frozen by the format). Graph attributes (``If``
+branches, ``Loop``/``Scan`` bodies) are decoded as :class:`Graph` objects too, at most
+16 levels deep.
 
 Tensors hold their values in ``raw_data`` (little-endian bytes) or in a typed repeated
 field (``float_data``, ``int32_data``, ``int64_data``, ``double_data``, ``uint64_data``),
@@ -44,31 +46,6 @@ _ATTR_GRAPH, _ATTR_GRAPHS = 5, 10
 _MAX_SUBGRAPH_DEPTH = 16
 
 
-@dataclass(frozen=True)
-class SubgraphOps:
-    """A graph attribute (``If`` branches, ``Loop``/``Scan`` bodies), kept only as the op
-    types of its nodes, nested subgraphs included: subgraphs are never replayed, but a
-    recurrent node inside one is named when the top-level graph has none."""
-
-    ops: frozenset[str]
-
-
-def _subgraph_ops(graphs: list[pw.Message]) -> SubgraphOps:
-    ops: set[str] = set()
-    level = graphs
-    for _ in range(_MAX_SUBGRAPH_DEPTH):
-        deeper: list[pw.Message] = []
-        for graph in level:
-            for node in pw.repeated_messages(graph, 1):
-                ops.add(pw.get_string(node, 4))
-                for attr in pw.repeated_messages(node, 5):
-                    deeper += pw.repeated_messages(attr, 6) + pw.repeated_messages(attr, 11)
-        if not deeper:
-            break
-        level = deeper
-    return SubgraphOps(frozenset(ops))
-
-
 @dataclass
 class Node:
     """One ``NodeProto``: inputs/outputs are tensor names (``""`` = an omitted optional input)."""
@@ -87,6 +64,16 @@ class Node:
         """The ``k``-th input name, ``""`` when absent."""
         return self.inputs[k] if k < len(self.inputs) else ""
 
+    def subgraphs(self) -> list[Graph]:
+        """The graphs held by this node's attributes (an ``If``'s two branches...)."""
+        out: list[Graph] = []
+        for value in self.attributes.values():
+            if isinstance(value, Graph):
+                out.append(value)
+            elif isinstance(value, list):
+                out.extend(v for v in value if isinstance(v, Graph))
+        return out
+
 
 @dataclass
 class ValueInfo:
@@ -103,11 +90,26 @@ class ValueInfo:
 
 @dataclass
 class Graph:
+    """A ``GraphProto``: the model's graph, or a subgraph held by a node's graph attribute
+    (``If`` branches, ``Loop``/``Scan`` bodies), whose nodes may read the enclosing
+    graphs' tensors by name."""
+
     nodes: list[Node]
     initializers: dict[str, np.ndarray]
     inputs: list[ValueInfo]
     outputs: list[ValueInfo]
     name: str = ""
+
+    def op_types(self) -> set[str]:
+        """The op types of every node, those inside nested subgraphs included."""
+        ops: set[str] = set()
+        stack = [self]
+        while stack:
+            graph = stack.pop()
+            for node in graph.nodes:
+                ops.add(node.op_type)
+                stack.extend(node.subgraphs())
+        return ops
 
 
 @dataclass
@@ -245,7 +247,7 @@ def _bfloat16_to_float32(bits: np.ndarray) -> np.ndarray:
     return (bits.astype(np.uint32) << 16).view(np.float32)
 
 
-def _attribute(msg: pw.Message, tensors: TensorReader) -> tuple[str, object]:
+def _attribute(msg: pw.Message, tensors: TensorReader, depth: int) -> tuple[str, object]:
     name = pw.get_string(msg, 1)
     kind = pw.get_int(msg, 20, bits=32)
     if not kind:  # IR version 1 had no type field: infer from what is set
@@ -270,13 +272,16 @@ def _attribute(msg: pw.Message, tensors: TensorReader) -> tuple[str, object]:
         return name, [pw.to_int64(v) for v in pw.repeated_varints(msg, 8)]
     if kind == _ATTR_STRINGS:
         return name, [v.decode("utf-8", errors="replace") for v in msg.get(9, []) if isinstance(v, bytes)]
-    if kind in (_ATTR_GRAPH, _ATTR_GRAPHS):
-        return name, _subgraph_ops(pw.repeated_messages(msg, 6) + pw.repeated_messages(msg, 11))
+    if kind == _ATTR_GRAPH:
+        sub = pw.get_message(msg, 6)
+        return name, None if sub is None else _graph(sub, tensors, depth + 1)
+    if kind == _ATTR_GRAPHS:
+        return name, [_graph(g, tensors, depth + 1) for g in pw.repeated_messages(msg, 11)]
     return name, None  # sparse tensors, type protos: not needed on the replayed path
 
 
-def _node(msg: pw.Message, tensors: TensorReader) -> Node:
-    attributes = dict(_attribute(a, tensors) for a in pw.repeated_messages(msg, 5))
+def _node(msg: pw.Message, tensors: TensorReader, depth: int = 0) -> Node:
+    attributes = dict(_attribute(a, tensors, depth) for a in pw.repeated_messages(msg, 5))
     return Node(
         op_type=pw.get_string(msg, 4), name=pw.get_string(msg, 3),
         inputs=pw.repeated_strings(msg, 1), outputs=pw.repeated_strings(msg, 2),
@@ -372,6 +377,25 @@ def read_model(path: Path) -> Model:
         ) from None
 
 
+def _graph(msg: pw.Message, tensors: TensorReader, depth: int) -> Graph:
+    """A ``GraphProto`` (``depth``: how many subgraphs enclose it, 0 for the model's graph)."""
+    if depth > _MAX_SUBGRAPH_DEPTH:
+        raise tensors._error(f"subgraphs are nested more than {_MAX_SUBGRAPH_DEPTH} levels deep")
+    initializers: dict[str, np.ndarray] = {}
+    for value in msg.get(5, []):
+        if isinstance(value, int):
+            raise pw.ProtobufDecodeError("an initializer should be a message but is a number")
+        tname, array = tensors.read(_parse(memoryview(value), frozenset({9})), "initializer")
+        initializers[tname] = array
+    return Graph(
+        nodes=[_node(m, tensors, depth) for m in pw.repeated_messages(msg, 1)],
+        initializers=initializers,
+        inputs=[_value_info(m) for m in pw.repeated_messages(msg, 11)],
+        outputs=[_value_info(m) for m in pw.repeated_messages(msg, 12)],
+        name=pw.get_string(msg, 2),
+    )
+
+
 def _decode(view: memoryview, path: Path) -> Model:
     tensors = TensorReader(path.parent, path.name)
     model = _parse(view, frozenset({7}))
@@ -382,22 +406,10 @@ def _decode(view: memoryview, path: Path) -> Model:
     opsets: dict[str, int] = {}
     for entry in pw.repeated_messages(model, 8):
         opsets[pw.get_string(entry, 1)] = pw.get_int(entry, 2)
-    initializers: dict[str, np.ndarray] = {}
-    for value in graph.get(5, []):
-        if isinstance(value, int):
-            raise pw.ProtobufDecodeError("an initializer should be a message but is a number")
-        tname, array = tensors.read(_parse(memoryview(value), frozenset({9})), "initializer")
-        initializers[tname] = array
     return Model(
         ir_version=pw.get_int(model, 1),
         opsets=opsets or {"": 1},
-        graph=Graph(
-            nodes=[_node(m, tensors) for m in pw.repeated_messages(graph, 1)],
-            initializers=initializers,
-            inputs=[_value_info(m) for m in pw.repeated_messages(graph, 11)],
-            outputs=[_value_info(m) for m in pw.repeated_messages(graph, 12)],
-            name=pw.get_string(graph, 2),
-        ),
+        graph=_graph(graph, tensors, 0),
         producer=" ".join(filter(None, (pw.get_string(model, 2), pw.get_string(model, 3)))),
     )
 
