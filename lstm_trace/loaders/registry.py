@@ -76,7 +76,7 @@ FORMATS: list[Format] = [
            "TensorFlow checkpoint (TF1 Saver, TF2 object checkpoint)"),
     Format("saved_model", "lstm_trace.loaders.saved_model", "TensorFlow SavedModel directory"),
     Format("tf_frozen_graph", "lstm_trace.loaders.tf_frozen_graph",
-           "frozen TensorFlow graph .pb (GraphDef of TF1 RNN cells)"),
+           "frozen TensorFlow graph .pb (TF1 RNN cells, TF2-frozen Keras layers)"),
 ]
 
 

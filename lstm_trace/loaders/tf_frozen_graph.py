@@ -1,4 +1,10 @@
-"""Frozen TensorFlow graphs (a ``GraphDef`` ``.pb``) of TF1 RNN cells, read without TensorFlow.
+"""Frozen TensorFlow graphs (a ``GraphDef`` ``.pb``) of TF1 RNN cells or Keras layers, read
+without TensorFlow.
+
+A graph frozen by TF2 (``convert_variables_to_constants_v2`` of a Keras model's concrete
+function) runs each Keras ``LSTM``/``GRU``/``SimpleRNN`` as a loop; those loops are recognised
+from their ops (:mod:`.tf.keras_loop`) and laid out as the model's layers
+(:mod:`.tf.keras_frozen`). Otherwise the graph is taken as a TF1 graph, as follows.
 
 ``tf.compat.v1.graph_util.convert_variables_to_constants`` (and ``freeze_graph``) turn
 every variable of a TF1 graph into a ``Const`` node of the same name and write the
@@ -32,8 +38,9 @@ from ..network import Network
 from .errors import LoadError
 from .options import LoadOptions
 from .protobuf_wire import ProtobufDecodeError, decode_varint
+from .tf.keras_frozen import keras_network
 from .tf.meta_graph import MetaGraph, MetaGraphError, tensor_shape, tensor_value
-from .tf1_checkpoint import WeightSource, build_tf1_network
+from .tf1_checkpoint import WeightSource, build_tf1_network, find_cells
 
 #: Files the SavedModel loader reads (a SavedModel proto, not a GraphDef).
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
@@ -87,6 +94,9 @@ def open(path: Path, options: LoadOptions) -> Network:  # noqa: A001 - the regis
             f"{err}; the file is truncated or not a frozen TensorFlow graph"
         ) from None
     shapes, tensors = _weights(graph, path.name)
+    keras = keras_network(graph, path.name, tf1_cells=bool(find_cells(shapes)))
+    if keras is not None:
+        return keras
     cache: dict[str, np.ndarray] = {}
 
     def read(name: str) -> np.ndarray:
@@ -110,8 +120,8 @@ def open(path: Path, options: LoadOptions) -> Network:  # noqa: A001 - the regis
     except LoadError as err:
         if "no recognisable RNN cell" not in str(err):
             raise
-        raise LoadError(f"{err}; lstm-trace reads frozen graphs of TF1 tf.nn.rnn_cell cells; "
-                        "for a frozen Keras model trace its .keras, .h5 or SavedModel") from None
+        raise LoadError(f"{err}; lstm-trace reads frozen graphs of TF1 tf.nn.rnn_cell cells and "
+                        "of Keras LSTM/GRU/SimpleRNN layers (their while loops)") from None
 
 
 def _weights(graph: MetaGraph, name: str) -> tuple[dict[str, tuple[int, ...]], dict[str, list]]:

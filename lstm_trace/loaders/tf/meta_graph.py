@@ -15,12 +15,14 @@ Protos used (``tensorflow/core/protobuf/meta_graph.proto``, ``core/framework/*.p
     NodeDef      { string name = 1; string op = 2; repeated string input = 3;
                    map<string, AttrValue> attr = 5; }
     FunctionDefLibrary { repeated FunctionDef function = 1; }
-    FunctionDef  { OpDef signature = 1; repeated NodeDef node_def = 3; }
-    OpDef        { string name = 1; repeated ArgDef input_arg = 2; }    ArgDef { string name = 1; }
+    FunctionDef  { OpDef signature = 1; repeated NodeDef node_def = 3; map<string, string> ret = 4; }
+    OpDef        { string name = 1; repeated ArgDef input_arg = 2; repeated ArgDef output_arg = 3; }
+    ArgDef       { string name = 1; }
     AttrValue    { bytes s = 2; int64 i = 3; float f = 4; bool b = 5;
                    TensorProto tensor = 8; NameAttrList func = 10; }
     TensorProto  { DataType dtype = 1; bytes tensor_content = 4; repeated float float_val = 5;
                    repeated double double_val = 6; repeated int32 int_val = 7;
+                   repeated int64 int64_val = 10; repeated bool bool_val = 11;
                    repeated int32 half_val = 13; }
 
 The patterns recognised are the ops TF's cells emit (``rnn_cell_impl`` / tf_keras
@@ -157,6 +159,8 @@ class _Graph:
     name: str
     nodes: dict[str, _Node] = field(default_factory=dict)
     args: dict[str, int] = field(default_factory=dict)  # function argument -> position
+    #: A function's results in output order (``FunctionDef.ret`` of each ``output_arg``).
+    outputs: list[Tensor | None] = field(default_factory=list)
     consumers: dict[Tensor, list[_Node]] = field(default_factory=dict)
 
     def add(self, node: _Node) -> None:
@@ -287,6 +291,48 @@ def tensor_value(tensor: Message) -> np.ndarray:
     return flat.astype(flat.dtype.newbyteorder("="), copy=True).reshape(shape)
 
 
+_INT_DTYPES: dict[int, tuple[str, int]] = {_DT_INT32: ("<i4", 7), _DT_INT64: ("<i8", 10), 10: ("?", 11)}
+
+
+def tensor_array(tensor: Message) -> np.ndarray:
+    """A ``TensorProto`` of floats (as :func:`tensor_value`), int32/int64 or bool as an array.
+
+    Integer and bool tensors are the small index, shape and mask constants of a graph
+    (split axes, slice bounds, ``perm``), limited to :data:`MAX_SPLAT_ELEMENTS` elements.
+    """
+    dtype = get_uint(tensor, 1)
+    shape = tensor_shape(tensor)
+    if shape is None:
+        raise ValueError("tensor of unknown shape")
+    count = int(np.prod(shape, dtype=np.int64))
+    if not any(f in tensor for f in (4, 5, 6, 7, 10, 11, 13)) and count <= MAX_SPLAT_ELEMENTS:
+        # No value stored at all: every element has the proto default, zero.
+        kinds = {_DT_FLOAT: np.float32, _DT_DOUBLE: np.float64, _DT_HALF: np.float32,
+                 _DT_BFLOAT16: np.float32, _DT_INT32: np.int32, _DT_INT64: np.int64, 10: np.bool_}
+        if dtype in kinds:
+            return np.zeros(shape, kinds[dtype])
+    if dtype not in _INT_DTYPES:
+        return tensor_value(tensor)
+    if count > MAX_SPLAT_ELEMENTS:
+        raise ValueError(f"tensor shape {shape} is too large")
+    np_dtype, values_field = _INT_DTYPES[dtype]
+    content = get_bytes(tensor, 4)
+    if content:
+        flat = np.frombuffer(content, dtype=np_dtype)
+    else:
+        raw = repeated_varints(tensor, values_field)
+        if dtype == _DT_INT32:
+            raw = [to_int32(v) for v in raw]
+        elif dtype == _DT_INT64:
+            raw = [v - (1 << 64) if v >= 1 << 63 else v for v in raw]
+        flat = np.array(raw, dtype=np_dtype)
+        if 0 < flat.size < count:
+            flat = np.concatenate([flat, np.full(count - flat.size, flat[-1], flat.dtype)])
+    if flat.size != count:
+        raise ValueError(f"tensor holds {flat.size} values for shape {shape}")
+    return flat.astype(flat.dtype.newbyteorder("="), copy=True).reshape(shape)
+
+
 def _float_attr(node: _Node, name: str) -> float | None:
     value = node.attrs().get(name)
     if not value or 4 not in value:
@@ -323,6 +369,9 @@ class MetaGraph:
                     body.nodes[name] = _Node(name, "_Arg", [], [])
                 for msg in repeated_messages(fn, 3):
                     body.add(_node(msg, in_function=True))
+                ret = {get_string(e, 1): get_string(e, 2) for e in repeated_messages(fn, 4)}
+                body.outputs = [_parse_ref(ret[name], True) if name in ret else None
+                                for name in (get_string(a, 1) for a in repeated_messages(signature, 3))]
                 self.graphs[body.name] = body
         except ProtobufDecodeError as err:
             kind = "GraphDef" if frozen else "MetaGraphDef"
@@ -330,6 +379,11 @@ class MetaGraph:
         self._callers = self._find_callers()
         self._matmuls = self._index_matmuls()
         self._blocks = self._index_block_ops()
+
+    def callers(self, function: str) -> list[tuple[_Graph, _Node, int]]:
+        """The nodes that call library function ``function``: (graph, node, offset of the
+        first input passed to it)."""
+        return list(self._callers.get(function, []))
 
     @classmethod
     def open(cls, path: str | Path) -> MetaGraph:

@@ -1,0 +1,173 @@
+"""Frozen TF2 graphs of Keras models (``convert_variables_to_constants_v2``), with TensorFlow's
+per-step states and the frozen graph's own output.
+
+    python tf2_frozen.py OUTDIR                          # Keras 3
+    TF_USE_LEGACY_KERAS=1 python tf2_frozen.py OUTDIR    # tf_keras
+
+Each case of ``CASES`` (plain data) is built, given random weights, and frozen twice, as
+users freeze a Keras model::
+
+    f = tf.function(lambda x: model(x)).get_concrete_function(tf.TensorSpec(...))
+    frozen = convert_variables_to_constants_v2(f, lower_control_flow=...)
+
+``<case>_lowered.pb`` (the default: loops lowered to Enter/Merge/Switch nodes) and
+``<case>_functional.pb`` (``lower_control_flow=False``: ``While`` ops with body functions).
+Both are run by TensorFlow (``import_graph_def`` + ``Session``) and must give the model's
+output. ``<case>_reference.npz`` holds, per lstm-trace prefix, ``hidden`` / ``cell`` at
+every input position (the layer's own cell stepped by hand, mask carried as Keras does),
+``__input__``, ``__mask__`` and a GRU's ``__weights__<k>``; per recurrent layer returning
+sequences its Keras output ``<layer>/__output__``; and ``__frozen_output__``, what the
+frozen graph returned (the last layer's last step).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+#: Each layer: (class, units, options); every recurrent layer returns sequences but the last.
+CASES: list[dict] = [
+    {"name": "stack", "layers": [
+        ("LSTM", 5, {"name": "enc"}),
+        ("GRU", 4, {"name": "mid", "reset_after": True}),
+        ("SimpleRNN", 3, {"name": "last", "activation": "relu"}),
+    ]},
+    {"name": "backwards", "layers": [
+        ("Dense", 4, {"name": "proj", "activation": "tanh"}),
+        ("GRU", 4, {"name": "back_gru", "reset_after": False, "go_backwards": True}),
+        ("LSTM", 3, {"name": "after"}),
+    ]},
+    {"name": "masked_bi", "masked_steps": 2, "layers": [
+        ("Masking", 0, {"name": "pad"}),
+        ("Bi:LSTM", 3, {"name": "bi"}),
+        ("GRU", 3, {"name": "top"}),
+    ]},
+    {"name": "embedding", "tokens": 12, "layers": [
+        ("Embedding", 4, {"name": "tokens", "mask_zero": True}),
+        ("Bi:GRU", 3, {"name": "bi_gru", "merge_mode": "sum"}),
+        ("LSTM", 2, {"name": "tail"}),
+    ]},
+]
+FREEZERS = {"lowered": True, "functional": False}
+FEATURES, BATCH, STEPS = 3, 3, 6
+
+
+def _layer(keras, kind: str, units: int, options: dict, last: bool):
+    options = dict(options)
+    L = keras.layers
+    if kind == "Dense":
+        return L.Dense(units, **options)
+    if kind == "Masking":
+        return L.Masking(0.0, **options)
+    if kind == "Embedding":
+        return L.Embedding(12, units, **options)
+    if kind.startswith("Bi:"):
+        name, merge = options.pop("name"), options.pop("merge_mode", "concat")
+        inner = getattr(L, kind[3:])(units, return_sequences=not last, **options)
+        return L.Bidirectional(inner, name=name, merge_mode=merge)
+    return getattr(L, kind)(units, return_sequences=not last, **options)
+
+
+def main(out: Path) -> None:
+    import os
+    import zlib
+
+    import numpy as np
+    import tensorflow as tf
+    from common import cell_reference, randomize, write_manifest
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    legacy = os.environ.get("TF_USE_LEGACY_KERAS") == "1"
+    if legacy:
+        import tf_keras as keras
+    else:
+        import keras
+    tf1 = tf.compat.v1
+    manifest = []
+    for case in CASES:
+        name = case["name"]
+        seed = zlib.crc32(name.encode())
+        keras.utils.set_random_seed(seed % 1000)
+        rng = np.random.default_rng(seed)
+        tokens = case.get("tokens")
+        if tokens:
+            inputs = keras.Input((STEPS,), dtype="int32", name="x")
+            x = rng.integers(1, tokens, (BATCH, STEPS)).astype(np.int32)
+            x[0, -2:] = 0
+            x[1, 2] = 0
+            spec = tf.TensorSpec([None, STEPS], tf.int32)
+        else:
+            inputs = keras.Input((STEPS, FEATURES), name="x")
+            x = rng.standard_normal((BATCH, STEPS, FEATURES)).astype(np.float32)
+            if case.get("masked_steps"):
+                x[0, -case["masked_steps"]:] = 0.0
+                x[2, 1] = 0.0
+            spec = tf.TensorSpec([None, STEPS, FEATURES], tf.float32)
+        count = len(case["layers"])
+        layers = [_layer(keras, k, u, o, i == count - 1) for i, (k, u, o) in enumerate(case["layers"])]
+        h = inputs
+        for layer in layers:
+            h = layer(h)
+        model = keras.Model(inputs, h, name=f"{name}_model")
+        randomize(model, seed=seed % 1000)
+        expected = np.asarray(model(x))
+
+        files = {}
+        for kind, lower in FREEZERS.items():
+            function = tf.function(lambda t, m=model: m(t)).get_concrete_function(spec)
+            frozen = convert_variables_to_constants_v2(function, lower_control_flow=lower)
+            graph_def = frozen.graph.as_graph_def()
+            file = f"{name}_{kind}.pb"
+            (out / file).write_bytes(graph_def.SerializeToString())
+            files[kind] = file
+            graph = tf.Graph()
+            with graph.as_default():
+                tf1.import_graph_def(graph_def, name="")
+                with tf1.Session(graph=graph) as sess:
+                    got = sess.run(frozen.outputs[0].name, {frozen.inputs[0].name: x})
+            err = float(np.abs(got - expected).max())
+            assert err < 1e-5, (name, kind, err)
+
+        reference = {"__frozen_output__": got}
+        prefixes = []
+        current = x
+        mask = None
+        for layer, (kind, _, options) in zip(layers, case["layers"], strict=True):
+            if kind in ("Dense", "Embedding", "Masking"):
+                if kind == "Embedding":
+                    mask = np.asarray(current) != 0
+                if kind == "Masking":
+                    mask = np.any(np.asarray(current) != 0.0, axis=-1)
+                current = np.asarray(layer(current))
+                continue
+            keras_mask = None if mask is None else tf.constant(mask)
+            parts = ([("forward", layer.forward_layer, False), ("backward", layer.backward_layer, True)]
+                     if kind.startswith("Bi:") else [(None, layer, bool(layer.go_backwards))])
+            for direction, inner, reverse in parts:
+                prefix = f"{layer.name}/{direction}" if direction else layer.name
+                states = cell_reference(inner.cell, current, reverse=reverse, mask=mask)
+                reference.update({f"{prefix}/{q}": v for q, v in states.items()})
+                reference[f"{prefix}/__input__"] = np.asarray(current, np.float32)
+                if mask is not None:
+                    reference[f"{prefix}/__mask__"] = mask
+                cell_kind = {"LSTMCell": "lstm", "GRUCell": "gru",
+                             "SimpleRNNCell": "simple_rnn"}[type(inner.cell).__name__]
+                if cell_kind == "gru":
+                    reference.update({f"{prefix}/__weights__{k}": w
+                                      for k, w in enumerate(inner.cell.get_weights())})
+                prefixes.append({"prefix": prefix, "kind": cell_kind, "reverse": reverse})
+            current = np.asarray(layer(current, mask=keras_mask) if mask is not None else layer(current))
+            if current.ndim == 3 and options.get("merge_mode", "concat") == "concat":
+                reference[f"{layer.name}/__output__"] = current
+        np.save(out / f"{name}_input.npy", x)
+        np.savez(out / f"{name}_reference.npz", **reference)
+        manifest.append({
+            "name": name, "backend": "keras2" if legacy else "keras3", "files": files,
+            "input": f"{name}_input.npy", "reference": f"{name}_reference.npz",
+            "prefixes": prefixes, "last": layers[-1].name,
+        })
+    write_manifest(out, manifest)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
