@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from lstm_trace.activations import get_activation, parametric_name
-from lstm_trace.engine import _lstm_fusable
 from lstm_trace.network import Cell
+from lstm_trace.step_loops import lstm_fusable
 
 
 def _cell(**options) -> Cell:
@@ -23,7 +23,7 @@ def _cell(**options) -> Cell:
 
 
 def test_plain_lstm_is_fused():
-    assert _lstm_fusable(_cell(), None)
+    assert lstm_fusable(_cell(), None)
 
 
 @pytest.mark.parametrize("options", [
@@ -31,11 +31,11 @@ def test_plain_lstm_is_fused():
     {"recurrent_activation": "hard_sigmoid(alpha=0.2, beta=0.5)"},
 ], ids=["output_activation", "gate_clip", "coupled_input_forget", "parametric_activation"])
 def test_cells_with_new_features_take_the_general_loop(options):
-    assert not _lstm_fusable(_cell(**options), None)
+    assert not lstm_fusable(_cell(**options), None)
 
 
 def test_output_activation_equal_to_tanh_keeps_the_fused_loop():
-    assert _lstm_fusable(_cell(output_activation="tanh"), None)
+    assert lstm_fusable(_cell(output_activation="tanh"), None)
 
 
 def test_features_survive_a_dtype_cast():

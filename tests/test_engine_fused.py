@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lstm_trace import engine
+from lstm_trace import engine, step_loops
 from lstm_trace.network import Cell
 
 LSTM_QUANTITIES = ("input_gate", "forget_gate", "candidate", "output_gate", "cell", "hidden")
@@ -52,11 +52,11 @@ def reference_lstm(cell: Cell, x: np.ndarray, h: np.ndarray, c: np.ndarray, reve
 
 def run_both(cell: Cell, x: np.ndarray, monkeypatch, **kwargs):
     """The fused NumPy loop and the general one (compiled kernels off: tests/test_kernels.py)."""
-    assert engine._lstm_fusable(cell, kwargs.get("mask"))
+    assert step_loops.lstm_fusable(cell, kwargs.get("mask"))
     monkeypatch.setattr(engine, "sequence_kernel", lambda *args: None)
     fused = engine.run_direction(cell, x, **kwargs)
     with monkeypatch.context() as m:
-        m.setattr(engine, "_lstm_fusable", lambda cell, mask: False)
+        m.setattr(step_loops, "lstm_fusable", lambda cell, mask: False)
         general = engine.run_direction(cell, x, **kwargs)
     return fused, general
 
@@ -109,10 +109,10 @@ def test_fused_loop_does_not_change_its_inputs(monkeypatch):
 ])
 def test_cells_the_fused_loop_does_not_cover_take_the_general_loop(options):
     cell = random_cell(4, 3, "float32", seed=0, **options)
-    assert not engine._lstm_fusable(cell, None)
+    assert not step_loops.lstm_fusable(cell, None)
 
 
 def test_masked_input_takes_the_general_loop():
     cell = random_cell(4, 3, "float32", seed=0)
-    assert engine._lstm_fusable(cell, None)
-    assert not engine._lstm_fusable(cell, np.ones((1, 3), bool))
+    assert step_loops.lstm_fusable(cell, None)
+    assert not step_loops.lstm_fusable(cell, np.ones((1, 3), bool))

@@ -2,8 +2,8 @@
 
 Each test runs one direction twice through :func:`lstm_trace.engine.run_direction`: with the
 kernel, and with the kernels switched off (``sequence_kernel`` → ``None``, the fused NumPy
-LSTM loop off too), which runs the plain step loops ``_lstm_steps`` / ``_gru_steps`` /
-``_simple_rnn_steps``. Random cells with saturating but not chaotic weights, random initial
+LSTM loop off too), which runs the plain step loops ``lstm_steps`` / ``gru_steps`` /
+``simple_rnn_steps``. Random cells with saturating but not chaotic weights, random initial
 states, every option the kernels implement. float64 agrees to 1e-12; float32 to a few ulps
 (the kernels' float32 tanh is a polynomial, NumPy's is its own SIMD routine; both within
 ~1 ulp of the true value). The framework tests run the kernels against Keras as well.
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lstm_trace import engine, kernels
+from lstm_trace import engine, kernels, step_loops
 from lstm_trace.kernels import _native
 from lstm_trace.network import QUANTITIES, Cell
 
@@ -70,7 +70,7 @@ def run_both(cell: Cell, batch: int, steps: int, *, reverse: bool, masked: bool,
     fast = engine.run_direction(cell, x, **kwargs)
     with pytest.MonkeyPatch.context() as m:
         m.setattr(engine, "sequence_kernel", lambda *args: None)
-        m.setattr(engine, "_lstm_fusable", lambda cell, mask: False)
+        m.setattr(step_loops, "lstm_fusable", lambda cell, mask: False)
         reference = engine.run_direction(cell, x, **kwargs)
     return fast, reference
 

@@ -1,8 +1,8 @@
 """Whole-sequence step kernels: the engine's fast path, proven equal to its NumPy loops.
 
 Roles, as in Keras and Flax: a *cell* knows one step (the equations in
-:class:`lstm_trace.network.Cell`, the plain NumPy loops ``_lstm_steps`` / ``_gru_steps`` /
-``_simple_rnn_steps`` in :mod:`lstm_trace.engine`, which stay the reference); the *driver*
+:class:`lstm_trace.network.Cell`, the plain NumPy loops ``lstm_steps`` / ``gru_steps`` /
+``simple_rnn_steps`` in :mod:`lstm_trace.step_loops`, which stay the reference); the *driver*
 (:func:`lstm_trace.engine.run_direction`) owns time, direction, masks and initial states; a
 *kernel* owns a whole sequence of one direction for speed. Per step it runs ``h U`` on the
 BLAS NumPy uses, then one pass over the batch that computes every gate and state and writes
