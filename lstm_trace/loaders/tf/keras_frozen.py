@@ -285,8 +285,13 @@ def _assemble(walk: _Walk, layers: list[_Layer], keras3: bool, file: str) -> Net
         input_shape: tuple[int | None, ...] = (None,)
         dtype = "int32"
     else:
-        size = first.input_size if isinstance(first, RecurrentLayer) else (
-            first.kernel.shape[0] if isinstance(first, Dense) else None)
+        size = None
+        for layer in ordered:  # Masking keeps the size: the first layer that has one says it
+            if isinstance(layer, (RecurrentLayer, Dense)):
+                size = layer.input_size if isinstance(layer, RecurrentLayer) else layer.kernel.shape[0]
+                break
+            if not isinstance(layer, Masking):
+                break
         input_shape, dtype = (None, size), "float32"
     return Network(layers=ordered, source=f"frozen TF graph {file} "
                    f"({'Keras 3' if keras3 else 'tf_keras'} layers)",
