@@ -702,7 +702,7 @@ def build_tf1_network(
             inputs[driver.name] = meta.input_placeholder(first_cell.kernel_key)
     layers, inbound = _assemble(drivers, cells, notes, weights.between, inputs)
     used = {key for match in matches for key in match.keys.values()}
-    unexplained = [f"{key} {shapes[key]}" for key in shapes if key not in used]
+    unexplained = unused_summary(shapes, used)
     first = next(layer for layer in layers if isinstance(layer, RecurrentLayer))
     return Network(
         layers=layers, source=weights.source, input_shape=(None, first.input_size),
@@ -797,3 +797,33 @@ def _assemble(
             f"size fits; {between}); otherwise trace it with --layer NAME --layer-input"
         )
     return layers, inbound
+
+
+#: Variables a TF1 training loop adds beside the weights (AdamOptimizer, the step counter).
+TRAINING_COUNTERS = frozenset({"beta1_power", "beta2_power", "global_step"})
+
+
+def unused_summary(shapes: dict[str, tuple[int, ...]], used: set[str]) -> list[str]:
+    """The stored variables no layer uses, for :attr:`Network.unexplained`: one entry each,
+    except optimizer slots (a variable named after another stored one: ``<var>/Adam``,
+    ``<var>/Adam_1``, ``<var>/Momentum``...) and training counters, one summary line each."""
+    plain: list[str] = []
+    slots: list[str] = []
+    counters: list[str] = []
+    for key in shapes:
+        if key in used:
+            continue
+        if key.rpartition("/")[0] in shapes:
+            slots.append(key)
+        elif key.rpartition("/")[2] in TRAINING_COUNTERS:
+            counters.append(key)
+        else:
+            plain.append(f"{key} {shapes[key]}")
+    if slots:
+        kinds = ", ".join(sorted({key.rpartition("/")[2] for key in slots}))
+        plain.append(f"{len(slots)} optimizer slot variables ({kinds}; e.g. {slots[0]})")
+    if len(counters) > 1:
+        plain.append(f"training counters ({', '.join(counters)})")
+    else:
+        plain += [f"{key} {shapes[key]}" for key in counters]
+    return plain
