@@ -74,6 +74,10 @@ def test_frozen_keras_graph_names_and_structure(frozen_tf2, backend):
     gru = network.layer("back_gru")
     assert gru.directions[0].reverse and not gru.directions[0].cell.reset_after
     assert network.layer("proj").activation == "tanh"
+    # Keras's own hard sigmoid of each version: relu6(x + 3) / 6, or clip(0.2 x + 0.5, 0, 1).
+    network = lstm_trace.load(directory / _case(directory, "stack")["files"]["lowered"])
+    expected = "hard_sigmoid_keras2" if backend == "keras2" else "hard_sigmoid"
+    assert network.layer("enc").directions[0].cell.recurrent_activation == expected
 
 
 def test_frozen_keras_graph_cli_traces_layer_names(frozen_tf2):

@@ -39,6 +39,7 @@ from .errors import LoadError
 from .options import LoadOptions
 from .protobuf_wire import ProtobufDecodeError, decode_varint
 from .tf.keras_frozen import keras_network
+from .tf.keras_loop import find_loops
 from .tf.meta_graph import MetaGraph, MetaGraphError, tensor_shape, tensor_value
 from .tf1_checkpoint import WeightSource, build_tf1_network, find_cells
 
@@ -120,8 +121,11 @@ def open(path: Path, options: LoadOptions) -> Network:  # noqa: A001 - the regis
     except LoadError as err:
         if "no recognisable RNN cell" not in str(err):
             raise
+        loops = "" if find_loops(graph) else (
+            "; this graph has no while loop at all (a Keras layer built with unroll=True has "
+            "none: its steps are copies of the cell, which lstm-trace does not read)")
         raise LoadError(f"{err}; lstm-trace reads frozen graphs of TF1 tf.nn.rnn_cell cells and "
-                        "of Keras LSTM/GRU/SimpleRNN layers (their while loops)") from None
+                        f"of Keras LSTM/GRU/SimpleRNN layers (their while loops){loops}") from None
 
 
 def _weights(graph: MetaGraph, name: str) -> tuple[dict[str, tuple[int, ...]], dict[str, list]]:

@@ -28,13 +28,14 @@ from pathlib import Path
 #: Each layer: (class, units, options); every recurrent layer returns sequences but the last.
 CASES: list[dict] = [
     {"name": "stack", "layers": [
-        ("LSTM", 5, {"name": "enc"}),
+        ("LSTM", 5, {"name": "enc", "recurrent_activation": "hard_sigmoid", "implementation": 1}),
         ("GRU", 4, {"name": "mid", "reset_after": True}),
         ("SimpleRNN", 3, {"name": "last", "activation": "relu"}),
     ]},
     {"name": "backwards", "layers": [
         ("Dense", 4, {"name": "proj", "activation": "tanh"}),
-        ("GRU", 4, {"name": "back_gru", "reset_after": False, "go_backwards": True}),
+        ("GRU", 4, {"name": "back_gru", "reset_after": False, "go_backwards": True,
+                    "use_bias": False}),
         ("LSTM", 3, {"name": "after"}),
     ]},
     {"name": "masked_bi", "masked_steps": 2, "layers": [

@@ -146,7 +146,7 @@ def keras_network(meta: MetaGraph, file: str, *, tf1_cells: bool) -> Network | N
         scope = _scope(meta, loop)
         layer = _keras_name(scope.rsplit("/", 1)[-1], _written_by_keras3(loop))
         raise LoadError(f"{file}: the loop of layer {layer!r} ({scope}) is {err}; lstm-trace reads the "
-                        "loops of Keras LSTM, GRU and SimpleRNN layers (implementation 2, no dropout)")
+                        "loops of Keras LSTM, GRU and SimpleRNN layers (with dropout and recurrent_dropout 0)")
     if not recognised:
         return None
     walk = _Walk(meta)

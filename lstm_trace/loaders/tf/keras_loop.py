@@ -47,7 +47,14 @@ _MAX_DEPTH = 400
 
 
 class LoopError(ValueError):
-    """A loop body that is not a Keras recurrent cell lstm-trace can replay (one line)."""
+    """A loop body that is not a Keras recurrent cell lstm-trace can replay (one line).
+
+    ``depth``: how far the body matched before this (of several attempts, the deepest
+    one's reason is the one to tell)."""
+
+    def __init__(self, message: str, depth: int = 0) -> None:
+        super().__init__(message)
+        self.depth = depth
 
 
 # ------------------------------------------------------------------ expressions
@@ -310,6 +317,8 @@ class _Reader:
             return Op("sub", tuple(args))
         if op == "Mul":
             return Op("mul", tuple(args))
+        if op in ("RealDiv", "Div", "TrueDiv"):
+            return Op("div", tuple(args))
         if op in ("Maximum", "Minimum"):
             return Op(op[:3].lower(), tuple(args))
         if op in ("Select", "SelectV2"):
@@ -324,8 +333,8 @@ class _Reader:
 def _add(a: Expr, b: Expr) -> Expr:
     if isinstance(b, Linear) and not isinstance(a, Linear):
         a, b = b, a
-    if isinstance(a, Linear) and isinstance(b, Const) and b.value.ndim <= 1:
-        bias = np.broadcast_to(b.value, (a.width,)).astype(a.terms[0][1].dtype)
+    if isinstance(a, Linear) and isinstance(b, Const) and b.value.shape == (a.width,):
+        bias = b.value.astype(a.terms[0][1].dtype)
         return Linear(a.terms, bias if a.bias is None else a.bias + bias)
     if isinstance(a, Linear) and isinstance(b, Linear) and a.width == b.width:
         terms = list(a.terms)
@@ -458,10 +467,46 @@ def _unmask(e: Expr, var: int) -> tuple[Expr, Expr | None]:
     return e, None
 
 
+def _scalar(e: Expr) -> float | None:
+    return float(e.value.reshape(-1)[0]) if isinstance(e, Const) and e.value.size == 1 else None
+
+
+def _op_with_scalar(e: Expr, kind: str) -> tuple[Expr, float] | None:
+    """(other operand, constant) of ``kind(other, c)`` / ``kind(c, other)`` (``div``: c second)."""
+    if not (isinstance(e, Op) and e.kind == kind and len(e.args) == 2):
+        return None
+    a, b = e.args
+    if _scalar(b) is not None:
+        return a, _scalar(b)
+    if kind != "div" and _scalar(a) is not None:
+        return b, _scalar(a)
+    return None
+
+
+def _hard_sigmoid(e: Expr) -> tuple[str, Expr] | None:
+    """Keras 3 ``relu6(x + 3) / 6`` and Keras 2 / tf_keras ``clip(x * 0.2 + 0.5, 0, 1)``."""
+    div = _op_with_scalar(e, "div")
+    if div is not None and div[1] == 6.0 and isinstance(div[0], Op) and div[0].name == "relu6":
+        shifted = _op_with_scalar(div[0].args[0], "add")
+        if shifted is not None and shifted[1] == 3.0:
+            return "hard_sigmoid", shifted[0]
+    top = _op_with_scalar(e, "max")
+    low = _op_with_scalar(top[0], "min") if top is not None and top[1] == 0.0 else None
+    if low is not None and low[1] == 1.0:
+        shifted = _op_with_scalar(low[0], "add")
+        scaled = _op_with_scalar(shifted[0], "mul") if shifted and shifted[1] == np.float32(0.5) else None
+        if scaled is not None and scaled[1] == np.float32(0.2):
+            return "hard_sigmoid_keras2", scaled[0]
+    return None
+
+
 def _gate(e: Expr, what: str) -> tuple[str, Expr]:
-    """(activation name, pre-activation) of ``act(pre)``."""
+    """(activation name, pre-activation) of ``act(pre)`` (one op, or a Keras hard sigmoid)."""
     if isinstance(e, Op) and e.kind == "act":
         return e.name, e.args[0]
+    hard = _hard_sigmoid(e)
+    if hard is not None:
+        return hard
     raise LoopError(f"{what} is {_describe(e)}, not an activation of the gate's sum")
 
 
@@ -526,35 +571,41 @@ def recognise(meta: MetaGraph, loop: Loop) -> KerasLoop:
     masked_output = isinstance(written, Op) and written.kind == "select"
     states = [i for i, e in nexts.items()
               if i != out_var and not (masked_output and e is written) and _is_state(e)]
-    attempts: list[str] = []
+    if len(states) > 2:
+        raise LoopError(f"not one LSTM, GRU or SimpleRNN cell (it carries {len(states)} states: "
+                        "several cells in one loop, like RNN(StackedRNNCells), are not read)")
+    attempts: list[LoopError] = []
     for build in (_lstm, _gru, _simple_rnn):
         try:
-            cell, step, masks, h_var = build(states, nexts)
+            return _checked(loop, build(states, nexts), written, out_var)
         except LoopError as err:
-            attempts.append(str(err))
-            continue
-        new_h = _unmask(nexts[h_var], h_var)[0]
-        zero_output = False
-        out_new, out_mask = written, None
-        if isinstance(written, Op) and written.kind == "select":
-            out_mask, out_new = written.args[0], written.args[1]
-            other = written.args[2]
-            zero_output = isinstance(other, Op) and other.kind == "zeros" or (
-                isinstance(other, Const) and not other.value.any())
-        if out_new is not new_h:
-            raise LoopError("the step output is not the new hidden state")
-        mask_steps = {_mask_source(m) for m in [*masks, out_mask] if m is not None}
-        if len(mask_steps) > 1 or (out_mask is not None and not masks):
-            raise LoopError("the states and the output are not all masked by the same mask")
-        return KerasLoop(loop, cell, (step.graph, step.sequence), bool(masks), zero_output,
-                         loop.vars[out_var])
-    if len(states) >= 2:
+            attempts.append(err)
+    if len(states) == 2:
         why = f"as an LSTM: {attempts[0]}"
     elif len(states) == 1:
         why = f"as a GRU: {attempts[1]}; as a SimpleRNN: {attempts[2]}"
     else:
         why = "it carries no state"
     raise LoopError(f"not an LSTM, GRU or SimpleRNN cell ({why})")
+
+
+def _checked(loop: Loop, found: tuple, written: Expr, out_var: int) -> KerasLoop:
+    """The recognised cell, once the step output is its new ``h`` (masked like its states)."""
+    cell, step, masks, new_h = found
+    zero_output = False
+    out_new, out_mask = written, None
+    if isinstance(written, Op) and written.kind == "select":
+        out_mask, out_new = written.args[0], written.args[1]
+        other = written.args[2]
+        zero_output = isinstance(other, Op) and other.kind == "zeros" or (
+            isinstance(other, Const) and not other.value.any())
+    if out_new is not new_h:
+        raise LoopError("the step output is not the new hidden state", depth=9)
+    mask_steps = {_mask_source(m) for m in [*masks, out_mask] if m is not None}
+    if len(mask_steps) > 1 or (out_mask is not None and not masks):
+        raise LoopError("the states and the output are not all masked by the same mask", depth=9)
+    return KerasLoop(loop, cell, (step.graph, step.sequence), bool(masks), zero_output,
+                     loop.vars[out_var])
 
 
 def _mask_source(e: Expr) -> object:
@@ -578,8 +629,8 @@ def _lstm(states: list[int], nexts: dict[int, Expr]):
             try:
                 return _lstm_pair(h_var, c_var, nexts)
             except LoopError as err:
-                errors.append(str(err))
-    raise LoopError(min(errors, key=len))
+                errors.append(err)
+    raise max(errors, key=lambda e: e.depth)  # the pairing of h and c that matched furthest
 
 
 def _lstm_pair(h_var: int, c_var: int, nexts: dict[int, Expr]):
@@ -590,8 +641,15 @@ def _lstm_pair(h_var: int, c_var: int, nexts: dict[int, Expr]):
     keep = [a for a in c_new.args if _mul_with(a, Var(c_var)) is not None]
     if len(keep) != 1:
         raise LoopError("the new cell state does not multiply the old one by a forget gate")
-    f = _mul_with(keep[0], Var(c_var))
-    write = next(a for a in c_new.args if a is not keep[0])
+    try:
+        return _lstm_gates(h_var, c_var, h_new, h_mask, c_new, c_mask, keep[0])
+    except LoopError as err:  # c' = f*c + ... matched: this pairing is the one to explain
+        raise LoopError(str(err), depth=1) from None
+
+
+def _lstm_gates(h_var: int, c_var: int, h_new: Expr, h_mask, c_new: Op, c_mask, keep: Expr):
+    f = _mul_with(keep, Var(c_var))
+    write = next(a for a in c_new.args if a is not keep)
     if not (isinstance(write, Op) and write.kind == "mul"):
         raise LoopError("the new cell state does not add i*g")
     i, g = write.args  # Keras: c = f * c_tm1 + i * activation(z_c)
@@ -629,7 +687,7 @@ def _lstm_pair(h_var: int, c_var: int, nexts: dict[int, Expr]):
     )
     if (h_mask is None) != (c_mask is None):
         raise LoopError("only one of the two states is masked")
-    return cell, step, [m for m in (h_mask, c_mask) if m is not None], h_var
+    return cell, step, [m for m in (h_mask, c_mask) if m is not None], h_new
 
 
 def _gru(states: list[int], nexts: dict[int, Expr]):
@@ -702,7 +760,7 @@ def _gru(states: list[int], nexts: dict[int, Expr]):
                         if reset_after else None),
         reset_after=reset_after, activation=h_act, recurrent_activation=z_act, layout="keras_gru",
     )
-    return cell, step, [mask] if mask is not None else [], h_var
+    return cell, step, [mask] if mask is not None else [], h_new
 
 
 def _simple_rnn(states: list[int], nexts: dict[int, Expr]):
@@ -715,4 +773,4 @@ def _simple_rnn(states: list[int], nexts: dict[int, Expr]):
     step, w, u = _step_and_state(pre, Var(h_var), "SimpleRNN")
     cell = Cell(kind="simple_rnn", units=u.shape[1], kernel=w, recurrent_kernel=u,
                 bias=_bias(pre, u.shape[1], w.dtype), activation=act, layout="simple_rnn")
-    return cell, step, [mask] if mask is not None else [], h_var
+    return cell, step, [mask] if mask is not None else [], h_new
