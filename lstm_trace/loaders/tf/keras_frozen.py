@@ -145,8 +145,9 @@ def keras_network(meta: MetaGraph, file: str, *, tf1_cells: bool) -> Network | N
         loop, err = refused[0]
         scope = _scope(meta, loop)
         layer = _keras_name(scope.rsplit("/", 1)[-1], _written_by_keras3(loop))
-        raise LoadError(f"{file}: the loop of layer {layer!r} ({scope}) is {err}; lstm-trace reads the "
-                        "loops of Keras LSTM, GRU and SimpleRNN layers (with dropout and recurrent_dropout 0)")
+        raise LoadError(f"{file}: the loop of layer {layer!r} ({scope}) is {err}; lstm-trace "
+                        "reads the loops of Keras LSTM, GRU and SimpleRNN layers (with dropout "
+                        "and recurrent_dropout 0)")
     if not recognised:
         return None
     walk = _Walk(meta)
