@@ -111,3 +111,30 @@ def test_frozen_graph_with_an_unknown_loop_is_refused_in_one_line(frozen_tf2, tm
                                         r"LSTM, GRU or SimpleRNN cell \(as an LSTM: .*\)"):
         lstm_trace.load(broken)
     assert_user_error(invoke("inspect", broken), "is not an LSTM, GRU or SimpleRNN cell")
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_frozen_keras_graphs_lstm_trace_cannot_read_are_refused_in_one_line(frozen_tf2, backend):
+    directory = frozen_tf2[backend]
+    files = _case(directory, "extras")["files"]
+    assert_user_error(invoke("inspect", directory / files["stacked_cells"]),
+                      "the loop of layer 'stacked'", "several cells in one loop")
+    assert_user_error(invoke("inspect", directory / files["unrolled"]),
+                      "no while loop at all", "unroll=True")
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_frozen_keras_graph_layer_after_a_conv_is_traced_from_its_own_input(frozen_tf2, backend):
+    """A Conv1D is not replayed: the LSTM after it asks for --layer-input and, given the
+    conv's output, ends where the frozen graph did."""
+    directory = frozen_tf2[backend]
+    path = directory / _case(directory, "extras")["files"]["conv_front"]
+    x = np.load(directory / "conv_front_layer_input.npy")
+    result = invoke(path, directory / "conv_front_layer_input.npy", "--format", "npz", "-o", "-")
+    assert_user_error(result, "--layer-input")
+    network = lstm_trace.load(path)
+    trace = network.trace(x, layer_input=True)
+    frozen = np.load(directory / "conv_front_output.npy")
+    err = float(np.abs(trace["after_conv/hidden"][:, -1] - frozen).max())
+    assert err < ATOL, err
+    record_error("TF2 frozen graphs", f"{backend}/conv_front", err)

@@ -43,6 +43,10 @@ CASES: list[dict] = [
         ("Bi:LSTM", 3, {"name": "bi"}),
         ("GRU", 3, {"name": "top"}),
     ]},
+    # Names Keras picks itself; RNN(GRUCell) cells are auto-named too (gru_cell_1 in tf_keras).
+    {"name": "auto_names", "layers": [
+        ("SimpleRNN", 4, {}), ("Cell:GRU", 3, {}), ("Cell:GRU", 2, {"reset_after": False}),
+    ]},
     {"name": "embedding", "tokens": 12, "layers": [
         ("Embedding", 4, {"name": "tokens", "mask_zero": True}),
         ("Bi:GRU", 3, {"name": "bi_gru", "merge_mode": "sum"}),
@@ -62,6 +66,9 @@ def _layer(keras, kind: str, units: int, options: dict, last: bool):
         return L.Masking(0.0, **options)
     if kind == "Embedding":
         return L.Embedding(12, units, **options)
+    if kind.startswith("Cell:"):
+        cell = getattr(L, f"{kind[5:]}Cell")(units, **options)
+        return L.RNN(cell, return_sequences=not last)
     if kind.startswith("Bi:"):
         name, merge = options.pop("name"), options.pop("merge_mode", "concat")
         inner = getattr(L, kind[3:])(units, return_sequences=not last, **options)
@@ -167,7 +174,41 @@ def main(out: Path) -> None:
             "input": f"{name}_input.npy", "reference": f"{name}_reference.npz",
             "prefixes": prefixes, "last": layers[-1].name,
         })
+    manifest.append(_extras(keras, tf, np, out, convert_variables_to_constants_v2))
     write_manifest(out, manifest)
+
+
+def _extras(keras, tf, np, out: Path, freeze) -> dict:
+    """Graphs lstm-trace must refuse in one line (``RNN(StackedRNNCells)``, ``unroll=True``),
+    and a ``Conv1D`` before an LSTM (traced with ``--layer-input``: the conv's output, and
+    what the frozen graph returned)."""
+    from common import randomize
+
+    L = keras.layers
+    spec = tf.TensorSpec([None, STEPS, FEATURES], tf.float32)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((BATCH, STEPS, FEATURES)).astype(np.float32)
+    models = {
+        "stacked_cells": [L.RNN(L.StackedRNNCells([L.LSTMCell(3), L.GRUCell(2)]), name="stacked")],
+        "unrolled": [L.LSTM(3, unroll=True, name="unrolled")],
+        "conv_front": [L.Conv1D(4, 2, name="conv"), L.LSTM(3, name="after_conv")],
+    }
+    files = {}
+    for name, layers in models.items():
+        inputs = keras.Input((STEPS, FEATURES))
+        h = inputs
+        for layer in layers:
+            h = layer(h)
+        model = keras.Model(inputs, h)
+        randomize(model, seed=5)
+        function = tf.function(lambda t, m=model: m(t)).get_concrete_function(spec)
+        graph_def = freeze(function).graph.as_graph_def()
+        (out / f"{name}.pb").write_bytes(graph_def.SerializeToString())
+        files[name] = f"{name}.pb"
+        if name == "conv_front":
+            np.save(out / "conv_front_layer_input.npy", np.asarray(layers[0](x)))
+            np.save(out / "conv_front_output.npy", np.asarray(model(x)))
+    return {"name": "extras", "files": files, "prefixes": []}
 
 
 if __name__ == "__main__":

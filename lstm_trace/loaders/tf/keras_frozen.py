@@ -7,9 +7,9 @@ Keras layers, with the names, directions and order the model had:
   GRU loops under ``<layer>/PartitionedCall``). The layer is the last scope component, a
   ``Bidirectional`` wrapper the component above ``forward_<x>`` / ``backward_<x>``. Keras 3
   opens every layer's name scope twice (to build, then to call), so TensorFlow uniquifies
-  the call scope: ``sequential_1/lstm_1/lstm_cell_1``. Such a graph is recognised by its
-  cell's ``<name>_cell_<n>`` scope inside the loop, and one ``_<n>`` is taken off each
-  component (``lstm_1`` -> ``lstm``, ``lstm_1_1`` -> ``lstm_1``).
+  the call scope: ``sequential_1/lstm_1/lstm_cell_1``. Such a graph is recognised by those
+  scopes (:func:`_keras3_evidence`), and one ``_<n>`` is taken off each component
+  (``lstm_1`` -> ``lstm``, ``lstm_1_1`` -> ``lstm_1``).
 - **Direction**: a loop that unstacks ``ReverseV2(transpose(x))`` walks backwards
   (``go_backwards``, a Bidirectional's backward layer).
 - **Order and inputs**: each layer's input (the tensor its loop's ``transpose`` reads) is
@@ -36,7 +36,7 @@ from .keras_loop import KerasLoop, Loop, LoopError, find_loops, recognise
 from .meta_graph import ACTIVATION_OPS, MetaGraph, Tensor, _Graph, _Node, tensor_array
 
 _PASS = frozenset({"Identity", "Snapshot", "StopGradient"})
-_CELL_SCOPE = re.compile(r"(?:^|/)[A-Za-z0-9_]*cell_\d+/")
+_CELL_SCOPE = re.compile(r"(?:^|/)([A-Za-z0-9_]*cell(?:_\d+)*)/")
 _SUFFIX = re.compile(r"_\d+$")
 _MAX_WALK = 200
 
@@ -110,10 +110,27 @@ def _scope(meta: MetaGraph, loop: Loop) -> str:
     return re.sub(r"/PartitionedCall(?:_\d+)?$", "", name)
 
 
-def _written_by_keras3(loop: Loop) -> bool:
-    """Keras 3 calls its cell under a uniquified scope (``.../while/lstm_cell_1/MatMul``)."""
+def _keras3_evidence(meta: MetaGraph, loop: Loop) -> bool:
+    """Whether a loop's scopes are Keras 3's double-entered ones (``False``: tf_keras's, or
+    cannot tell).
+
+    Keras 3 builds, then calls, each layer under its name scope in the same graph, so every
+    call scope is uniquified: the layer's (``tagger_1/encoder_1``) and the cell's inside the
+    loop (``lstm_cell_1``; LSTM, GRU and SimpleRNN name their cells ``lstm_cell``...). tf_keras
+    enters each once: its cells run under ``simple_rnn_cell`` or under no cell scope at all
+    (the fused ``standard_lstm`` / ``standard_gru`` functions)."""
     prefix = "" if loop.body is not loop.outer else loop.name + "/"
-    return any(_CELL_SCOPE.search(n) for n in loop.body.nodes if n.startswith(prefix))
+    cells = {m.group(1) for n in loop.body.nodes if n.startswith(prefix)
+             and (m := _CELL_SCOPE.search(n[len(prefix):]))}
+    if not cells or any(not _SUFFIX.search(c) for c in cells):
+        return False
+    return all(_SUFFIX.search(c) for c in _scope(meta, loop).split("/"))
+
+
+def _written_by_keras3(meta: MetaGraph, loops: list[Loop]) -> bool:
+    """Keras 3 when some loop shows its scopes and no loop shows tf_keras's."""
+    evidence = [_keras3_evidence(meta, loop) for loop in loops]
+    return any(evidence) and all(evidence)
 
 
 def _keras_name(component: str, keras3: bool) -> str:
@@ -144,14 +161,14 @@ def keras_network(meta: MetaGraph, file: str, *, tf1_cells: bool) -> Network | N
     if refused and (recognised or not tf1_cells):
         loop, err = refused[0]
         scope = _scope(meta, loop)
-        layer = _keras_name(scope.rsplit("/", 1)[-1], _written_by_keras3(loop))
+        layer = _keras_name(scope.rsplit("/", 1)[-1], _written_by_keras3(meta, [loop]))
         raise LoadError(f"{file}: the loop of layer {layer!r} ({scope}) is {err}; lstm-trace "
                         "reads the loops of Keras LSTM, GRU and SimpleRNN layers (with dropout "
                         "and recurrent_dropout 0)")
     if not recognised:
         return None
     walk = _Walk(meta)
-    keras3 = any(_written_by_keras3(k.loop) for k in recognised)
+    keras3 = _written_by_keras3(meta, [k.loop for k in recognised])
     directions: dict[str, list[tuple[str, KerasLoop, tuple[_Graph, Tensor], bool]]] = {}
     for k in recognised:
         scope = [_keras_name(c, keras3) for c in _scope(meta, k.loop).split("/")]
