@@ -161,3 +161,19 @@ def test_cli_trace_of_a_branch_matches_the_library(subgraphs, tmp_path):
         assert sorted(saved.files) == sorted(f"gru8/{q}" for q in
                                              ("update_gate", "reset_gate", "candidate", "hidden"))
         np.testing.assert_array_equal(saved["gru8/hidden"], trace["gru8/hidden"])
+
+
+def test_an_initial_state_of_another_batch_is_one_line(subgraphs, tmp_path):
+    """onnxruntime refuses it too ("Input initial_h must have shape {1,2,4}")."""
+    feed = dict(np.load(subgraphs / "nested_feed0.npz"))
+    feed["state"] = np.concatenate([feed["state"]] * 2, axis=1)  # batch 4 for X's 2
+    np.savez(tmp_path / "wide.npz", **feed)
+    _one_error_line(run(subgraphs / "nested.onnx", tmp_path / "wide.npz"),
+                    "layer 'rnn16/initial_h/forward' (ONNX ops): initial state 'h16' of 'rnn16' "
+                    "has shape (1, 4, 4), expected [num_directions, batch_size, hidden_size] "
+                    "with batch_size 2 (X's) and hidden_size 4")
+
+
+def test_subgraphs_nested_too_deep_are_refused_in_one_line(subgraphs):
+    _one_error_line(run("inspect", subgraphs / "too_deep.onnx"),
+                    "too_deep.onnx: subgraphs are nested more than 16 levels deep")

@@ -301,6 +301,16 @@ def main(out: Path) -> None:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
     model.ir_version = 8
     onnx.save(model, out / "lstm_in_loop.onnx")
+    # too_deep: If branches nested 20 levels (a hostile file): refused in one line.
+    inner_g = branch("leaf", [helper.make_node("Identity", ["X"], ["leaf_out"])], ["leaf_out"])
+    for level in range(20):
+        node = helper.make_node("If", ["cond"], [f"o{level}"], name=f"if{level}",
+                                then_branch=inner_g, else_branch=inner_g)
+        inner_g = branch(f"level{level}", [node], [f"o{level}"])
+    graph = helper.make_graph(list(inner_g.node), "too_deep", [x_info, cond_info],
+                              [helper.make_tensor_value_info("o19", F32, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    onnx.save(model, out / "too_deep.onnx")
     (out / "manifest.json").write_text(json.dumps({"cases": manifest}, indent=1))
 
 

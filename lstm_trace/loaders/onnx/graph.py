@@ -151,6 +151,9 @@ class OnnxOps(UpstreamLayer):
             )
         if self.result == "zeros":
             return np.zeros((xs[0].shape[0], self.units), dtype=xs[0].dtype), None
+        batch = None
+        if self.result == "state":  # the first source is the node's X: the batch to match
+            batch, xs = xs[0].shape[0], xs[1:]
         env = dict(self.constants)
         pos = 0
         for source in self.sources:
@@ -162,15 +165,25 @@ class OnnxOps(UpstreamLayer):
                                      f"{'false' if then else 'true'} for this input")
         value = evaluate(self.target, env, self.producer, self.opset)
         if self.result == "state":
-            return self._state(value), None
+            return self._state(value, batch), None
         if self.sequence_lens:
             evaluate(self.sequence_lens, env, self.producer, self.opset)
         return self._sequence(value, env)
 
-    def _state(self, value: np.ndarray) -> np.ndarray:
+    def _state(self, value: np.ndarray, batch: int | None) -> np.ndarray:
+        """Direction ``direction`` of an initial state ``[num_directions, batch, units]``
+        (``layout=1``: ``[batch, num_directions, units]``), checked as onnxruntime checks it."""
+        axes = "[num_directions, batch_size, hidden_size]" if self.layout == 0 else \
+            "[batch_size, num_directions, hidden_size]"
         if value.ndim != 3:
-            raise ValueError(f"initial state {self.target!r} has shape {value.shape}, expected 3 axes")
-        return value[self.direction] if self.layout == 0 else value[:, self.direction]
+            raise ValueError(f"initial state {self.target!r} of {self.feeds!r} has shape "
+                             f"{value.shape}, expected {axes}")
+        state = value[self.direction] if self.layout == 0 else value[:, self.direction]
+        if state.shape != (batch, self.units):
+            raise ValueError(f"initial state {self.target!r} of {self.feeds!r} has shape "
+                             f"{value.shape}, expected {axes} with batch_size {batch} (X's) "
+                             f"and hidden_size {self.units}")
+        return state
 
     def _sequence(
         self, x: np.ndarray, env: Mapping[str, np.ndarray]
@@ -607,6 +620,7 @@ class GraphBuilder:
                 raise LoadError(f"{self.name}: {node.op_type} node {name!r}: {err}") from None
             if scope:
                 layer.options["branch"] = " > ".join(map(str, scope))
+                self.used_nodes.update(id(self.flat.ifs[b.node]) for b in scope if b.node in self.flat.ifs)
             layout = int(layer.options["layout"])  # type: ignore[call-overload]
             if not node.input(0):
                 raise LoadError(f"{self.name}: {node.op_type} node {name!r} has no input X")
@@ -628,9 +642,10 @@ class GraphBuilder:
                         units = direction.cell.units
                         lname = f"{name}/{state}/{direction.name}"
                         if state in wired:
-                            add(*self.ops_layer(lname, name, [wired[state]], guards, scope,
-                                                result="state", layout=layout, direction=d,
-                                                units=units))
+                            glue, keys = self.ops_layer(lname, name, [wired[state]], guards, scope,
+                                                       result="state", layout=layout, direction=d,
+                                                       units=units)
+                            add(glue, (x_layer.name, *keys))
                         else:
                             add(OnnxOps(name=lname, class_name="ONNX ops", result="zeros",
                                         units=units, feeds=name), (x_layer.name,))

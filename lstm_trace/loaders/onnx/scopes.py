@@ -61,8 +61,8 @@ class Flat:
     initializers: dict[str, np.ndarray] = field(default_factory=dict)
     #: Tensor name -> the node producing it and which of its outputs it is.
     producer: dict[str, tuple[Node, int]] = field(default_factory=dict)
-    #: ``id(If node)`` -> its label (its name, or ``If_<k>`` counting ``If`` nodes from 0).
-    labels: dict[int, str] = field(default_factory=dict)
+    #: Each ``If`` node by its label (its name, or ``If_<k>`` counting ``If`` nodes from 0).
+    ifs: dict[str, Node] = field(default_factory=dict)
     #: Recurrent op types found inside loop bodies, with where (``body of Loop 'x'``).
     in_loops: list[tuple[str, str]] = field(default_factory=list)
 
@@ -119,7 +119,7 @@ def flatten(graph: Graph, recurrent_ops: set[str] | frozenset[str] = frozenset()
             if is_if(node):
                 label = node.name or f"If_{if_count}"
                 if_count += 1
-                flat.labels[id(node)] = label
+                flat.ifs[label] = node
                 for then in (True, False):
                     sub = branch_graph(node, then)
                     if sub is not None:
