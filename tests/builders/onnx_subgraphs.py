@@ -241,7 +241,7 @@ def main(out: Path) -> None:
         {"X": xb, "sr": np.array(8000, np.int64), "state": state},
         {"X": xb, "sr": np.array(16000, np.int64), "state": np.zeros((2, 0, H), np.float32)},
     ], {"rnn16": tuple(o16), "gru8": tuple(o8), "rnn16_nostate": tuple(o16n)})
-    np.save(out / "nested_state.npy", state)
+    np.savez(out / "nested_no_sr.npz", X=xb, state=state)  # the input deciding the branch left out
 
     # same_names: two branches built from one template: the same node name "lstm" and the
     # same tensor names (x_in, W, R, B) inside each, different weights.
