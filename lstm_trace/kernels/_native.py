@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 #: The ABI version ``lstm_trace_kernels_abi()`` of a library this module can drive.
-ABI = 2
+ABI = 3
 #: ``LSTM_TRACE_KERNELS``: ``numpy`` turns the compiled kernels off (the NumPy loops run);
 #: ``always`` uses them for work of any size; unset (``auto``): not for small work.
 DISABLE_ENV = "LSTM_TRACE_KERNELS"
@@ -40,14 +40,16 @@ class KernelArgs(ctypes.Structure):
 
     _fields_ = [
         ("batch", ctypes.c_int64), ("steps", ctypes.c_int64),
-        ("units", ctypes.c_int64), ("state", ctypes.c_int64), ("split_min", ctypes.c_int64),
+        ("units", ctypes.c_int64), ("state", ctypes.c_int64), ("features", ctypes.c_int64),
+        ("split_min", ctypes.c_int64),
         ("reverse", ctypes.c_int32), ("activation", ctypes.c_int32),
         ("recurrent_activation", ctypes.c_int32), ("reset_after", ctypes.c_int32),
         ("has_cell_clip", ctypes.c_int32), ("has_proj_clip", ctypes.c_int32),
         ("gemm_ilp64", ctypes.c_int32), ("threads", ctypes.c_int32),
         ("has_forget_bias", ctypes.c_int32),
         ("cell_clip", ctypes.c_double), ("proj_clip", ctypes.c_double), ("forget_bias", ctypes.c_double),
-        ("xw", _c_ptr), ("bias", _c_ptr), ("U", _c_ptr), ("recurrent_bias", _c_ptr),
+        ("x", _c_ptr), ("W", _c_ptr), ("xw", _c_ptr), ("bias", _c_ptr),
+        ("U", _c_ptr), ("recurrent_bias", _c_ptr),
         ("peep_i", _c_ptr), ("peep_f", _c_ptr), ("peep_o", _c_ptr), ("P", _c_ptr),
         ("mask", _c_ptr), ("h0", _c_ptr), ("c0", _c_ptr),
         ("out", _c_ptr * 6), ("h_final", _c_ptr), ("c_final", _c_ptr),

@@ -54,8 +54,9 @@ def bind(lib: Library, cell: Cell, dtype: np.dtype) -> SequenceKernel:
     returns ``(arrays, final hidden, final cell or None)``: every recorded quantity
     ``(batch, steps, width)`` by input position, gates 0 on masked steps, states carried.
 
-    ``x W`` is one product for all steps; the kernel adds ``b`` (and a run-time forget bias)
-    as it reads each row, in the reference's order, so the bias costs no pass of its own.
+    ``x W`` is one product for all steps (per block of rows, on the block's thread); the kernel
+    adds ``b`` (and a run-time forget bias) as it reads each row, in the reference's order, so
+    the bias costs no pass of its own.
     The gates are written over ``x W`` in place (one buffer fewer to fill: a quarter of the
     time of a wide batch went to the kernel zeroing fresh pages), so the gate arrays are
     strided views of it, like slices of a fused gate tensor; ``cell`` and ``hidden`` (a
@@ -80,8 +81,8 @@ def bind(lib: Library, cell: Cell, dtype: np.dtype) -> SequenceKernel:
         batch, steps, features = x.shape
         h0 = _array(h0, dtype, (batch, cell.state_size))
         c0 = _array(c0, dtype, (batch, u)) if is_lstm else None
-        # a fresh array (the gates go over it), whatever x is
-        xw = np.matmul(x.reshape(batch * steps, features), W, dtype=dtype).reshape(batch, steps, W.shape[1])
+        x = np.ascontiguousarray(x, dtype=dtype)
+        xw = np.empty((batch, steps, W.shape[1]), dtype)  # the kernel's x W; its gates go over it
         arrays = {q: xw[:, :, k * u:(k + 1) * u] for k, q in enumerate(gates)}
         if cell.kind == "simple_rnn":
             arrays["hidden"] = xw  # h' = φ(x W + b + h U) in place
@@ -105,6 +106,7 @@ def bind(lib: Library, cell: Cell, dtype: np.dtype) -> SequenceKernel:
             cell_clip=cell.cell_clip or 0.0, proj_clip=cell.proj_clip or 0.0,
             has_forget_bias=int(is_lstm and bool(cell.forget_bias)),
             forget_bias=float(cell.forget_bias or 0.0) if is_lstm else 0.0,
+            features=features, x=_ptr(x), W=_ptr(W),
             xw=_ptr(xw), bias=_ptr(b), U=_ptr(U), recurrent_bias=_ptr(rb),
             peep_i=_ptr(p_i), peep_f=_ptr(p_f), peep_o=_ptr(p_o), P=_ptr(P if is_lstm else None),
             mask=_ptr(mask8), h0=_ptr(h0), c0=_ptr(c0), threads=THREADS, split_min=SPLIT_MIN_VALUES,

@@ -26,7 +26,7 @@ enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111 };
 
 /* Everything a kernel needs; mirrored by _native.KernelArgs (keep the two in step). */
 typedef struct {
-    int64_t batch, steps, units, state;
+    int64_t batch, steps, units, state, features;
     int64_t split_min;          /* threads only from this many gate values (batch x steps x
                                  * gate width) on: a thread costs tens of microseconds */
     int32_t reverse, activation, recurrent_activation, reset_after;
@@ -34,6 +34,8 @@ typedef struct {
     int32_t threads;            /* threads over blocks of batch rows (1: none) */
     int32_t has_forget_bias;
     double cell_clip, proj_clip, forget_bias;
+    const void *x, *W;          /* (batch, steps, features) and (features, G*units): the kernel
+                                 * computes x W into xw itself (each block of rows its own) */
     const void *xw;             /* (batch, steps, G*units): x W for every step; LSTM and GRU
                                  * write their gates over it, SimpleRNN its h (out[0]) */
     const void *bias;           /* (G*units) added to x W as it is read, or NULL */
@@ -104,4 +106,4 @@ static inline float tanh_f32(float x) {
 #undef TANH
 
 /* Lets the loader check it has the library it was written for. */
-int lstm_trace_kernels_abi(void) { return 2; }
+int lstm_trace_kernels_abi(void) { return 3; }

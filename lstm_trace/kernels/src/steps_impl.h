@@ -83,19 +83,25 @@ typedef int (*SFX(sequence_fn))(const kernel_args *);
 typedef struct {
     SFX(sequence_fn) fn;
     kernel_args args;
+    int64_t gate_width;
     int rc;
 } SFX(block_job);
 
+/* x W for every step of the block's rows (one product of batch * steps rows), then fn. */
 static void *SFX(block_thread)(void *p) {
     SFX(block_job) *j = p;
-    j->rc = j->fn(&j->args);
+    const kernel_args *a = &j->args;
+    const int64_t F = a->features, G = j->gate_width;
+    SFX(gemm)(a, a->batch * a->steps, G, F, a->x, F, a->W, G, (REAL *)a->xw, G);
+    j->rc = j->fn(a);
     return NULL;
 }
 
 /* fn over the whole batch, or over blocks of batch rows, one thread each: each row is its
  * own recurrence, so a block is a smaller batch with every pointer moved to its first row.
  * `widths[q]`: row width of out[q] (the outputs the kernel writes itself); `gate_width`:
- * of x W. Threads only for work of a->split_min gate values or more. */
+ * of x W, which each block computes for its own rows first (so a block's products all run
+ * on its own thread, and its pages are first touched there). Threads only for work of a->split_min gate values or more. */
 static int SFX(over_row_blocks)(SFX(sequence_fn) fn, const kernel_args *a, const int64_t widths[6],
                                 int64_t gate_width) {
     const int64_t B = a->batch, T = a->steps;
@@ -103,7 +109,11 @@ static int SFX(over_row_blocks)(SFX(sequence_fn) fn, const kernel_args *a, const
     if (B * T * gate_width < a->split_min) threads = 1;
     if (threads > B) threads = (int)B;
     if (threads > MAX_THREADS) threads = MAX_THREADS;
-    if (threads <= 1) return fn(a);
+    if (threads <= 1) {
+        SFX(block_job) whole = {fn, *a, gate_width, 0};
+        SFX(block_thread)(&whole);
+        return whole.rc;
+    }
     pthread_t tid[MAX_THREADS];
     SFX(block_job) jobs[MAX_THREADS];
     int started[MAX_THREADS];
@@ -112,6 +122,7 @@ static int SFX(over_row_blocks)(SFX(sequence_fn) fn, const kernel_args *a, const
         kernel_args s = *a;
         s.batch = b1 - b0;
         s.threads = 1;
+        s.x = (const REAL *)a->x + b0 * T * a->features;
         s.xw = (const REAL *)a->xw + b0 * T * gate_width;
         if (a->mask) s.mask = a->mask + b0 * T;
         s.h0 = (const REAL *)a->h0 + b0 * a->state;
@@ -120,7 +131,7 @@ static int SFX(over_row_blocks)(SFX(sequence_fn) fn, const kernel_args *a, const
         if (a->c_final) s.c_final = (REAL *)a->c_final + b0 * a->units;
         for (int q = 0; q < 6; q++)
             if (a->out[q]) s.out[q] = (REAL *)a->out[q] + b0 * T * widths[q];
-        jobs[k] = (SFX(block_job)){fn, s, 0};
+        jobs[k] = (SFX(block_job)){fn, s, gate_width, 0};
     }
     /* each block's products on one core: BLAS threads would only compete with the blocks */
     set_threads_fn set_threads = (set_threads_fn)a->blas_set_threads;
@@ -144,7 +155,7 @@ static int SFX(over_row_blocks)(SFX(sequence_fn) fn, const kernel_args *a, const
 #define COPY(dst, src, n) memcpy((dst), (src), (size_t)(n) * sizeof(REAL))
 
 /* LSTM rows of one step: gates, c' and o ⊙ φ(c') (into h, or into m to be projected). */
-static void SFX(lstm_rows)(const SFX(step_ctx) *s, int64_t b0, int64_t b1, REAL *row) {
+VECTOR_CLONES static void SFX(lstm_rows)(const SFX(step_ctx) *s, int64_t b0, int64_t b1, REAL *row) {
     const kernel_args *a = s->a;
     const int64_t T = a->steps, u = a->units, S = a->state, G = 4 * u, t = s->t;
     const REAL *xw = a->xw, *p_i = a->peep_i, *p_f = a->peep_f, *p_o = a->peep_o;
@@ -221,7 +232,7 @@ int SFX(lstm_sequence)(const kernel_args *a) {
 
 /* GRU rows of one step. reset_after: z, r, h̃, h' at once. Otherwise this is the first
  * half (z, r and r ⊙ h into m for the product with U_h); gru_rows_candidate the second. */
-static void SFX(gru_rows)(const SFX(step_ctx) *s, int64_t b0, int64_t b1, REAL *row) {
+VECTOR_CLONES static void SFX(gru_rows)(const SFX(step_ctx) *s, int64_t b0, int64_t b1, REAL *row) {
     const kernel_args *a = s->a;
     const int64_t T = a->steps, u = a->units, G = 3 * u, t = s->t;
     const int after = a->reset_after;
@@ -257,7 +268,7 @@ static void SFX(gru_rows)(const SFX(step_ctx) *s, int64_t b0, int64_t b1, REAL *
     }
 }
 
-static void SFX(gru_rows_candidate)(const SFX(step_ctx) *s, int64_t b0, int64_t b1, REAL *row) {
+VECTOR_CLONES static void SFX(gru_rows_candidate)(const SFX(step_ctx) *s, int64_t b0, int64_t b1, REAL *row) {
     const kernel_args *a = s->a;
     const int64_t T = a->steps, u = a->units, G = 3 * u, t = s->t;
     const REAL *xw = a->xw, *rb = a->recurrent_bias;
@@ -309,7 +320,7 @@ int SFX(gru_sequence)(const kernel_args *a) {
 }
 
 /* SimpleRNN rows of one step: h' = φ(x W + b + h U). */
-static void SFX(simple_rnn_rows)(const SFX(step_ctx) *s, int64_t b0, int64_t b1, REAL *row) {
+VECTOR_CLONES static void SFX(simple_rnn_rows)(const SFX(step_ctx) *s, int64_t b0, int64_t b1, REAL *row) {
     const kernel_args *a = s->a;
     const int64_t T = a->steps, u = a->units, t = s->t;
     const REAL *xw = a->xw;
