@@ -121,6 +121,8 @@ def test_frozen_keras_graphs_lstm_trace_cannot_read_are_refused_in_one_line(froz
                       "the loop of layer 'stacked'", "several cells in one loop")
     assert_user_error(invoke("inspect", directory / files["unrolled"]),
                       "no while loop at all", "unroll=True")
+    assert_user_error(invoke("inspect", directory / files["deep_loop"]),
+                      "not a Keras recurrent layer's loop")
 
 
 @pytest.mark.parametrize("backend", list(BACKENDS))

@@ -208,6 +208,19 @@ def _extras(keras, tf, np, out: Path, freeze) -> dict:
         if name == "conv_front":
             np.save(out / "conv_front_layer_input.npy", np.asarray(layers[0](x)))
             np.save(out / "conv_front_output.npy", np.asarray(model(x)))
+    # A hostile loop: 600 nested adds, deeper than any cell (refused, never a crash).
+    @tf.function(input_signature=[spec])
+    def deep(t):
+        def body(i, h):
+            for _ in range(600):
+                h = h + 1.0
+            return i + 1, h
+        return tf.while_loop(lambda i, h: i < STEPS, body, [tf.constant(0), t[:, 0]])[1]
+
+    (out / "deep_loop.pb").write_bytes(
+        freeze(deep.get_concrete_function(), lower_control_flow=False).graph.as_graph_def()
+        .SerializeToString())
+    files["deep_loop"] = "deep_loop.pb"
     return {"name": "extras", "files": files, "prefixes": []}
 
 

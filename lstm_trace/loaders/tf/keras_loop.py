@@ -43,7 +43,9 @@ from .meta_graph import ACTIVATION_OPS, MetaGraph, Tensor, _Graph, _Node, tensor
 #: The loop plumbing of a lowered loop and the plain reads that hand a tensor on unchanged.
 _IDENTITY_OPS = frozenset({"Identity", "Snapshot", "StopGradient", "Cast", "Enter"})
 _WHILE_OPS = frozenset({"While", "StatelessWhile"})
-_MAX_DEPTH = 400
+#: Deepest expression followed (real cells need a few dozen ops; a longer chain is refused
+#: before Python's recursion limit, about three frames per level, is reached).
+_MAX_DEPTH = 200
 
 
 class LoopError(ValueError):
@@ -340,6 +342,8 @@ def _add(a: Expr, b: Expr) -> Expr:
         terms = list(a.terms)
         for operand, matrix in b.terms:
             same = [k for k, (e, _) in enumerate(terms) if e is operand]
+            if same and terms[same[0]][1].shape != matrix.shape:
+                return Op("add", (a, b))
             if same:
                 terms[same[0]] = (operand, terms[same[0]][1] + matrix)
             else:
@@ -559,12 +563,16 @@ def recognise(meta: MetaGraph, loop: Loop) -> KerasLoop:
     """The cell of ``loop`` (raises :class:`LoopError` when it is not a Keras cell)."""
     reader = _Reader(meta, loop)
     nexts: dict[int, Expr] = {}
-    for var in loop.vars:
-        if not var.invariant and var.next is not None:
-            nexts[var.index] = reader.body(var.next[1])
+    try:
+        for var in loop.vars:
+            if not var.invariant and var.next is not None:
+                nexts[var.index] = reader.body(var.next[1])
+    except RecursionError:
+        raise LoopError("its ops nest too deeply to be one cell") from None
     outputs = [i for i, e in nexts.items() if isinstance(e, Op) and e.kind == "setitem"]
     if len(outputs) != 1:
-        raise LoopError(f"{len(outputs)} step-output lists (expected 1)")
+        raise LoopError(f"not a Keras recurrent layer's loop (it writes {len(outputs)} lists of "
+                        "step outputs; a Keras layer writes 1)")
     out_var = outputs[0]
     written = nexts[out_var].args[1]
     # Keras 3 carries a masked layer's previous output too: its next value is the output.
@@ -580,6 +588,8 @@ def recognise(meta: MetaGraph, loop: Loop) -> KerasLoop:
             return _checked(loop, build(states, nexts), written, out_var)
         except LoopError as err:
             attempts.append(err)
+        except ValueError as err:  # weights whose shapes do not fit one cell
+            attempts.append(LoopError(f"its weights do not fit one cell ({err})"))
     if len(states) == 2:
         why = f"as an LSTM: {attempts[0]}"
     elif len(states) == 1:
