@@ -323,43 +323,57 @@ def dequantize_linear(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
 
 
 def conv(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
-    """1-D convolution: X ``(N, C, L)``, W ``(M, C/group, k)``, B ``(M,)``."""
+    """Convolution over ``n`` spatial axes (1-D, 2-D, 3-D...): X ``(N, C, L1, ..., Ln)``,
+    W ``(M, C/group, k1, ..., kn)``, B ``(M,)``; ``strides``, ``dilations``, ``pads``
+    ``[b1, ..., bn, e1, ..., en]`` or ``auto_pad``, ``group``. As in ONNX (and every
+    framework): a cross-correlation, ``y[n, m, o] = Σ_c Σ_k x[n, c, o*s + k*d] w[m, c, k] + b[m]``
+    per group, computed as one matrix product per group over the gathered windows.
+    """
     x, w = _need(args, 0, node), _need(args, 1, node)
     b = args[2] if len(args) > 2 else None
-    if x.ndim != 3 or w.ndim != 3:
-        raise ValueError(f"only 1-D Conv is replayed (input {x.shape}, weights {w.shape})")
-    k = w.shape[2]
-    stride = int((node.attr("strides") or [1])[0])
-    dilation = int((node.attr("dilations") or [1])[0])
+    nd = x.ndim - 2
+    if nd < 1 or w.ndim != x.ndim:
+        raise ValueError(f"Conv input {x.shape} and weights {w.shape} do not match")
+    kernel = w.shape[2:]
+    strides = [int(v) for v in (node.attr("strides") or [1] * nd)]
+    dilations = [int(v) for v in (node.attr("dilations") or [1] * nd)]
     group = int(node.attr("group", 1))
-    span = (k - 1) * dilation + 1
+    if len(strides) != nd or len(dilations) != nd or group < 1 or x.shape[1] % group \
+            or w.shape[0] % group or w.shape[1] * group != x.shape[1]:
+        raise ValueError(f"Conv of input {x.shape} with weights {w.shape}, group {group}, "
+                         f"strides {strides}, dilations {dilations} does not fit")
+    spans = [(k - 1) * d + 1 for k, d in zip(kernel, dilations, strict=True)]
     auto_pad = node.attr("auto_pad", "NOTSET")
-    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        out = -(-x.shape[2] // stride)
-        total = max((out - 1) * stride + span - x.shape[2], 0)
-        small, large = total // 2, total - total // 2
-        pads = (small, large) if auto_pad == "SAME_UPPER" else (large, small)
-    elif auto_pad == "VALID":
-        pads = (0, 0)
-    else:
-        given = node.attr("pads") or [0, 0]
-        pads = (int(given[0]), int(given[1]))
-    x = np.pad(x, ((0, 0), (0, 0), pads))
-    out_len = (x.shape[2] - span) // stride + 1
-    if out_len < 1:
-        raise ValueError(f"the sequence is too short ({x.shape[2]} steps) for a kernel spanning {span}")
-    index = np.arange(out_len)[:, None] * stride + np.arange(k)[None, :] * dilation
-    windows = x[:, :, index]  # (N, C, out, k)
-    cin = x.shape[1] // group
-    cout = w.shape[0] // group
-    parts = [
-        np.einsum("ncok,mck->nmo", windows[:, g * cin:(g + 1) * cin], w[g * cout:(g + 1) * cout])
-        for g in range(group)
-    ]
-    y = np.concatenate(parts, axis=1)
+    widths = []
+    for i in range(nd):
+        size, stride, span = x.shape[2 + i], strides[i], spans[i]
+        if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            total = max((-(-size // stride) - 1) * stride + span - size, 0)
+            small, large = total // 2, total - total // 2
+            widths.append((small, large) if auto_pad == "SAME_UPPER" else (large, small))
+        elif auto_pad == "VALID":
+            widths.append((0, 0))
+        else:
+            given = node.attr("pads") or [0] * (2 * nd)
+            widths.append((int(given[i]), int(given[i + nd])))
+    x = np.pad(x, ((0, 0), (0, 0), *widths))
+    outs = [(x.shape[2 + i] - spans[i]) // strides[i] + 1 for i in range(nd)]
+    if min(outs) < 1:
+        raise ValueError(f"the input {x.shape[2:]} (padded) is too small for a kernel spanning {spans}")
+    windows = x
+    for i in range(nd):  # axis 2 + 2i becomes (out_i, k_i)
+        index = np.arange(outs[i])[:, None] * strides[i] + np.arange(kernel[i])[None, :] * dilations[i]
+        windows = np.take(windows, index, axis=2 + 2 * i)
+    order = [0, *(2 + 2 * i for i in range(nd)), 1, *(3 + 2 * i for i in range(nd))]
+    n, cin, cout = x.shape[0], w.shape[1], w.shape[0] // group
+    places = int(np.prod(outs))
+    cols = windows.transpose(order).reshape(n * places, group, -1).transpose(1, 0, 2)
+    y = np.matmul(cols, w.reshape(group, cout, cin * int(np.prod(kernel))).transpose(0, 2, 1))
+    y = y.transpose(1, 0, 2).reshape(n, *outs, group * cout)  # (N, O1..On, M)
+    y = np.moveaxis(y, -1, 1)
     if b is not None:
-        y = y + b[None, :, None]
-    return [y.astype(x.dtype, copy=False)]
+        y = y + b.reshape(-1, *([1] * nd))
+    return [np.ascontiguousarray(y.astype(x.dtype, copy=False))]
 
 
 OPS: dict[str, Op] = {
