@@ -140,3 +140,22 @@ def test_frozen_keras_graph_layer_after_a_conv_is_traced_from_its_own_input(froz
     err = float(np.abs(trace["after_conv/hidden"][:, -1] - frozen).max())
     assert err < ATOL, err
     record_error("TF2 frozen graphs", f"{backend}/conv_front", err)
+
+
+def test_classic_graph_mode_freeze_of_a_tf_keras_session_matches_the_session(frozen_tf2):
+    """``convert_variables_to_constants(sess, ...)`` of a tf_keras session graph: constants
+    named like TF1 cells (``enc/lstm_cell/kernel``, (3, 16): not a TF1 [x, h] kernel) and
+    loops that also carry a training graph's gradient accumulators."""
+    directory = frozen_tf2["keras2"]
+    network = lstm_trace.load(directory / _case(directory, "extras")["files"]["classic"])
+    assert [layer.name for layer in network.layers] == ["pad", "enc", "bi"]
+    x = np.load(directory / "classic_input.npy")
+    reference = np.load(directory / "classic_reference.npz")
+    trace = network.trace(x)
+    mask = reference["mask"]
+    np.testing.assert_array_equal(trace["enc/mask"], mask)
+    err = float(np.abs(trace["enc/hidden"] - reference["enc"])[mask].max())
+    final = np.concatenate([trace["bi/forward/hidden"][:, -1], trace["bi/backward/hidden"][:, 0]], -1)
+    err = max(err, float(np.abs(final - reference["output"]).max()))
+    assert err < ATOL, err
+    record_error("TF2 frozen graphs", "keras2/classic", err)

@@ -95,7 +95,11 @@ def open(path: Path, options: LoadOptions) -> Network:  # noqa: A001 - the regis
             f"{err}; the file is truncated or not a frozen TensorFlow graph"
         ) from None
     shapes, tensors = _weights(graph, path.name)
-    keras = keras_network(graph, path.name, tf1_cells=bool(find_cells(shapes)))
+    try:
+        tf1_cells = bool(find_cells(shapes))
+    except LoadError:  # names of TF1 cells on other shapes: Keras's own lstm/lstm_cell/kernel
+        tf1_cells = False
+    keras = keras_network(graph, path.name, tf1_cells=tf1_cells)
     if keras is not None:
         return keras
     cache: dict[str, np.ndarray] = {}

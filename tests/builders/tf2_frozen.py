@@ -13,8 +13,9 @@ users freeze a Keras model::
 ``<case>_lowered.pb`` (the default: loops lowered to Enter/Merge/Switch nodes) and
 ``<case>_functional.pb`` (``lower_control_flow=False``: ``While`` ops with body functions).
 Both are run by TensorFlow (``import_graph_def`` + ``Session``) and must give the model's
-output. ``<case>_reference.npz`` holds, per lstm-trace prefix, ``hidden`` / ``cell`` at
-every input position (the layer's own cell stepped by hand, mask carried as Keras does),
+output. With tf_keras, also the classic graph-mode recipe (:func:`graph_mode`), and
+(``_extras``) graphs lstm-trace must refuse and a Conv1D front. ``<case>_reference.npz``
+holds, per lstm-trace prefix, ``hidden`` / ``cell`` at every input position (the layer's own cell stepped by hand, mask carried as Keras does),
 ``__input__``, ``__mask__`` and a GRU's ``__weights__<k>``; per recurrent layer returning
 sequences its Keras output ``<layer>/__output__``; and ``__frozen_output__``, what the
 frozen graph returned (the last layer's last step).
@@ -175,7 +176,45 @@ def main(out: Path) -> None:
             "prefixes": prefixes, "last": layers[-1].name,
         })
     manifest.append(_extras(keras, tf, np, out, convert_variables_to_constants_v2))
+    if legacy:
+        import subprocess
+
+        subprocess.run([sys.executable, __file__, str(out), "--graph-mode"], check=True)
+        manifest[-1]["files"]["classic"] = "classic.pb"
     write_manifest(out, manifest)
+
+
+def graph_mode(out: Path) -> None:
+    """The classic TF1-style recipe on a tf_keras model, in its own process (graph mode is
+    process-wide): ``disable_eager_execution``, then ``convert_variables_to_constants`` of the
+    Keras session's graph. Constants keep the variables' names (``lstm/lstm_cell/kernel``) and
+    the loops carry a training graph's accumulators. Writes ``classic.pb``, its input and what
+    the session returned: the LSTM's output sequence and the model's output."""
+    import numpy as np
+    import tensorflow as tf
+
+    tf.compat.v1.disable_eager_execution()
+    import tf_keras as keras
+
+    L = keras.layers
+    model = keras.Sequential([
+        keras.Input((STEPS, FEATURES)), L.Masking(0.0, name="pad"),
+        L.LSTM(4, return_sequences=True, name="enc"),
+        L.Bidirectional(L.GRU(3, reset_after=False), name="bi"),
+    ])
+    rng = np.random.default_rng(11)
+    for layer in model.layers:
+        layer.set_weights([(rng.standard_normal(w.shape) * 0.5).astype(np.float32)
+                           for w in layer.get_weights()])
+    x = rng.standard_normal((BATCH, STEPS, FEATURES)).astype(np.float32)
+    x[1, -2:] = 0.0
+    sess = tf.compat.v1.keras.backend.get_session()
+    enc, output = sess.run([model.get_layer("enc").output, model.output], {model.input: x})
+    graph_def = tf.compat.v1.graph_util.convert_variables_to_constants(
+        sess, sess.graph.as_graph_def(), [model.output.op.name])
+    (out / "classic.pb").write_bytes(graph_def.SerializeToString())
+    np.save(out / "classic_input.npy", x)
+    np.savez(out / "classic_reference.npz", enc=enc, output=output, mask=np.any(x != 0, -1))
 
 
 def _extras(keras, tf, np, out: Path, freeze) -> dict:
@@ -225,4 +264,7 @@ def _extras(keras, tf, np, out: Path, freeze) -> dict:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    if sys.argv[2:] == ["--graph-mode"]:
+        graph_mode(Path(sys.argv[1]))
+    else:
+        main(Path(sys.argv[1]))

@@ -298,6 +298,8 @@ class _Reader:
             return Step(listed.graph, listed.sequence) if isinstance(listed, Sequence) else Op("?getitem")
         if op == "TensorListSetItem":
             return Op("setitem", (sub(0), sub(2)))
+        if op == "TensorListPushBack":  # a training graph's accumulator of intermediates
+            return Op("pushback")
         if op in ("ZerosLike",):
             return Op("zeros")
         args = [sub(k) for k in range(len(ins))]
@@ -623,7 +625,10 @@ def _mask_source(e: Expr) -> object:
 
 
 def _is_state(e: Expr) -> bool:
-    """A carried value computed by the cell (not a counter: counters are int arithmetic)."""
+    """A carried value computed by the cell: not a counter (int arithmetic), nor a list that
+    a graph built for training pushes intermediates to for the gradient."""
+    if isinstance(e, Op) and e.kind == "pushback":
+        return False
     return not (isinstance(e, Op) and e.kind == "add"
                 and any(isinstance(a, Const) and a.value.dtype.kind in "iu" for a in e.args))
 
