@@ -16,9 +16,10 @@ Both are run by TensorFlow (``import_graph_def`` + ``Session``) and must give th
 output. With tf_keras, also the classic graph-mode recipe (:func:`graph_mode`), and
 (``_extras``) graphs lstm-trace must refuse and a Conv1D front. ``<case>_reference.npz``
 holds, per lstm-trace prefix, ``hidden`` / ``cell`` at every input position (the layer's
-own cell stepped by hand, mask carried as Keras does), ``__input__``, ``__mask__`` and a GRU's ``__weights__<k>``; per recurrent layer returning
-sequences its Keras output ``<layer>/__output__``; and ``__frozen_output__``, what the
-frozen graph returned (the last layer's last step).
+own cell stepped by hand, mask carried as Keras does), ``__input__``, ``__mask__`` and a
+GRU's ``__weights__<k>``; per recurrent layer returning sequences its Keras output
+``<layer>/__output__``; and ``__frozen_output__``, what the frozen graph returned (the last
+layer's last step).
 """
 
 from __future__ import annotations
