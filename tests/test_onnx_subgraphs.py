@@ -27,7 +27,7 @@ FAMILY = "ONNX nodes in If branches vs onnxruntime"
 FEEDS = [(name, k) for name, case in CASES.items() for k in range(len(case["runs"]))]
 #: Initial states each node starts from in the builder (index into the "state" feed).
 INITIAL = {"rnn16": (0, 1), "gru8": (0,)}
-REVERSE = {"long_lstm"}
+REVERSE = {"long_lstm", "second"}
 
 
 @pytest.fixture(scope="session")
@@ -174,3 +174,24 @@ def test_an_initial_state_of_another_batch_is_one_line(subgraphs, tmp_path):
 def test_subgraphs_nested_too_deep_are_refused_in_one_line(subgraphs):
     _one_error_line(run("inspect", subgraphs / "too_deep.onnx"),
                     "too_deep.onnx: subgraphs are nested more than 16 levels deep")
+
+
+def test_a_loop_of_plain_ops_is_named_with_what_its_body_computes(subgraphs):
+    _one_error_line(run("inspect", subgraphs / "unrolled_loop.onnx"),
+                    "no LSTM, GRU or RNN node (its ops: Loop); Loop node 'rnn_loop' runs a body of "
+                    "Add, Gather, Identity, MatMul, Tanh once per step: a recurrent layer unrolled "
+                    "into plain ops (tf2onnx writes Keras SimpleRNN")
+
+
+def test_stacked_nodes_in_a_branch_not_taken_both_say_why(subgraphs):
+    feed = dict(np.load(subgraphs / "stacked_in_branch_feed1.npz"))
+    network = lstm_trace.load(subgraphs / "stacked_in_branch.onnx")
+    with pytest.raises(Exception, match="layer 'first' does not run for this input: it lies in the "
+                       "then branch of If 'stack_if'.*; layer 'second' does not run"):
+        network.trace(feed, layers=["first", "second"])
+
+
+def test_an_op_not_replayable_in_a_branch_always_taken_is_named_by_inspect(subgraphs):
+    result = run("inspect", subgraphs / "erf_in_fixed_branch.onnx")
+    assert result.exit_code == 0, result.output
+    assert "not replayable: node 'erf_front' (Erf) cannot be replayed in NumPy" in result.output

@@ -26,6 +26,7 @@ CASES: dict[str, dict] = {
     "cond_computed": {"runs": [["long_lstm"], ["short_rnn"]]},
     "nested": {"runs": [["rnn16"], ["gru8"], ["rnn16_nostate"]]},
     "same_names": {"runs": [["sel/then/lstm"], ["sel/else/lstm"]]},
+    "stacked_in_branch": {"runs": [["first", "second"], ["other"]]},
     "float16": {"runs": [["half_lstm"]]},
     "float16_twin": {"runs": [["half_lstm"]]},
 }
@@ -260,6 +261,25 @@ def main(out: Path) -> None:
     save("same_names", graph, [{"X": x, "cond": np.array(True)}, {"X": x, "cond": np.array(False)}],
          {"sel/then/lstm": then_o, "sel/else/lstm": else_o})
 
+    # stacked_in_branch: two stacked LSTMs in the then branch (torch's 2-layer nn.LSTM
+    # inside an if), the second fed the first's Y through Squeeze; a GRU in the else branch.
+    w_1, w_2, w_o = weights("LSTM", "f1", I), weights("LSTM", "f2", H), weights("GRU", "ot", I)
+    first, f1 = rnn_node("LSTM", "first", "X", "f1")
+    second, f2 = rnn_node("LSTM", "second", "f1_seq", "f2", direction="reverse")
+    other, ot = rnn_node("GRU", "other", "X", "ot")
+    graph = helper.make_graph(
+        [helper.make_node("If", ["cond"], ["out"], name="stack_if",
+                          then_branch=branch("then", [
+                              *constants(w_1), *constants(w_2), first,
+                              helper.make_node("Squeeze", ["f1_Y", "one_axis"], ["f1_seq"]),
+                              second], [f2[1]]),
+                          else_branch=branch("else", [*constants(w_o), other], [ot[1]]))],
+        "stacked_in_branch", [x_info, cond_info], [helper.make_tensor_value_info("out", F32, None)],
+        [numpy_helper.from_array(np.array([1], np.int64), "one_axis")])
+    save("stacked_in_branch", graph,
+         [{"X": x, "cond": np.array(True)}, {"X": x, "cond": np.array(False)}],
+         {"first": tuple(f1), "second": tuple(f2), "other": tuple(ot)})
+
     # float16: a float16 X and float16 weights (initializers of the branch), in a then
     # branch. Also saved: a float32 twin (the same values widened) and its references.
     w_h = weights("LSTM", "h", I, np.float16)
@@ -301,6 +321,46 @@ def main(out: Path) -> None:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
     model.ir_version = 8
     onnx.save(model, out / "lstm_in_loop.onnx")
+    # unrolled_loop: a SimpleRNN unrolled into a Loop body of plain ops (as tf2onnx writes
+    # it): no recurrent node, refused in one line naming the loop.
+    body = helper.make_graph(
+        [helper.make_node("Gather", ["X", "it"], ["x_t"], axis=0),
+         helper.make_node("MatMul", ["x_t", "Wk"], ["xw"]),
+         helper.make_node("MatMul", ["h_in", "Uk"], ["hu"]),
+         helper.make_node("Add", ["xw", "hu"], ["pre"]),
+         helper.make_node("Tanh", ["pre"], ["h_out"]),
+         helper.make_node("Identity", ["go_in"], ["go_out"])], "cell",
+        [helper.make_tensor_value_info("it", TensorProto.INT64, []),
+         helper.make_tensor_value_info("go_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("h_in", F32, [B, H])],
+        [helper.make_tensor_value_info("go_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("h_out", F32, [B, H])])
+    graph = helper.make_graph(
+        [helper.make_node("Loop", ["trips", "", "h0"], ["h_last"], name="rnn_loop", body=body)],
+        "unrolled_loop", [x_info], [helper.make_tensor_value_info("h_last", F32, None)],
+        [numpy_helper.from_array(np.array(T, np.int64), "trips"),
+         numpy_helper.from_array(np.zeros((B, H), np.float32), "h0"),
+         numpy_helper.from_array(rng.standard_normal((I, H)).astype(np.float32), "Wk"),
+         numpy_helper.from_array(rng.standard_normal((H, H)).astype(np.float32), "Uk")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    onnx.save(model, out / "unrolled_loop.onnx")
+
+    # erf_in_fixed_branch: the X of a top-level LSTM comes through an If whose constant
+    # condition takes a branch with an op lstm-trace cannot replay (Erf): named by inspect.
+    w_e = weights("LSTM", "er", I)
+    lstm, e_outs = rnn_node("LSTM", "after_if", "x_sel", "er")
+    graph = helper.make_graph(
+        [helper.make_node("If", ["yes"], ["x_sel"], name="fixed_front",
+                          then_branch=branch("then", [helper.make_node("Erf", ["X"], ["x_erf"],
+                                                                       name="erf_front")], ["x_erf"]),
+                          else_branch=branch("else", [helper.make_node("Identity", ["X"], ["x_id2"])],
+                                             ["x_id2"])), lstm],
+        "erf_in_fixed_branch", [x_info], [helper.make_tensor_value_info(e_outs[1], F32, None)],
+        [numpy_helper.from_array(np.array(True), "yes"),
+         *[numpy_helper.from_array(v, k) for k, v in w_e.items()]])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    onnx.save(model, out / "erf_in_fixed_branch.onnx")
+
     # too_deep: If branches nested 20 levels (a hostile file): refused in one line.
     inner_g = branch("leaf", [helper.make_node("Identity", ["X"], ["leaf_out"])], ["leaf_out"])
     for level in range(20):

@@ -35,7 +35,7 @@ from .ops import OPS, run_node
 from .proto import DTYPE_NAMES, DTYPES, Model, Node, ValueInfo
 from .recurrent import RECURRENT_OPS, NodeError, recurrent_layer
 from .replay import evaluate, if_label, truth
-from .scopes import Branch, Scope, branch_graph, flatten, is_if
+from .scopes import LOOP_OPS, Branch, Scope, branch_graph, flatten, is_if
 
 WEIGHT_INPUTS = (1, 2, 3, 7)  # W, R, B, P of LSTM/GRU/RNN
 
@@ -499,8 +499,7 @@ class GraphBuilder:
             needed.append(node)
             needed_ids.add(id(node))
             self.used_nodes.add(id(node))
-            unconditional = self.flat.scope(node) == scope[:len(self.flat.scope(node))]
-            if unconditional and not is_if(node) and (
+            if self.always_runs_with(node, scope) and not is_if(node) and (
                     node.op_type not in OPS or node.domain not in ("", "ai.onnx")):
                 label = f"node {node.name!r} ({node.op_type})" if node.name else f"a {node.op_type} node"
                 blocker = blocker or label
@@ -525,6 +524,15 @@ class GraphBuilder:
             sources.append(source)
             keys += [layer] + [f"{layer}:{k}" for k in range(1, source.width)]
         return needed, constants, sources, tuple(keys), blocker
+
+    def always_runs_with(self, node: Node, scope: Scope) -> bool:
+        """Whether ``node`` runs whenever a node in ``scope`` does: the branches around it
+        whose conditions depend on the inputs enclose that node too."""
+        def dynamic(branches: Scope) -> Scope:
+            return tuple(b for b in branches if self.const(b.cond) is None)
+
+        own, theirs = dynamic(self.flat.scope(node)), dynamic(scope)
+        return own == theirs[:len(own)]
 
     def ops_layer(
         self, name: str, feeds: str, targets: list[str], guards: list[Branch] = (),  # type: ignore[assignment]
@@ -570,6 +578,16 @@ class GraphBuilder:
             inside = (f"; its {', '.join(kinds)} nodes are inside the {', '.join(places[:3])}, "
                       "run once per iteration, which lstm-trace does not trace (it traces "
                       "LSTM, GRU and RNN nodes of the graph and of If branches)")
+        loops = [n for n in self.flat.nodes if n.op_type in LOOP_OPS]
+        if loops and not inside:
+            loop = loops[0]
+            body = sorted(set().union(*(g.op_types() for g in loop.subgraphs())))
+            label = f"{loop.op_type} node {loop.name!r}" if loop.name else f"a {loop.op_type} node"
+            inside = (f"; {label} runs a body of {', '.join(body[:10])}"
+                      f"{', ...' if len(body) > 10 else ''} once per step: a recurrent layer "
+                      "unrolled into plain ops (tf2onnx writes Keras SimpleRNN, "
+                      "GRU(reset_after=False) and masked layers so), which lstm-trace does not "
+                      "trace; trace the Keras model itself")
         raise LoadError(
             f"{self.name}: the ONNX graph has no LSTM, GRU or RNN node "
             f"(its ops: {', '.join(ops) or 'none'}){inside}"
