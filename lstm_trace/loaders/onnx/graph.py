@@ -2,9 +2,9 @@
 
 Every ``LSTM``/``GRU``/``RNN`` node, at the top level or inside ``If`` branches, becomes a
 :class:`~lstm_trace.network.RecurrentLayer` named after the node (``<op_type>_<k>`` when it
-has no name; ``<If>/<then|else>/<name>`` when two branches hold nodes of one name). What feeds it is replayed
-by :class:`OnnxOps` upstream layers, each holding the small op subgraph from the graph
-inputs (and the outputs of earlier recurrent nodes) to one tensor:
+has no name; ``<If>/<then|else>/<name>`` when two branches hold nodes of one name). What
+feeds it is replayed by :class:`~.glue.OnnxOps` upstream layers, each holding the small op
+subgraph from the graph inputs (and the outputs of earlier recurrent nodes) to one tensor:
 
 - ``<node>/X``: the node's input ``X``, handed to the engine as ``(batch, steps,
   features)`` (``layout=0`` nodes take ``(steps, batch, features)``), with the mask of
@@ -12,29 +12,24 @@ inputs (and the outputs of earlier recurrent nodes) to one tensor:
 - ``<node>/initial_h/<direction>`` and ``<node>/initial_c/<direction>``: initial states
   that are not provably zero, wired in through ``RecurrentLayer.initial_state_from``.
 
-An earlier recurrent node's ``Y``/``Y_h``/``Y_c`` are rebuilt from what the engine hands on
-(:class:`RecurrentSource`), in the node's own layout, with zeros past each sample's
-length as onnxruntime writes them. Constants (initializers, ``Constant`` nodes and
-everything computed from them alone) are folded at load time.
+Constants (initializers, ``Constant`` nodes and everything computed from them alone,
+``If`` outputs whose condition is constant included) are folded at load time.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ...inputs import InputError
-from ...layers import BranchNotTaken, LayerReplayError, UpstreamLayer
 from ...network import Network
 from ..errors import LoadError
+from .feeds import OnnxInputs, type_text
+from .glue import OnnxOps, RecurrentSource, TensorSource, input_key
 from .ops import OPS, run_node
-from .proto import DTYPE_NAMES, DTYPES, Model, Node, ValueInfo
+from .proto import DTYPE_NAMES, Model, Node
 from .recurrent import RECURRENT_OPS, NodeError, recurrent_layer
-from .replay import evaluate, if_label, truth
+from .replay import if_label, truth
 from .scopes import LOOP_OPS, Branch, Scope, branch_graph, flatten, is_if
 
 WEIGHT_INPUTS = (1, 2, 3, 7)  # W, R, B, P of LSTM/GRU/RNN
@@ -42,285 +37,6 @@ WEIGHT_INPUTS = (1, 2, 3, 7)  # W, R, B, P of LSTM/GRU/RNN
 #: Ops through which an all-zero constant stays all zeros (initial states made of zeros).
 _ZERO_PRESERVING = {"Expand", "Tile", "Identity", "Cast", "Reshape", "Unsqueeze", "Squeeze",
                     "Transpose", "Flatten", "Slice", "Gather"}
-
-
-def input_key(name: str) -> str:
-    """The ``Network.inbound`` source name of a graph input."""
-    return f"input:{name}"
-
-
-@dataclass
-class TensorSource:
-    """One engine value bound to one ONNX tensor name."""
-
-    tensor: str
-
-    width = 1
-
-    def bind(self, values: list[np.ndarray], env: dict[str, np.ndarray]) -> None:
-        env[self.tensor] = values[0]
-
-
-@dataclass
-class RecurrentSource:
-    """An earlier recurrent node's ``Y``, ``Y_h``, ``Y_c`` rebuilt from the engine's values.
-
-    The engine hands on (``merge_mode=None``) one ``(batch, steps, H)`` sequence per
-    direction (a lone reverse direction in processing order), then each direction's final
-    ``hidden`` (and ``cell``).
-    """
-
-    outputs: tuple[str, str, str]
-    directions: int
-    lone_reverse: bool
-    has_cell: bool
-    layout: int
-
-    @property
-    def width(self) -> int:
-        return self.directions * (2 + self.has_cell)
-
-    def bind(self, values: list[np.ndarray], env: dict[str, np.ndarray]) -> None:
-        D = self.directions
-        seqs = [np.asarray(v) for v in values[:D]]
-        if self.lone_reverse:
-            seqs = [seqs[0][:, ::-1]]
-        states = values[D:]
-        per = 1 + self.has_cell
-        y = np.stack(seqs, axis=2)  # (batch, steps, D, H)
-        h = np.stack([states[d * per] for d in range(D)], axis=1)  # (batch, D, H)
-        c = np.stack([states[d * per + 1] for d in range(D)], axis=1) if self.has_cell else None
-        if self.layout == 0:
-            y = y.transpose(1, 2, 0, 3)
-            h = h.transpose(1, 0, 2)
-            c = None if c is None else c.transpose(1, 0, 2)
-        for name, value in zip(self.outputs, (y, h, c), strict=True):
-            if name and value is not None:
-                env[name] = np.ascontiguousarray(value)
-
-
-@dataclass
-class OnnxOps(UpstreamLayer):
-    """ONNX nodes replayed in NumPy, from the layer's sources to one tensor a recurrent node takes.
-
-    ``result`` says what is handed on: ``sequence`` (``target`` as ``(batch, steps,
-    features)`` from a ``layout`` 0 or 1 node input, plus the ``sequence_lens`` mask),
-    ``state`` (direction ``direction`` of an initial-state tensor, ``(batch, units)``)
-    or ``zeros`` (a zero state ``(batch, units)`` for the batch of the source).
-    """
-
-    nodes: list[Node] = field(default_factory=list, repr=False)
-    constants: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
-    #: Tensor name -> (node, output index) over the flattened model (shared by all layers).
-    producer: Mapping[str, tuple[Node, int]] = field(default_factory=dict, repr=False)
-    #: The ``If`` branches the fed node lies in whose conditions depend on the inputs:
-    #: ``(condition tensor, True for the then branch, description)``, outermost first.
-    guards: list[tuple[str, bool, str]] = field(default_factory=list)
-    sources: list[TensorSource | RecurrentSource] = field(default_factory=list)
-    target: str = ""
-    result: str = "sequence"
-    layout: int = 0
-    sequence_lens: str = ""
-    direction: int = 0
-    units: int = 0
-    opset: int = 1
-    #: The node on the path that lstm-trace cannot replay (``replayable`` is then false).
-    blocker: str = ""
-    feeds: str = ""
-
-    @property
-    def replayable(self) -> bool:  # type: ignore[override]
-        return not self.blocker
-
-    @property
-    def reason(self) -> str:
-        """Why the path is not replayable (``inspect`` prints it); empty when it is."""
-        return f"{self.blocker} cannot be replayed in NumPy" if self.blocker else ""
-
-    def apply(self, x: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-        return self.apply_many([x], [mask])
-
-    def apply_many(
-        self, xs: list[np.ndarray], masks: list[np.ndarray | None]
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        if self.blocker:
-            raise LayerReplayError(
-                f"{self.blocker} on the way to {self.feeds!r} cannot be replayed in NumPy; "
-                f"pass --layer {self.feeds} --layer-input with INPUT being that node's input "
-                "as (batch, steps, features)"
-            )
-        if self.result == "zeros":
-            return np.zeros((xs[0].shape[0], self.units), dtype=xs[0].dtype), None
-        batch = None
-        if self.result == "state":  # the first source is the node's X: the batch to match
-            batch, xs = xs[0].shape[0], xs[1:]
-        env = dict(self.constants)
-        pos = 0
-        for source in self.sources:
-            source.bind(xs[pos:pos + source.width], env)
-            pos += source.width
-        for cond, then, where in self.guards:  # outermost first: an inner one may need it
-            if truth(evaluate(cond, env, self.producer, self.opset), where) != then:
-                raise BranchNotTaken(f"the {where}, whose condition {cond!r} is "
-                                     f"{'false' if then else 'true'} for this input")
-        value = evaluate(self.target, env, self.producer, self.opset)
-        if self.result == "state":
-            return self._state(value, batch), None
-        if self.sequence_lens:
-            evaluate(self.sequence_lens, env, self.producer, self.opset)
-        return self._sequence(value, env)
-
-    def _state(self, value: np.ndarray, batch: int | None) -> np.ndarray:
-        """Direction ``direction`` of an initial state ``[num_directions, batch, units]``
-        (``layout=1``: ``[batch, num_directions, units]``), checked as onnxruntime checks it."""
-        axes = "[num_directions, batch_size, hidden_size]" if self.layout == 0 else \
-            "[batch_size, num_directions, hidden_size]"
-        if value.ndim != 3:
-            raise ValueError(f"initial state {self.target!r} of {self.feeds!r} has shape "
-                             f"{value.shape}, expected {axes}")
-        state = value[self.direction] if self.layout == 0 else value[:, self.direction]
-        if state.shape != (batch, self.units):
-            raise ValueError(f"initial state {self.target!r} of {self.feeds!r} has shape "
-                             f"{value.shape}, expected {axes} with batch_size {batch} (X's) "
-                             f"and hidden_size {self.units}")
-        return state
-
-    def _sequence(
-        self, x: np.ndarray, env: Mapping[str, np.ndarray]
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        axes = "[seq_length, batch_size, input_size]" if self.layout == 0 else \
-            "[batch_size, seq_length, input_size]"
-        if x.ndim != 3:
-            raise ValueError(f"X of {self.feeds!r} has shape {x.shape}, expected {axes}")
-        if self.layout == 0:
-            x = x.transpose(1, 0, 2)
-        mask = None
-        if self.sequence_lens:
-            lens = np.asarray(env[self.sequence_lens]).reshape(-1).astype(np.int64)
-            batch, steps = x.shape[:2]
-            if lens.shape != (batch,):
-                raise ValueError(f"sequence_lens has {lens.size} values for a batch of {batch}")
-            if (lens < 0).any() or (lens > steps).any():
-                raise ValueError(f"sequence_lens {lens.tolist()} must lie in 0..{steps}")
-            mask = np.arange(steps)[None, :] < lens[:, None]
-        return np.ascontiguousarray(x), mask
-
-    def describe(self) -> str:
-        ops = [n.op_type for n in self.nodes]
-        what = {"sequence": "X", "state": "initial state", "zeros": "zero initial state"}[self.result]
-        if self.blocker:
-            return f"ONNX ops to {self.feeds} {what} (not replayable: {self.blocker})"
-        body = " → ".join(ops) if ops else "graph input"
-        when = " > ".join(where for _, _, where in self.guards)
-        when = f" (run when the input takes the {when})" if when else ""
-        return f"ONNX ops to {self.feeds} {what}: {body}{when}"
-
-
-@dataclass
-class OnnxInputs:
-    """The model's graph inputs, fed as onnxruntime is fed (a ``Network.input_adapter``).
-
-    INPUT is the first graph input's array; an ``.npz`` whose keys are graph input names
-    feeds several (``sequence_lens``, ``initial_h``...). ``needed`` are the inputs the
-    recurrent nodes depend on; ``chooses`` says, for an input that decides which ``If``
-    branch runs, which (``the condition of If 'x'``).
-    """
-
-    inputs: list[ValueInfo]
-    needed: tuple[str, ...]
-    chooses: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def main(self) -> ValueInfo:
-        return self.inputs[0]
-
-    def describe(self) -> list[str]:
-        return [f"{i.name}: {_type_text(i)}" for i in self.inputs]
-
-    def read(self, path: str, key: str | None = None) -> dict[str, np.ndarray]:
-        """Arrays in INPUT by graph input name (``.npz`` keys that name graph inputs)."""
-        from ...inputs import detect_format, read_input
-
-        names = [i.name for i in self.inputs]
-        if key is None and detect_format(path) == "npz":
-            try:
-                with np.load(path, allow_pickle=False) as archive:
-                    keys = list(archive.files)
-            except Exception:  # a damaged archive: read_input says what is wrong with it
-                return {self.main.name: read_input(path)}
-            named = [k for k in keys if k in names]
-            if named:
-                extra = [k for k in keys if k not in names]
-                if extra:
-                    raise InputError(
-                        f"{os.fspath(path)}: {', '.join(map(repr, extra))} are not graph inputs of "
-                        f"the model (its inputs: {', '.join(names)})"
-                    )
-                return {k: read_input(path, key=k) for k in named}
-            if len(keys) > 1:
-                raise InputError(
-                    f"{os.fspath(path)}: the archive holds several arrays ({', '.join(keys)}); name "
-                    f"them after the model's graph inputs ({', '.join(names)}) or choose one "
-                    "with --input-key"
-                )
-        return {self.main.name: read_input(path, key=key)}
-
-    def feeds(
-        self, x: np.ndarray | Mapping[str, np.ndarray], dtype: np.dtype
-    ) -> dict[str, np.ndarray]:
-        """Engine values by source name: each needed graph input, checked against its declared type."""
-        given = dict(x) if isinstance(x, Mapping) else {self.main.name: np.asarray(x)}
-        by_name = {i.name: i for i in self.inputs}
-        unknown = [k for k in given if k not in by_name]
-        if unknown:
-            raise InputError(
-                f"{', '.join(map(repr, unknown))} not a graph input of the model "
-                f"(its inputs: {', '.join(by_name)})"
-            )
-        missing = [n for n in self.needed if n not in given]
-        if missing:
-            why = [f"{n!r} decides {self.chooses[n]}" for n in missing if n in self.chooses]
-            why_text = f" ({'; '.join(why)})" if why else ""
-            raise InputError(
-                f"the model also needs graph input {', '.join(map(repr, missing))}{why_text}: "
-                f"pass an .npz INPUT with one array per graph input, keys {', '.join(self.needed)}"
-            )
-        out: dict[str, np.ndarray] = {}
-        for name, value in given.items():
-            out[input_key(name)] = _checked(by_name[name], np.asarray(value), dtype,
-                                            main=name == self.main.name)
-        out[""] = out.get(input_key(self.main.name), next(iter(out.values())))
-        return out
-
-
-def _type_text(info: ValueInfo) -> str:
-    dims = "?" if info.shape is None else ", ".join("?" if d is None else str(d) for d in info.shape)
-    return f"{DTYPE_NAMES.get(info.elem_type, 'tensor')} [{dims}]"
-
-
-def _checked(info: ValueInfo, value: np.ndarray, dtype: np.dtype, main: bool = True) -> np.ndarray:
-    expected = f"graph input {info.name!r} takes {_type_text(info)}"
-    if info.shape is not None:
-        if value.ndim != len(info.shape):
-            raise InputError(f"{expected} (as onnxruntime is fed), got shape {value.shape}")
-        for want, got in zip(info.shape, value.shape, strict=True):
-            if isinstance(want, int) and want > 0 and want != got:
-                raise InputError(f"{expected}, got shape {value.shape}")
-    if 0 in value.shape and main:  # other inputs may be empty (a "no state yet" tensor)
-        raise InputError(f"{expected}, got an empty array {value.shape}")
-    want = DTYPES.get(info.elem_type)
-    if value.dtype.kind not in "biuf":
-        raise InputError(f"{expected}, got {value.dtype} values")
-    if want is not None and want.kind == "f":
-        value = value.astype(dtype, copy=False)  # the replay's precision (float32 by default)
-        if not np.isfinite(value).all():
-            raise InputError(f"{expected}: found NaN or infinite values")
-        return value
-    if want is not None and want.kind in "iub":
-        if value.dtype.kind == "f" and (value != np.round(value)).any():
-            raise InputError(f"{expected}: found non-integer values")
-        return value.astype(want.newbyteorder("="))
-    return value
 
 
 class GraphBuilder:
@@ -678,7 +394,7 @@ class GraphBuilder:
             if id(node) not in self.used_nodes and node.op_type != "Constant":
                 downstream.append((node.name or node.op_type, node.op_type))
         producer = f", {self.model.producer}" if self.model.producer else ""
-        fed = ", ".join(f"{i.name} {_type_text(i)}" for i in self.inputs)
+        fed = ", ".join(f"{i.name} {type_text(i)}" for i in self.inputs)
         fed = fed.replace("[", "(").replace("]", ")")  # (tables read [...] as markup)
         fed = f"; graph input{'s' if len(self.inputs) > 1 else ''} {fed}" if fed else ""
         network = Network(
