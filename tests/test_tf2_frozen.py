@@ -122,7 +122,9 @@ def test_frozen_keras_graphs_lstm_trace_cannot_read_are_refused_in_one_line(froz
     assert_user_error(invoke("inspect", directory / files["unrolled"]),
                       "no while loop at all", "unroll=True")
     assert_user_error(invoke("inspect", directory / files["deep_loop"]),
-                      "not a Keras recurrent layer's loop")
+                      "is not an LSTM, GRU or SimpleRNN cell")
+    assert_user_error(invoke("inspect", directory / files["initial_state"]),
+                      "layer 'dec' starts from states the graph computes", "--initial-state")
 
 
 @pytest.mark.parametrize("backend", list(BACKENDS))

@@ -99,7 +99,7 @@ def open(path: Path, options: LoadOptions) -> Network:  # noqa: A001 - the regis
         tf1_cells = bool(find_cells(shapes))
     except LoadError:  # names of TF1 cells on other shapes: Keras's own lstm/lstm_cell/kernel
         tf1_cells = False
-    keras = keras_network(graph, path.name, tf1_cells=tf1_cells)
+    keras = keras_network(graph, path.name, tf1_cells=tf1_cells, weights=shapes)
     if keras is not None:
         return keras
     cache: dict[str, np.ndarray] = {}

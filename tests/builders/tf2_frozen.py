@@ -234,6 +234,12 @@ def _extras(keras, tf, np, out: Path, freeze) -> dict:
         "conv_front": [L.Conv1D(4, 2, name="conv"), L.LSTM(3, name="after_conv")],
     }
     files = {}
+    inputs = keras.Input((STEPS, FEATURES))
+    _, h, c = L.LSTM(3, return_state=True, name="enc")(inputs)
+    seq2seq = keras.Model(inputs, L.LSTM(3, name="dec")(inputs, initial_state=[h, c]))
+    function = tf.function(lambda t: seq2seq(t)).get_concrete_function(spec)
+    (out / "initial_state.pb").write_bytes(freeze(function).graph.as_graph_def().SerializeToString())
+    files["initial_state"] = "initial_state.pb"
     for name, layers in models.items():
         inputs = keras.Input((STEPS, FEATURES))
         h = inputs

@@ -46,6 +46,7 @@ class _Walk:
 
     def __init__(self, meta: MetaGraph) -> None:
         self.meta = meta
+        self.constants: set[str] = set()  # the Const nodes read as weights of replayed layers
 
     def back(self, graph: _Graph, tensor: Tensor) -> tuple[_Graph, Tensor, _Node | None]:
         """Through identities and function arguments to the op that made ``tensor``."""
@@ -93,6 +94,7 @@ class _Walk:
                 return None
         if node is None or node.op != "Const":
             return None
+        self.constants.add(node.name)
         value = get_message(node.attrs().get("value", {}), 8)
         try:
             return tensor_array(value) if value is not None else None
@@ -143,12 +145,15 @@ class _Layer:
         self.name, self.layer, self.input, self.output = name, layer, inputs, output
 
 
-def keras_network(meta: MetaGraph, file: str, *, tf1_cells: bool) -> Network | None:
+def keras_network(meta: MetaGraph, file: str, *, tf1_cells: bool,
+                  weights: dict[str, tuple[int, ...]] | None = None) -> Network | None:
     """The Network of a frozen graph's Keras recurrent loops, or ``None`` when it has none
     (a TF1 graph, whose cells are found from their variables' names instead).
 
     ``tf1_cells``: the graph's constants name TF1 cells (``rnn/lstm_cell/kernel``); then
-    loops that are not Keras cells are TF1 ``dynamic_rnn`` loops, not an error.
+    loops that are not Keras cells are TF1 ``dynamic_rnn`` loops, not an error. ``weights``:
+    the constants that were variables (name -> shape); those no replayed layer reads (a
+    dense head after the last recurrent layer) are listed in ``Network.unexplained``.
     """
     loops = find_loops(meta)
     recognised: list[KerasLoop] = []
@@ -172,6 +177,10 @@ def keras_network(meta: MetaGraph, file: str, *, tf1_cells: bool) -> Network | N
     directions: dict[str, list[tuple[str, KerasLoop, tuple[_Graph, Tensor], bool]]] = {}
     for k in recognised:
         scope = [_keras_name(c, keras3) for c in _scope(meta, k.loop).split("/")]
+        if not all(var.initial and _zeros(walk, *var.initial) for var in k.states):
+            raise LoadError(f"{file}: layer {scope[-1]!r} starts from states the graph "
+                            "computes (initial_state=...), which lstm-trace does not replay; "
+                            "trace it with --initial-state")
         graph, tensor, node = walk.back(*k.steps)
         reverse = False
         if node is not None and node.op == "ReverseV2":
@@ -188,7 +197,26 @@ def keras_network(meta: MetaGraph, file: str, *, tf1_cells: bool) -> Network | N
         directions.setdefault(key, []).append((direction, k, source[:2], reverse))
     layers = [_layer(walk, key, found, file) for key, found in directions.items()]
     _unique_names(layers)
-    return _assemble(walk, layers, keras3, file)
+    network = _assemble(walk, layers, keras3, file)
+    used = walk.constants.union(*(k.constants for k in recognised))
+    network.unexplained = [f"{name} {shape}" for name, shape in (weights or {}).items()
+                           if name not in used]
+    return network
+
+
+def _zeros(walk: _Walk, graph: _Graph, tensor: Tensor) -> bool:
+    """Whether a loop's initial state is zeros (``tf.zeros``: ``Fill(shape, 0)``, a zero
+    constant, ``ZerosLike``), as for every Keras layer without ``initial_state``."""
+    graph, tensor, node = walk.back(graph, tensor)
+    if node is None:
+        return False
+    if node.op == "ZerosLike":
+        return True
+    if node.op == "Fill" and len(node.inputs) == 2:
+        value = walk.const(graph, node.inputs[1])
+        return value is not None and not value.any()
+    value = walk.const(graph, tensor)
+    return value is not None and not value.any()
 
 
 def _sequence_output(walk: _Walk, k: KerasLoop) -> tuple[_Graph, Tensor] | None:

@@ -245,6 +245,8 @@ class _Reader:
         self.meta = meta
         self.loop = loop
         self.memo: dict[tuple[int, Tensor], Expr] = {}
+        #: Names of the ``Const`` nodes the body reads (the layer's weights among them).
+        self.constants: set[str] = set()
 
     def body(self, tensor: Tensor) -> Expr:
         return self.expr(self.loop.body, tensor, 0)
@@ -279,6 +281,7 @@ class _Reader:
                     return self.expr(caller_graph, caller.inputs[index], depth + 1)
             return Op("?arg")
         if op == "Const":
+            self.constants.add(node.name)
             value = get_message(node.attrs().get("value", {}), 8)
             try:
                 return Const(tensor_array(value)) if value is not None else Op("?const")
@@ -464,6 +467,10 @@ class KerasLoop:
     zero_output_for_mask: bool
     #: The loop variable holding the step outputs (a tensor list), if any.
     outputs: LoopVar | None
+    #: Names of the constants the loop reads (its weights among them).
+    constants: set[str] = field(default_factory=set)
+    #: The carried states (``h``, ``c``, a masked layer's previous output).
+    states: list[LoopVar] = field(default_factory=list)
 
 
 def _unmask(e: Expr, var: int) -> tuple[Expr, Expr | None]:
@@ -572,11 +579,12 @@ def recognise(meta: MetaGraph, loop: Loop) -> KerasLoop:
     except RecursionError:
         raise LoopError("its ops nest too deeply to be one cell") from None
     outputs = [i for i, e in nexts.items() if isinstance(e, Op) and e.kind == "setitem"]
-    if len(outputs) != 1:
+    if len(outputs) > 1:
         raise LoopError(f"not a Keras recurrent layer's loop (it writes {len(outputs)} lists of "
                         "step outputs; a Keras layer writes 1)")
-    out_var = outputs[0]
-    written = nexts[out_var].args[1]
+    # No list at all: a layer whose step outputs nothing reads (return_state only) loses it.
+    out_var = outputs[0] if outputs else None
+    written = nexts[out_var].args[1] if out_var is not None else None
     # Keras 3 carries a masked layer's previous output too: its next value is the output.
     masked_output = isinstance(written, Op) and written.kind == "select"
     states = [i for i, e in nexts.items()
@@ -587,7 +595,10 @@ def recognise(meta: MetaGraph, loop: Loop) -> KerasLoop:
     attempts: list[LoopError] = []
     for build in (_lstm, _gru, _simple_rnn):
         try:
-            return _checked(loop, build(states, nexts), written, out_var)
+            found = _checked(loop, build(states, nexts), written, out_var)
+            found.constants = reader.constants
+            found.states = [loop.vars[i] for i in states]
+            return found
         except LoopError as err:
             attempts.append(err)
         except ValueError as err:  # weights whose shapes do not fit one cell
@@ -601,11 +612,11 @@ def recognise(meta: MetaGraph, loop: Loop) -> KerasLoop:
     raise LoopError(f"not an LSTM, GRU or SimpleRNN cell ({why})")
 
 
-def _checked(loop: Loop, found: tuple, written: Expr, out_var: int) -> KerasLoop:
+def _checked(loop: Loop, found: tuple, written: Expr | None, out_var: int | None) -> KerasLoop:
     """The recognised cell, once the step output is its new ``h`` (masked like its states)."""
     cell, step, masks, new_h = found
     zero_output = False
-    out_new, out_mask = written, None
+    out_new, out_mask = written if written is not None else new_h, None
     if isinstance(written, Op) and written.kind == "select":
         out_mask, out_new = written.args[0], written.args[1]
         other = written.args[2]
@@ -617,7 +628,7 @@ def _checked(loop: Loop, found: tuple, written: Expr, out_var: int) -> KerasLoop
     if len(mask_steps) > 1 or (out_mask is not None and not masks):
         raise LoopError("the states and the output are not all masked by the same mask", depth=9)
     return KerasLoop(loop, cell, (step.graph, step.sequence), bool(masks), zero_output,
-                     loop.vars[out_var])
+                     loop.vars[out_var] if out_var is not None else None)
 
 
 def _mask_source(e: Expr) -> object:
