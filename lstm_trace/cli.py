@@ -373,6 +373,8 @@ def input_grid_rank(network: Network, layers: list[str], layer_input: bool) -> i
         first = next((layer for layer in network.recurrent_layers if layer.name in names), None)
         conv = getattr(first.directions[0].cell, "conv", None) if first is not None else None
         return conv.rank if conv is not None else 0
+    if network.input_adapter is not None:
+        return 0  # ONNX graph inputs: their shape holds the batch axis, not a grid
     shape = network.input_shape
     return max(len(shape) - 2, 0) if shape else 0
 
@@ -645,9 +647,12 @@ def stream_trace(model: str, input: str, fmt: str, output: str, *, batch_size: i
         quiet=quiet, vocab=vocab_words,
     )
     if output != "-":
-        units = max((info.shape[2] for info in source.keys.values() if len(info.shape) == 3), default=0)
-        wrote(output, f"{fmt}: {len(source.keys)} keys, {source.batch} sample"
-                      f"{'s' if source.batch != 1 else ''} × {source.steps} steps × {units} units")
+        keys = source.keys
+        units = max((info.shape[2] for info in keys.values() if len(info.shape) == 3), default=0)
+        counts = sorted({info.shape[1] for info in keys.values()}) or [source.steps]
+        steps = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+        wrote(output, f"{fmt}: {len(keys)} keys, {source.batch} sample"
+                      f"{'s' if source.batch != 1 else ''} × {steps} steps × {units} units")
 
 
 def cluster_trace(model: str, input: str, output: str, scheduler: str, *, batch_size: int | None,

@@ -111,8 +111,12 @@ class TraceSource:
     def keys(self) -> dict[str, KeyInfo]:
         """Every trace key with its full shape ``(batch, steps, units)`` and dtype, in trace order."""
         first = self._peek().trace
+        # Unchunked in steps, each key has its own layer's steps (a seq2seq decoder's, or a
+        # layer's after a pooling one, differ from the others').
         return {
-            key: KeyInfo((self.batch, self.steps, *a.shape[2:]), a.dtype) for key, a in first.items()
+            key: KeyInfo((self.batch, self.steps if self.step_chunked else a.shape[1],
+                          *a.shape[2:]), a.dtype)
+            for key, a in first.items()
         }
 
     def step_counts(self) -> dict[str, int]:

@@ -120,6 +120,13 @@ def test_layers_on_both_sides_of_a_pooling_are_traced_one_at_a_time(padding_mode
     both = np.load(tmp_path / "both.npz")
     assert both["lstm/hidden"].shape[1] == 9
     assert float(np.max(np.abs(both["gru/hidden"] - reference))) < ATOL
+    # Several sample chunks: each key is stored with its own layer's steps.
+    result = invoke(model, x, "--batch-size", "1", "-o", tmp_path / "chunked.npz")
+    assert result.exit_code == 0, result.output
+    assert "5–9 steps" in result.stderr
+    chunked = np.load(tmp_path / "chunked.npz")
+    assert {k: chunked[k].shape for k in chunked.files} == {k: both[k].shape for k in both.files}
+    assert float(np.max(np.abs(chunked["gru/hidden"] - reference))) < ATOL
     result = invoke(model, x, "--layer", "gru", "-o", tmp_path / "gru.h5")
     assert result.exit_code == 0, result.output
     assert float(np.max(np.abs(read_hidden(tmp_path / "gru.h5", "gru", reference.shape)

@@ -133,6 +133,8 @@ def word_reader(
 ) -> tuple[Callable[[tuple[int, int], tuple[int, int]], np.ndarray], bool]:
     """A function giving the word ids of samples ``[s0, s1)`` × steps ``[t0, t1)``, and
     whether they are step numbers."""
+    if not isinstance(inputs, np.ndarray):
+        inputs = None  # ONNX graph inputs fed by name, in the graph's own layout: step numbers
     if inputs is not None and inputs.ndim == 1:
         inputs = inputs[None] if inputs.dtype.kind in "iu" else inputs
     if inputs is not None and inputs.ndim == 2 and inputs.dtype.kind in "iu" \

@@ -99,6 +99,7 @@ def write_source(
         with atomic_write(output, "wb") as handle, \
                 zipfile.ZipFile(handle, "w", compression=method, allowZip64=True) as archive:
             for key, info in keys.items():
+                key_steps = info.shape[1]  # a layer's own steps (layers may differ)
                 per_sample = int(np.prod(info.shape[1:], dtype=np.int64)) * info.dtype.itemsize
                 block = max(1, _COPY_BYTES // max(1, per_sample))
                 with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
@@ -108,10 +109,10 @@ def write_source(
                     if per_sample <= _COPY_BYTES:
                         for s0 in range(0, source.batch, block):
                             s1 = min(source.batch, s0 + block)
-                            member.write(store.read(key, (s0, s1), (0, source.steps)).data)
+                            member.write(store.read(key, (s0, s1), (0, key_steps)).data)
                         continue
-                    steps = max(1, _COPY_BYTES * source.steps // per_sample)
+                    steps = max(1, _COPY_BYTES * key_steps // per_sample)
                     for s in range(source.batch):
-                        for t0 in range(0, source.steps, steps):
-                            t1 = min(source.steps, t0 + steps)
+                        for t0 in range(0, key_steps, steps):
+                            t1 = min(key_steps, t0 + steps)
                             member.write(store.read(key, (s, s + 1), (t0, t1)).data)
