@@ -123,8 +123,6 @@ def test_frozen_keras_graphs_lstm_trace_cannot_read_are_refused_in_one_line(froz
                       "no while loop at all", "unroll=True")
     assert_user_error(invoke("inspect", directory / files["deep_loop"]),
                       "is not an LSTM, GRU or SimpleRNN cell")
-    assert_user_error(invoke("inspect", directory / files["initial_state"]),
-                      "layer 'dec' starts from states the graph computes", "--initial-state")
 
 
 @pytest.mark.parametrize("backend", list(BACKENDS))
@@ -161,3 +159,16 @@ def test_classic_graph_mode_freeze_of_a_tf_keras_session_matches_the_session(fro
     err = max(err, float(np.abs(final - reference["output"]).max()))
     assert err < ATOL, err
     record_error("TF2 frozen graphs", "keras2/classic", err)
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_frozen_keras_decoder_starts_from_the_encoders_final_states(frozen_tf2, backend):
+    """``LSTM(initial_state=[h, c])`` of an encoder's ``return_state``: the decoder's loop starts
+    from the encoder loop's final h and c, so the replay wires them in (``enc:1``, ``enc:2``)."""
+    directory = frozen_tf2[backend]
+    network = lstm_trace.load(directory / _case(directory, "extras")["files"]["initial_state"])
+    assert network.layer("dec").initial_state_from == ("enc:1", "enc:2")
+    trace = network.trace(np.load(directory / "extras_input.npy"))
+    err = float(np.abs(trace["dec/hidden"][:, -1] - np.load(directory / "initial_state_output.npy")).max())
+    assert err < ATOL, err
+    record_error("TF2 frozen graphs", f"{backend}/initial_state", err)

@@ -219,15 +219,17 @@ def graph_mode(out: Path) -> None:
 
 
 def _extras(keras, tf, np, out: Path, freeze) -> dict:
-    """Graphs lstm-trace must refuse in one line (``RNN(StackedRNNCells)``, ``unroll=True``),
-    and a ``Conv1D`` before an LSTM (traced with ``--layer-input``: the conv's output, and
-    what the frozen graph returned)."""
+    """Graphs lstm-trace must refuse in one line (``RNN(StackedRNNCells)``, ``unroll=True``,
+    a hostile loop), a ``Conv1D`` before an LSTM (traced with ``--layer-input``: the conv's
+    output, and what the frozen graph returned), and a decoder started from an encoder's
+    final states (``initial_state=[h, c]``; the model's output on ``extras_input.npy``)."""
     from common import randomize
 
     L = keras.layers
     spec = tf.TensorSpec([None, STEPS, FEATURES], tf.float32)
     rng = np.random.default_rng(5)
     x = rng.standard_normal((BATCH, STEPS, FEATURES)).astype(np.float32)
+    np.save(out / "extras_input.npy", x)
     models = {
         "stacked_cells": [L.RNN(L.StackedRNNCells([L.LSTMCell(3), L.GRUCell(2)]), name="stacked")],
         "unrolled": [L.LSTM(3, unroll=True, name="unrolled")],
@@ -237,9 +239,11 @@ def _extras(keras, tf, np, out: Path, freeze) -> dict:
     inputs = keras.Input((STEPS, FEATURES))
     _, h, c = L.LSTM(3, return_state=True, name="enc")(inputs)
     seq2seq = keras.Model(inputs, L.LSTM(3, name="dec")(inputs, initial_state=[h, c]))
+    randomize(seq2seq, seed=6)
     function = tf.function(lambda t: seq2seq(t)).get_concrete_function(spec)
     (out / "initial_state.pb").write_bytes(freeze(function).graph.as_graph_def().SerializeToString())
     files["initial_state"] = "initial_state.pb"
+    np.save(out / "initial_state_output.npy", np.asarray(seq2seq(x)))
     for name, layers in models.items():
         inputs = keras.Input((STEPS, FEATURES))
         h = inputs

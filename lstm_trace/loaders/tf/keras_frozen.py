@@ -177,10 +177,6 @@ def keras_network(meta: MetaGraph, file: str, *, tf1_cells: bool,
     directions: dict[str, list[tuple[str, KerasLoop, tuple[_Graph, Tensor], bool]]] = {}
     for k in recognised:
         scope = [_keras_name(c, keras3) for c in _scope(meta, k.loop).split("/")]
-        if not all(var.initial and _zeros(walk, *var.initial) for var in k.states):
-            raise LoadError(f"{file}: layer {scope[-1]!r} starts from states the graph "
-                            "computes (initial_state=...), which lstm-trace does not replay; "
-                            "trace it with --initial-state")
         graph, tensor, node = walk.back(*k.steps)
         reverse = False
         if node is not None and node.op == "ReverseV2":
@@ -197,6 +193,7 @@ def keras_network(meta: MetaGraph, file: str, *, tf1_cells: bool,
         directions.setdefault(key, []).append((direction, k, source[:2], reverse))
     layers = [_layer(walk, key, found, file) for key, found in directions.items()]
     _unique_names(layers)
+    _wire_initial_states(walk, layers, directions, file)
     network = _assemble(walk, layers, keras3, file)
     used = walk.constants.union(*(k.constants for k in recognised))
     network.unexplained = [f"{name} {shape}" for name, shape in (weights or {}).items()
@@ -217,6 +214,44 @@ def _zeros(walk: _Walk, graph: _Graph, tensor: Tensor) -> bool:
         return value is not None and not value.any()
     value = walk.const(graph, tensor)
     return value is not None and not value.any()
+
+
+def _wire_initial_states(walk: _Walk, layers: list[_Layer], directions: dict, file: str) -> None:
+    """``initial_state=`` wiring: a loop that starts from another layer's final states (the
+    final values of that loop's ``h``/``c``, Keras outputs ``<layer>:1``, ``:2``...) reads them
+    from there (:attr:`RecurrentLayer.initial_state_from`); zeros need nothing; any other
+    start is refused, never replaced by zeros."""
+    finals: dict[Tensor, str] = {}
+    loops_of = {layer.name: found for layer, found in zip(layers, directions.values(), strict=True)}
+    for layer in layers:
+        found = sorted(loops_of[layer.name], key=lambda f: f[0] != "forward")
+        k = 1
+        for _, loop, _, _ in found:
+            for var in loop.cell_states:
+                if var.final is not None:
+                    finals[walk.back(*var.final)[1]] = f"{layer.name}:{k}"
+                k += 1
+    for layer in layers:
+        found = sorted(loops_of[layer.name], key=lambda f: f[0] != "forward")
+        sources: list[str | None] = []
+        for _, loop, _, _ in found:
+            if len(loop.cell_states) != (2 if loop.cell.kind == "lstm" else 1):
+                raise LoadError(f"{file}: layer {layer.name!r}: cannot tell its loop's states apart")
+            for var in loop.cell_states:
+                if var.initial is None or _zeros(walk, *var.initial):
+                    sources.append(None)
+                else:
+                    sources.append(finals.get(walk.back(*var.initial)[1], "?"))
+        others = [v for _, loop, _, _ in found for v in loop.states if v not in loop.cell_states]
+        if "?" in sources or any(v.initial is None or not _zeros(walk, *v.initial) for v in others):
+            raise LoadError(f"{file}: layer {layer.name!r} starts from states the graph computes "
+                            "(initial_state=...) in a way lstm-trace does not follow; trace it "
+                            "with --initial-state")
+        if any(sources):
+            if not all(sources):
+                raise LoadError(f"{file}: layer {layer.name!r} starts from another layer's states "
+                                "for some of its states only; trace it with --initial-state")
+            layer.layer.initial_state_from = tuple(sources)
 
 
 def _sequence_output(walk: _Walk, k: KerasLoop) -> tuple[_Graph, Tensor] | None:
@@ -298,9 +333,13 @@ def _unique_names(layers: list[_Layer]) -> None:
 def _assemble(walk: _Walk, layers: list[_Layer], keras3: bool, file: str) -> Network:
     outputs = {out[1]: layer for layer in layers if (out := layer.output) is not None}
     chains: dict[str, tuple[list[UpstreamLayer], str | None]] = {}
-    placeholders: dict[str, _Node] = {}
+    placeholders: dict[str, str] = {}  # layer -> the graph input its chain starts from
     for layer in layers:
         chains[layer.name] = _upstream(walk, layer, outputs, keras3, placeholders)
+    main_graph = walk.meta.graphs[""]
+    read = set(placeholders.values())
+    # INPUT feeds the graph's first input that a layer reads (Keras creates inputs in order).
+    model_input = next((n for n in main_graph.nodes if n in read), None)
     ordered: list[RecurrentLayer | UpstreamLayer] = []
     inbound: dict[str, tuple[str, ...]] = {}
     done: set[str] = set()
@@ -311,21 +350,26 @@ def _assemble(walk: _Walk, layers: list[_Layer], keras3: bool, file: str) -> Net
             return
         done.add(layer.name)
         upstream, source = chains[layer.name]
-        if source:
-            emit(next(x for x in layers if x.name == source))
+        # The layers it reads: its input's, and those whose final states it starts from.
+        for name in (source, *(s.split(":")[0] for s in layer.layer.initial_state_from)):
+            if name:
+                emit(next(x for x in layers if x.name == name))
         first = upstream[0].name if upstream else layer.name
         previous = ordered[-1].name if ordered else None
         wanted = (source,) if source else ()
-        if (previous or None) != (source or None):
+        other_input = placeholders.get(layer.name, model_input) != model_input and not source
+        if other_input:
+            wanted = (f"<graph input {placeholders[layer.name]}>",)
+            notes.append(f"{layer.name}: reads the graph input {placeholders[layer.name]!r}, not "
+                         f"{model_input!r}: trace it with --layer {layer.name} --layer-input "
+                         "and that input")
+        if (previous or None) != (source or None) or other_input:
             inbound[first] = wanted
         ordered.extend(upstream)
         ordered.append(layer.layer)
 
     for layer in layers:
         emit(layer)
-    if len(placeholders) > 1:
-        notes.append(f"the graph has several inputs ({', '.join(placeholders)}); INPUT feeds "
-                     f"{next(iter(placeholders))!r}")
     first = ordered[0]
     if isinstance(first, Embedding):
         input_shape: tuple[int | None, ...] = (None,)
@@ -353,9 +397,9 @@ def _node_layer_name(node: _Node, keras3: bool) -> str:
 
 
 def _upstream(walk: _Walk, layer: _Layer, outputs: dict, keras3: bool,
-              placeholders: dict[str, _Node]) -> tuple[list[UpstreamLayer], str | None]:
+              placeholders: dict[str, str]) -> tuple[list[UpstreamLayer], str | None]:
     """The layers replayed before ``layer`` (in order) and the recurrent layer it reads
-    (``None``: the graph input)."""
+    (``None``: a graph input, then named in ``placeholders[layer.name]``)."""
     chain: list[UpstreamLayer] = []
     graph, tensor = layer.input
     for _ in range(_MAX_WALK):
@@ -365,7 +409,7 @@ def _upstream(walk: _Walk, layer: _Layer, outputs: dict, keras3: bool,
         if node is None:
             break
         if node.op in ("Placeholder", "PlaceholderV2"):
-            placeholders.setdefault(node.name, node)
+            placeholders[layer.name] = node.name
             return chain[::-1], None
         step = _masking(walk, graph, node) or _dense(walk, graph, node) or _embedding(walk, graph, node)
         if step is None:

@@ -471,6 +471,10 @@ class KerasLoop:
     constants: set[str] = field(default_factory=set)
     #: The carried states (``h``, ``c``, a masked layer's previous output).
     states: list[LoopVar] = field(default_factory=list)
+    #: The cell's own states, ``hidden`` then (LSTM) ``cell``.
+    cell_states: list[LoopVar] = field(default_factory=list)
+    #: The expression of the new hidden state (to tell ``h`` from the other carried values).
+    new_hidden: Expr | None = None
 
 
 def _unmask(e: Expr, var: int) -> tuple[Expr, Expr | None]:
@@ -598,6 +602,7 @@ def recognise(meta: MetaGraph, loop: Loop) -> KerasLoop:
             found = _checked(loop, build(states, nexts), written, out_var)
             found.constants = reader.constants
             found.states = [loop.vars[i] for i in states]
+            found.cell_states = _cell_states(found, states, nexts)
             return found
         except LoopError as err:
             attempts.append(err)
@@ -627,8 +632,22 @@ def _checked(loop: Loop, found: tuple, written: Expr | None, out_var: int | None
     mask_steps = {_mask_source(m) for m in [*masks, out_mask] if m is not None}
     if len(mask_steps) > 1 or (out_mask is not None and not masks):
         raise LoopError("the states and the output are not all masked by the same mask", depth=9)
-    return KerasLoop(loop, cell, (step.graph, step.sequence), bool(masks), zero_output,
-                     loop.vars[out_var] if out_var is not None else None)
+    found = KerasLoop(loop, cell, (step.graph, step.sequence), bool(masks), zero_output,
+                      loop.vars[out_var] if out_var is not None else None)
+    found.new_hidden = new_h
+    return found
+
+
+def _cell_states(found: KerasLoop, states: list[int], nexts: dict[int, Expr]) -> list[LoopVar]:
+    """``h`` (its next value is the new hidden state), then an LSTM's ``c`` (the other one)."""
+    new_h = found.new_hidden
+    hidden = [i for i in states if _unmask(nexts[i], i)[0] is new_h]
+    if len(hidden) != 1:
+        return []
+    rest = [i for i in states if i != hidden[0]] if found.cell.kind == "lstm" else []
+    if found.cell.kind == "lstm" and len(rest) != 1:
+        return []
+    return [found.loop.vars[i] for i in (*hidden, *rest)]
 
 
 def _mask_source(e: Expr) -> object:
