@@ -28,11 +28,12 @@ def test_op_matches_onnxruntime(onnx_ops, case):
     data = np.load(onnx_ops / f"{case['name']}.npz")
     env = {**model.graph.initializers, "x": data["x"]}
     (node,) = model.graph.nodes
-    (y,) = run_node(node, [env[name] if name else None for name in node.inputs], model.opset)[:1]
-    expected = data["y"]
-    assert y.shape == expected.shape
-    assert y.dtype == expected.dtype
-    np.testing.assert_allclose(y, expected, rtol=1e-6, atol=1e-6)
+    outputs = run_node(node, [env[name] if name else None for name in node.inputs], model.opset)
+    for k, y in enumerate(outputs[:len(node.outputs)]):
+        expected = data["y" if k == 0 else f"y{k}"]
+        assert y.shape == expected.shape
+        assert y.dtype == expected.dtype
+        np.testing.assert_allclose(y, expected, rtol=1e-6, atol=1e-6)
 
 
 def test_an_unknown_op_names_the_node():

@@ -3,7 +3,8 @@
     python onnx_ops.py OUTDIR
 
 Per case ``<name>.onnx`` (graph input ``x``, constant inputs as initializers) and
-``<name>.npz`` (``x`` and onnxruntime's output ``y``). ``CASES`` is plain data.
+``<name>.npz`` (``x`` and onnxruntime's output ``y``, then ``y1``... for an op with
+several outputs). ``CASES`` is plain data.
 """
 
 from __future__ import annotations
@@ -119,6 +120,24 @@ CASES: list[dict] = [
      "inputs": [([True, False, False], "bool")]},
     {"name": "xor", "op": "Xor", "shape": [2, 3], "int_input": 2, "int_dtype": "bool",
      "inputs": [([True, False, True], "bool")]},
+    # Attention and packing fronts (pythainlp's thai2rom: ReduceSum, Softmax, Where, TopK)
+    {"name": "reduce_sum_13", "op": "ReduceSum", "opset": 13, "shape": [2, 3, 4],
+     "inputs": [([1, -1], "int64")], "attrs": {"keepdims": 0}},
+    {"name": "reduce_sum_all", "op": "ReduceSum", "opset": 13, "shape": [2, 3]},
+    {"name": "reduce_sum_11", "op": "ReduceSum", "opset": 11, "shape": [2, 3, 4], "attrs": {"axes": [2]}},
+    {"name": "reduce_mean", "op": "ReduceMean", "shape": [2, 3, 4], "attrs": {"axes": [0, 2]}},
+    {"name": "reduce_max_18", "op": "ReduceMax", "opset": 18, "shape": [2, 3, 4],
+     "inputs": [([1], "int64")]},
+    {"name": "reduce_min", "op": "ReduceMin", "shape": [3, 4], "attrs": {"keepdims": 0}},
+    {"name": "reduce_prod", "op": "ReduceProd", "shape": [3, 4], "attrs": {"axes": [-1]}},
+    {"name": "softmax_13", "op": "Softmax", "opset": 13, "shape": [2, 3, 4], "attrs": {"axis": 1}},
+    {"name": "softmax_11", "op": "Softmax", "opset": 11, "shape": [2, 3, 4]},
+    {"name": "where", "op": "Where", "shape": [2, 3], "int_input": 2, "int_dtype": "bool",
+     "inputs": [("rand", [2, 3]), ("rand", [3])]},
+    {"name": "top_k_largest_ties", "op": "TopK", "shape": [2, 7], "int_input": 3,
+     "inputs": [([4], "int64")], "outputs": 2},
+    {"name": "top_k_smallest_axis0", "op": "TopK", "shape": [5, 3], "attrs": {"axis": 0, "largest": 0},
+     "inputs": [([5], "int64")], "outputs": 2},
     {"name": "size", "op": "Size", "shape": [2, 3, 4]},
     {"name": "size_empty", "op": "Size", "shape": [2, 0, 4]},
 ]
@@ -157,15 +176,16 @@ def main(out: Path) -> None:
             if isinstance(value, tuple) and value[0] == "tensor":
                 value = numpy_helper.from_array(np.array([value[1]], dtype=np.float32))
             attrs[key] = value
-        node = helper.make_node(c["op"], names, ["y"], name=c["name"], **attrs)
+        outputs = ["y", *(f"y{k}" for k in range(1, c.get("outputs", 1)))]
+        node = helper.make_node(c["op"], names, outputs, name=c["name"], **attrs)
         graph = helper.make_graph([node], c["name"], [helper.make_tensor_value_info("x", elem, shape)],
-                                  [helper.make_empty_tensor_value_info("y")],
+                                  [helper.make_empty_tensor_value_info(o) for o in outputs],
                                   inits)
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", c.get("opset", 14))])
         model.ir_version = 8
         onnx.save(model, out / f"{c['name']}.onnx")
-        y = ort.InferenceSession(str(out / f"{c['name']}.onnx")).run(None, {"x": x})[0]
-        np.savez(out / f"{c['name']}.npz", x=x, y=y)
+        ys = ort.InferenceSession(str(out / f"{c['name']}.onnx")).run(None, {"x": x})
+        np.savez(out / f"{c['name']}.npz", x=x, **dict(zip(outputs, ys, strict=True)))
     (out / "manifest.json").write_text(json.dumps({"cases": CASES}, indent=1))
 
 

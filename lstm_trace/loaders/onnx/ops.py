@@ -250,6 +250,60 @@ def pad(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
     return [np.pad(x, widths, mode=_PAD_MODES[mode])]
 
 
+def _reduce(fn: Callable[..., np.ndarray], axes_input_since: int) -> Op:
+    """``ReduceSum``/``ReduceMean``/``ReduceMax``/``ReduceMin``/``ReduceProd``: over ``axes``
+    (an attribute before ``axes_input_since``, the second input from it; all axes when
+    absent, none with ``noop_with_empty_axes``), ``keepdims`` (1 by default)."""
+    def op(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
+        x = _need(args, 0, node)
+        axes = _axes_arg(node, args, opset, axes_input_since)
+        keep = bool(node.attr("keepdims", 1))
+        if not axes:  # absent or empty: every axis, or none with noop_with_empty_axes
+            if node.attr("noop_with_empty_axes", 0):
+                return [x]
+            axes = list(range(x.ndim))
+        axis = tuple(sorted(a % x.ndim for a in axes)) if x.ndim else None
+        return [np.asarray(fn(x, axis=axis, keepdims=keep)).astype(x.dtype, copy=False)]
+    return op
+
+
+def softmax(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
+    """``exp(x - max) / Σ exp(x - max)`` along ``axis`` (opset 13 on: that axis, default
+    -1; before: ``x`` flattened to 2-D at ``axis``, default 1, over the second part)."""
+    x = _need(args, 0, node)
+    if opset >= 13:
+        axis = int(node.attr("axis", -1)) % x.ndim
+        e = np.exp(x - x.max(axis=axis, keepdims=True))
+        return [e / e.sum(axis=axis, keepdims=True)]
+    axis = int(node.attr("axis", 1)) % max(x.ndim, 1)
+    flat = x.reshape(int(np.prod(x.shape[:axis])), -1)
+    e = np.exp(flat - flat.max(axis=1, keepdims=True))
+    return [(e / e.sum(axis=1, keepdims=True)).reshape(x.shape)]
+
+
+def where(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
+    cond, a, b = _need(args, 0, node), _need(args, 1, node), _need(args, 2, node)
+    return [np.where(np.asarray(cond, dtype=bool), a, b).astype(np.result_type(a, b), copy=False)]
+
+
+def top_k(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
+    """``TopK``: the ``k`` largest (``largest=0``: smallest) values along ``axis`` and their
+    indices, sorted; of equal values the one at the lower index comes first. ``k`` is the
+    second input (opset 10 on) or the ``k`` attribute."""
+    x = _need(args, 0, node)
+    k = _ints(_need(args, 1, node))[0] if opset >= 10 else int(node.attr("k"))
+    axis = int(node.attr("axis", -1)) % x.ndim
+    if not 0 <= k <= x.shape[axis]:
+        raise ValueError(f"TopK k={k} for an axis of {x.shape[axis]}")
+    if node.attr("largest", 1):  # descending; ties: ascending index (sort the reversed axis)
+        n = x.shape[axis]
+        order = n - 1 - np.flip(np.argsort(np.flip(x, axis=axis), axis=axis, kind="stable"), axis=axis)
+    else:
+        order = np.argsort(x, axis=axis, kind="stable")
+    index = np.take(order, np.arange(k), axis=axis)
+    return [np.take_along_axis(x, index, axis=axis), index.astype(np.int64)]
+
+
 def size(node: Node, args: Arrays, opset: int) -> list[np.ndarray]:
     """``Size``: the number of elements, an int64 scalar."""
     return [np.array(np.asarray(_need(args, 0, node)).size, dtype=np.int64)]
@@ -393,7 +447,11 @@ OPS: dict[str, Op] = {
     "Less": _compare(np.less), "GreaterOrEqual": _compare(np.greater_equal),
     "LessOrEqual": _compare(np.less_equal), "Not": _unary(np.logical_not),
     "And": _compare(np.logical_and), "Or": _compare(np.logical_or),
-    "Xor": _compare(np.logical_xor),
+    "Xor": _compare(np.logical_xor), "Where": where,
+    # Attention and packing fronts (PyTorch seq2seq exports: pythainlp's thai2rom)
+    "ReduceSum": _reduce(np.sum, 13), "ReduceMean": _reduce(np.mean, 18),
+    "ReduceMax": _reduce(np.max, 18), "ReduceMin": _reduce(np.min, 18),
+    "ReduceProd": _reduce(np.prod, 18), "Softmax": softmax, "TopK": top_k,
 }
 
 
