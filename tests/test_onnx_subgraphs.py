@@ -195,3 +195,9 @@ def test_an_op_not_replayable_in_a_branch_always_taken_is_named_by_inspect(subgr
     result = run("inspect", subgraphs / "erf_in_fixed_branch.onnx")
     assert result.exit_code == 0, result.output
     assert "not replayable: node 'erf_front' (Erf) cannot be replayed in NumPy" in result.output
+
+
+def test_zero_states_made_by_either_branch_are_known_zeros(subgraphs):
+    network = lstm_trace.load(subgraphs / "zeros_by_if.onnx")
+    assert network.layer("z_lstm").initial_state_from == ()
+    assert network.input_adapter.needed == ("X",)  # cond decides nothing the trace needs

@@ -27,6 +27,7 @@ CASES: dict[str, dict] = {
     "nested": {"runs": [["rnn16"], ["gru8"], ["rnn16_nostate"]]},
     "same_names": {"runs": [["sel/then/lstm"], ["sel/else/lstm"]]},
     "stacked_in_branch": {"runs": [["first", "second"], ["other"]]},
+    "zeros_by_if": {"runs": [["z_lstm"], ["z_lstm"]]},
     "float16": {"runs": [["half_lstm"]]},
     "float16_twin": {"runs": [["half_lstm"]]},
 }
@@ -279,6 +280,37 @@ def main(out: Path) -> None:
     save("stacked_in_branch", graph,
          [{"X": x, "cond": np.array(True)}, {"X": x, "cond": np.array(False)}],
          {"first": tuple(f1), "second": tuple(f2), "other": tuple(ot)})
+
+    # zeros_by_if: a top-level LSTM whose initial_h is zeros made to the batch's shape by
+    # either branch of an If (ConstantOfShape, or Expand of a zero): known zeros, not wired.
+    w_z = weights("LSTM", "z", I)
+    z_lstm, z_outs = rnn_node("LSTM", "z_lstm", "X", "z", ("h_zero",))
+    graph = helper.make_graph(
+        [helper.make_node("Shape", ["X"], ["x_shape"]),
+         helper.make_node("Gather", ["x_shape", "one_idx"], ["batch"], axis=0),
+         helper.make_node("Concat", ["one_vec", "batch_vec", "h_vec"], ["h_shape"], axis=0),
+         helper.make_node("Unsqueeze", ["batch", "zero_axis"], ["batch_vec"]),
+         helper.make_node("If", ["cond"], ["h_zero"], name="zero_if",
+                          then_branch=branch("then", [helper.make_node(
+                              "ConstantOfShape", ["h_shape"], ["h_c"],
+                              value=numpy_helper.from_array(np.zeros(1, np.float32)))], ["h_c"]),
+                          else_branch=branch("else", [helper.make_node(
+                              "Expand", ["zero_f", "h_shape"], ["h_e"])], ["h_e"])),
+         z_lstm],
+        "zeros_by_if", [x_info, cond_info], [helper.make_tensor_value_info(z_outs[1], F32, None)],
+        [numpy_helper.from_array(np.array(1, np.int64), "one_idx"),
+         numpy_helper.from_array(np.array([1], np.int64), "one_vec"),
+         numpy_helper.from_array(np.array([H], np.int64), "h_vec"),
+         numpy_helper.from_array(np.array([0], np.int64), "zero_axis"),
+         numpy_helper.from_array(np.array(0.0, np.float32), "zero_f"),
+         *[numpy_helper.from_array(v, k) for k, v in w_z.items()]])
+    # (Concat reads batch_vec before the Unsqueeze that makes it: reorder for a valid graph)
+    nodes = list(graph.node)
+    nodes[2], nodes[3] = nodes[3], nodes[2]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    save("zeros_by_if", graph, [{"X": x, "cond": np.array(True)}, {"X": x, "cond": np.array(False)}],
+         {"z_lstm": tuple(z_outs)})
 
     # float16: a float16 X and float16 weights (initializers of the branch), in a then
     # branch. Also saved: a float32 twin (the same values widened) and its references.

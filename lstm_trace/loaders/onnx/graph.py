@@ -27,7 +27,7 @@ from ..errors import LoadError
 from .feeds import OnnxInputs, type_text
 from .glue import OnnxOps, RecurrentSource, TensorSource, input_key
 from .ops import OPS, run_node
-from .proto import DTYPE_NAMES, Model, Node
+from .proto import DTYPE_NAMES, Graph, Model, Node
 from .recurrent import RECURRENT_OPS, NodeError, recurrent_layer
 from .replay import if_label, truth
 from .scopes import LOOP_OPS, Branch, Scope, branch_graph, flatten, is_if
@@ -105,7 +105,7 @@ class GraphBuilder:
         self._const[name] = value
         return value
 
-    def static_branch(self, node: Node):  # -> Graph | None
+    def static_branch(self, node: Node) -> Graph | None:
         """The branch an ``If`` node takes whatever the inputs (its condition is constant)."""
         cond = self.const(node.input(0))
         if cond is None:
@@ -138,7 +138,13 @@ class GraphBuilder:
             return value.dtype.kind in "biuf" and not np.any(value)
         if name not in self.producer:
             return False
-        node, _ = self.producer[name]
+        node, k = self.producer[name]
+        if is_if(node):  # zeros whichever branch the inputs choose
+            chosen = self.static_branch(node)
+            branches = [chosen] if chosen is not None else \
+                [branch_graph(node, True), branch_graph(node, False)]
+            return all(b is not None and k < len(b.outputs) and self.is_zero(b.outputs[k].name)
+                       for b in branches)
         if node.op_type == "ConstantOfShape":
             fill = node.attr("value")
             return fill is None or not np.any(fill)
