@@ -117,8 +117,8 @@ def test_frozen_graph_with_an_unknown_loop_is_refused_in_one_line(frozen_tf2, tm
 def test_frozen_keras_graphs_lstm_trace_cannot_read_are_refused_in_one_line(frozen_tf2, backend):
     directory = frozen_tf2[backend]
     files = _case(directory, "extras")["files"]
-    assert_user_error(invoke("inspect", directory / files["stacked_cells"]),
-                      "the loop of layer 'stacked'", "several cells in one loop")
+    assert_user_error(invoke("inspect", directory / files["bidirectional_stack"]),
+                      "'bi_stack' is a Bidirectional RNN(StackedRNNCells)")
     assert_user_error(invoke("inspect", directory / files["unrolled"]),
                       "no while loop at all", "unroll=True")
     assert_user_error(invoke("inspect", directory / files["deep_loop"]),

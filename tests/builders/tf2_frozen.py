@@ -45,6 +45,12 @@ CASES: list[dict] = [
         ("Bi:LSTM", 3, {"name": "bi"}),
         ("GRU", 3, {"name": "top"}),
     ]},
+    # RNN(StackedRNNCells) walking backwards over a masked input: keys <layer>/cell_<k>.
+    {"name": "stacked_cells", "masked_steps": 2, "layers": [
+        ("Masking", 0, {"name": "pad"}),
+        ("Stack:LSTM,GRU,SimpleRNN", (4, 3, 2), {"name": "stack", "go_backwards": True}),
+        ("GRU", 2, {"name": "after_stack"}),
+    ]},
     # Names Keras picks itself; RNN(GRUCell) cells are auto-named too (gru_cell_1 in tf_keras).
     {"name": "auto_names", "layers": [
         ("SimpleRNN", 4, {}), ("Cell:GRU", 3, {}), ("Cell:GRU", 2, {"reset_after": False}),
@@ -59,7 +65,7 @@ FREEZERS = {"lowered": True, "functional": False}
 FEATURES, BATCH, STEPS = 3, 3, 6
 
 
-def _layer(keras, kind: str, units: int, options: dict, last: bool):
+def _layer(keras, kind: str, units, options: dict, last: bool):
     options = dict(options)
     L = keras.layers
     if kind == "Dense":
@@ -68,6 +74,9 @@ def _layer(keras, kind: str, units: int, options: dict, last: bool):
         return L.Masking(0.0, **options)
     if kind == "Embedding":
         return L.Embedding(12, units, **options)
+    if kind.startswith("Stack:"):
+        cells = [getattr(L, f"{c}Cell")(u) for c, u in zip(kind[6:].split(","), units, strict=True)]
+        return L.RNN(L.StackedRNNCells(cells), return_sequences=not last, **options)
     if kind.startswith("Cell:"):
         cell = getattr(L, f"{kind[5:]}Cell")(units, **options)
         return L.RNN(cell, return_sequences=not last)
@@ -151,21 +160,27 @@ def main(out: Path) -> None:
                 current = np.asarray(layer(current))
                 continue
             keras_mask = None if mask is None else tf.constant(mask)
-            parts = ([("forward", layer.forward_layer, False), ("backward", layer.backward_layer, True)]
-                     if kind.startswith("Bi:") else [(None, layer, bool(layer.go_backwards))])
-            for direction, inner, reverse in parts:
+            parts = ([("forward", layer.forward_layer.cell, False),
+                      ("backward", layer.backward_layer.cell, True)] if kind.startswith("Bi:")
+                     else [(f"cell_{k}", c, bool(layer.go_backwards))
+                           for k, c in enumerate(layer.cell.cells)] if kind.startswith("Stack:")
+                     else [(None, layer.cell, bool(layer.go_backwards))])
+            cell_input = current
+            for direction, cell, reverse in parts:
                 prefix = f"{layer.name}/{direction}" if direction else layer.name
-                states = cell_reference(inner.cell, current, reverse=reverse, mask=mask)
+                states = cell_reference(cell, cell_input, reverse=reverse, mask=mask)
                 reference.update({f"{prefix}/{q}": v for q, v in states.items()})
-                reference[f"{prefix}/__input__"] = np.asarray(current, np.float32)
+                reference[f"{prefix}/__input__"] = np.asarray(cell_input, np.float32)
                 if mask is not None:
                     reference[f"{prefix}/__mask__"] = mask
                 cell_kind = {"LSTMCell": "lstm", "GRUCell": "gru",
-                             "SimpleRNNCell": "simple_rnn"}[type(inner.cell).__name__]
+                             "SimpleRNNCell": "simple_rnn"}[type(cell).__name__]
                 if cell_kind == "gru":
                     reference.update({f"{prefix}/__weights__{k}": w
-                                      for k, w in enumerate(inner.cell.get_weights())})
+                                      for k, w in enumerate(cell.get_weights())})
                 prefixes.append({"prefix": prefix, "kind": cell_kind, "reverse": reverse})
+                if kind.startswith("Stack:"):  # the next cell reads this one's outputs
+                    cell_input = states["hidden"]
             current = np.asarray(layer(current, mask=keras_mask) if mask is not None else layer(current))
             if current.ndim == 3 and options.get("merge_mode", "concat") == "concat":
                 reference[f"{layer.name}/__output__"] = current
@@ -219,7 +234,8 @@ def graph_mode(out: Path) -> None:
 
 
 def _extras(keras, tf, np, out: Path, freeze) -> dict:
-    """Graphs lstm-trace must refuse in one line (``RNN(StackedRNNCells)``, ``unroll=True``,
+    """Graphs lstm-trace must refuse in one line (``Bidirectional(RNN(StackedRNNCells))``,
+    ``unroll=True``,
     a hostile loop), a ``Conv1D`` before an LSTM (traced with ``--layer-input``: the conv's
     output, and what the frozen graph returned), and a decoder started from an encoder's
     final states (``initial_state=[h, c]``; the model's output on ``extras_input.npy``)."""
@@ -231,7 +247,8 @@ def _extras(keras, tf, np, out: Path, freeze) -> dict:
     x = rng.standard_normal((BATCH, STEPS, FEATURES)).astype(np.float32)
     np.save(out / "extras_input.npy", x)
     models = {
-        "stacked_cells": [L.RNN(L.StackedRNNCells([L.LSTMCell(3), L.GRUCell(2)]), name="stacked")],
+        "bidirectional_stack": [L.Bidirectional(
+            L.RNN(L.StackedRNNCells([L.LSTMCell(3), L.GRUCell(2)])), name="bi_stack")],
         "unrolled": [L.LSTM(3, unroll=True, name="unrolled")],
         "conv_front": [L.Conv1D(4, 2, name="conv"), L.LSTM(3, name="after_conv")],
     }

@@ -140,9 +140,19 @@ def _keras_name(component: str, keras3: bool) -> str:
 
 
 class _Layer:
+    """One Keras recurrent layer: its RecurrentLayer (several, ``<name>/cell_<k>``, for an
+    ``RNN(StackedRNNCells)``), the tensor it reads and the sequence it returns."""
+
     def __init__(self, name: str, layer: RecurrentLayer, inputs: tuple[_Graph, Tensor],
-                 output: tuple[_Graph, Tensor] | None) -> None:
+                 output: tuple[_Graph, Tensor] | None, rest: list[RecurrentLayer] | None = None
+                 ) -> None:
         self.name, self.layer, self.input, self.output = name, layer, inputs, output
+        self.rest = rest or []
+
+    @property
+    def last(self) -> RecurrentLayer:
+        """The RecurrentLayer whose output is the Keras layer's."""
+        return self.rest[-1] if self.rest else self.layer
 
 
 def keras_network(meta: MetaGraph, file: str, *, tf1_cells: bool,
@@ -224,6 +234,8 @@ def _wire_initial_states(walk: _Walk, layers: list[_Layer], directions: dict, fi
     finals: dict[Tensor, str] = {}
     loops_of = {layer.name: found for layer, found in zip(layers, directions.values(), strict=True)}
     for layer in layers:
+        if layer.rest:
+            continue  # a stack's cells are layers of their own: not Keras's output numbering
         found = sorted(loops_of[layer.name], key=lambda f: f[0] != "forward")
         k = 1
         for _, loop, _, _ in found:
@@ -235,8 +247,6 @@ def _wire_initial_states(walk: _Walk, layers: list[_Layer], directions: dict, fi
         found = sorted(loops_of[layer.name], key=lambda f: f[0] != "forward")
         sources: list[str | None] = []
         for _, loop, _, _ in found:
-            if len(loop.cell_states) != (2 if loop.cell.kind == "lstm" else 1):
-                raise LoadError(f"{file}: layer {layer.name!r}: cannot tell its loop's states apart")
             for var in loop.cell_states:
                 if var.initial is None or _zeros(walk, *var.initial):
                     sources.append(None)
@@ -251,6 +261,9 @@ def _wire_initial_states(walk: _Walk, layers: list[_Layer], directions: dict, fi
             if not all(sources):
                 raise LoadError(f"{file}: layer {layer.name!r} starts from another layer's states "
                                 "for some of its states only; trace it with --initial-state")
+            if layer.rest:
+                raise LoadError(f"{file}: layer {layer.name!r} (RNN(StackedRNNCells)) starts from "
+                                "another layer's states; trace it with --initial-state")
             layer.layer.initial_state_from = tuple(sources)
 
 
@@ -270,12 +283,20 @@ def _layer(walk: _Walk, key: str, found: list, file: str) -> _Layer:
     if len(found) == 1:
         direction, k, inputs, reverse = found[0]
         output = _sequence_output(walk, k)
-        layer = RecurrentLayer(
-            name=name, directions=[Direction("forward", k.cell, reverse=reverse)],
-            return_sequences=output is not None, class_name=_class(k),
+        stacked = len(k.stack) > 1
+        cells = [RecurrentLayer(
+            name=f"{name}/cell_{i}" if stacked else name,
+            directions=[Direction("forward", cell, reverse=reverse)],
+            return_sequences=output is not None or i < len(k.stack) - 1,
+            class_name=f"RNN(StackedRNNCells) {_KINDS[cell.kind]}Cell" if stacked else _class(k),
             zero_output_for_mask=k.zero_output_for_mask,
-        )
-        return _Layer(name, layer, inputs, output)
+            # A stacked cell hands its outputs on step by step, in input positions.
+            feeds_stacked_cell=i < len(k.stack) - 1,
+        ) for i, (cell, _) in enumerate(k.stack)]
+        return _Layer(name, cells[0], inputs, output, cells[1:])
+    if any(len(k.stack) > 1 for _, k, _, _ in found):
+        raise LoadError(f"{file}: {name!r} is a Bidirectional RNN(StackedRNNCells), which "
+                        "lstm-trace does not read")
     by_direction = {d: (k, inputs, reverse) for d, k, inputs, reverse in found}
     if len(found) != 2 or set(by_direction) != {"forward", "backward"}:
         raise LoadError(f"{file}: {key!r} has {len(found)} loops named forward_/backward_; expected "
@@ -293,8 +314,11 @@ def _layer(walk: _Walk, key: str, found: list, file: str) -> _Layer:
     return _Layer(name, layer, fw_in, output)
 
 
+_KINDS = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN"}
+
+
 def _class(k: KerasLoop) -> str:
-    return {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN"}[k.cell.kind]
+    return _KINDS[k.cell.kind]
 
 
 def _bidirectional_merge(walk: _Walk, fw: KerasLoop, bw: KerasLoop) -> tuple[str | None, tuple | None]:
@@ -354,19 +378,21 @@ def _assemble(walk: _Walk, layers: list[_Layer], keras3: bool, file: str) -> Net
         for name in (source, *(s.split(":")[0] for s in layer.layer.initial_state_from)):
             if name:
                 emit(next(x for x in layers if x.name == name))
-        first = upstream[0].name if upstream else layer.name
+        source = next(x for x in layers if x.name == source).last.name if source else None
+        first = upstream[0].name if upstream else layer.layer.name
         previous = ordered[-1].name if ordered else None
         wanted = (source,) if source else ()
         other_input = placeholders.get(layer.name, model_input) != model_input and not source
         if other_input:
             wanted = (f"<graph input {placeholders[layer.name]}>",)
             notes.append(f"{layer.name}: reads the graph input {placeholders[layer.name]!r}, not "
-                         f"{model_input!r}: trace it with --layer {layer.name} --layer-input "
+                         f"{model_input!r}: trace it with --layer {layer.layer.name} --layer-input "
                          "and that input")
         if (previous or None) != (source or None) or other_input:
             inbound[first] = wanted
         ordered.extend(upstream)
         ordered.append(layer.layer)
+        ordered.extend(layer.rest)
 
     for layer in layers:
         emit(layer)

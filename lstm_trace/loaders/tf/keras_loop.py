@@ -471,10 +471,14 @@ class KerasLoop:
     constants: set[str] = field(default_factory=set)
     #: The carried states (``h``, ``c``, a masked layer's previous output).
     states: list[LoopVar] = field(default_factory=list)
-    #: The cell's own states, ``hidden`` then (LSTM) ``cell``.
-    cell_states: list[LoopVar] = field(default_factory=list)
-    #: The expression of the new hidden state (to tell ``h`` from the other carried values).
-    new_hidden: Expr | None = None
+    #: Each cell (one; several for ``RNN(StackedRNNCells)``) with its own states, ``hidden``
+    #: then (LSTM) ``cell``.
+    stack: list[tuple[Cell, list[LoopVar]]] = field(default_factory=list)
+
+    @property
+    def cell_states(self) -> list[LoopVar]:
+        """The states of every cell, in Keras's order (each cell's ``h``, then ``c``)."""
+        return [var for _, own in self.stack for var in own]
 
 
 def _unmask(e: Expr, var: int) -> tuple[Expr, Expr | None]:
@@ -548,11 +552,17 @@ def _same(a: Expr, b: Expr) -> bool:
     return a is b or (isinstance(a, Var) and isinstance(b, Var) and a.index == b.index)
 
 
-def _step_and_state(pre: Linear, state: Var, what: str, *, recurrent: Expr | None = None
-                    ) -> tuple[Step, np.ndarray, np.ndarray]:
-    """The step input, ``W`` and ``U`` of ``x W + h U (+ b)`` (``recurrent``: the operand
-    ``U`` multiplies, ``h`` itself unless given)."""
-    steps = [e for e, _ in pre.terms if isinstance(e, Step)]
+def _is_input(e: Expr, source: Expr | None) -> bool:
+    """Whether ``e`` is the cell's input: a step of the sequence, or (a stacked cell's) the
+    new hidden state of the cell before it."""
+    return isinstance(e, Step) if source is None else e is source
+
+
+def _step_and_state(pre: Linear, state: Var, what: str, *, recurrent: Expr | None = None,
+                    source: Expr | None = None) -> tuple[Expr, np.ndarray, np.ndarray]:
+    """The input, ``W`` and ``U`` of ``x W + h U (+ b)`` (``recurrent``: the operand ``U``
+    multiplies, ``h`` itself unless given; ``source``: see :func:`_is_input`)."""
+    steps = [e for e, _ in pre.terms if _is_input(e, source)]
     if len(steps) != 1:
         raise LoopError(f"{what}: {len(steps)} step inputs multiply a kernel (expected 1)")
     target = recurrent if recurrent is not None else state
@@ -593,21 +603,23 @@ def recognise(meta: MetaGraph, loop: Loop) -> KerasLoop:
     masked_output = isinstance(written, Op) and written.kind == "select"
     states = [i for i, e in nexts.items()
               if i != out_var and not (masked_output and e is written) and _is_state(e)]
-    if len(states) > 2:
-        raise LoopError(f"not one LSTM, GRU or SimpleRNN cell (it carries {len(states)} states: "
-                        "several cells in one loop, like RNN(StackedRNNCells), are not read)")
     attempts: list[LoopError] = []
     for build in (_lstm, _gru, _simple_rnn):
         try:
-            found = _checked(loop, build(states, nexts), written, out_var)
-            found.constants = reader.constants
-            found.states = [loop.vars[i] for i in states]
-            found.cell_states = _cell_states(found, states, nexts)
-            return found
+            found = build(states, nexts)
+            if sorted(found[4]) != sorted(states):
+                raise LoopError("it carries states the cell does not use", depth=9)
+            return _checked(loop, reader, [found], states, written, out_var)
         except LoopError as err:
             attempts.append(err)
         except ValueError as err:  # weights whose shapes do not fit one cell
             attempts.append(LoopError(f"its weights do not fit one cell ({err})"))
+    if len(states) >= 2:  # RNN(StackedRNNCells): several cells, each reading the one before
+        try:
+            return _checked(loop, reader, _stack(states, nexts), states, written, out_var)
+        except LoopError as err:
+            if len(states) > 2:
+                raise LoopError(f"not a stack of LSTM, GRU or SimpleRNN cells ({err})") from None
     if len(states) == 2:
         why = f"as an LSTM: {attempts[0]}"
     elif len(states) == 1:
@@ -617,9 +629,38 @@ def recognise(meta: MetaGraph, loop: Loop) -> KerasLoop:
     raise LoopError(f"not an LSTM, GRU or SimpleRNN cell ({why})")
 
 
-def _checked(loop: Loop, found: tuple, written: Expr | None, out_var: int | None) -> KerasLoop:
-    """The recognised cell, once the step output is its new ``h`` (masked like its states)."""
-    cell, step, masks, new_h = found
+def _stack(states: list[int], nexts: dict[int, Expr]) -> list[tuple]:
+    """The cells of ``RNN(StackedRNNCells)``: the first reads the step, each next one the new
+    hidden state of the one before; together they carry every state."""
+    cells: list[tuple] = []
+    remaining, source = list(states), None
+    while remaining:
+        errors = []
+        for build in (_lstm, _gru, _simple_rnn):
+            try:
+                found = build(remaining, nexts, source)
+                break
+            except LoopError as err:
+                errors.append(err)
+            except ValueError as err:
+                errors.append(LoopError(f"its weights do not fit one cell ({err})"))
+        else:
+            raise LoopError(f"cell {len(cells)}: {max(errors, key=lambda e: e.depth)}")
+        cells.append(found)
+        remaining = [i for i in remaining if i not in found[4]]
+        source = found[3]
+    return cells
+
+
+def _checked(loop: Loop, reader: _Reader, cells: list[tuple], states: list[int],
+             written: Expr | None, out_var: int | None) -> KerasLoop:
+    """The recognised cells, once the step output is the last one's new ``h`` and every state
+    and the output are masked alike."""
+    cell, step, _, _, _ = cells[0]
+    new_h = cells[-1][3]
+    masks = [m for found in cells for m in found[2]]
+    if any(bool(found[2]) != bool(masks) for found in cells):
+        raise LoopError("some of its cells are masked and some are not", depth=9)
     zero_output = False
     out_new, out_mask = written if written is not None else new_h, None
     if isinstance(written, Op) and written.kind == "select":
@@ -632,22 +673,14 @@ def _checked(loop: Loop, found: tuple, written: Expr | None, out_var: int | None
     mask_steps = {_mask_source(m) for m in [*masks, out_mask] if m is not None}
     if len(mask_steps) > 1 or (out_mask is not None and not masks):
         raise LoopError("the states and the output are not all masked by the same mask", depth=9)
-    found = KerasLoop(loop, cell, (step.graph, step.sequence), bool(masks), zero_output,
-                      loop.vars[out_var] if out_var is not None else None)
-    found.new_hidden = new_h
-    return found
-
-
-def _cell_states(found: KerasLoop, states: list[int], nexts: dict[int, Expr]) -> list[LoopVar]:
-    """``h`` (its next value is the new hidden state), then an LSTM's ``c`` (the other one)."""
-    new_h = found.new_hidden
-    hidden = [i for i in states if _unmask(nexts[i], i)[0] is new_h]
-    if len(hidden) != 1:
-        return []
-    rest = [i for i in states if i != hidden[0]] if found.cell.kind == "lstm" else []
-    if found.cell.kind == "lstm" and len(rest) != 1:
-        return []
-    return [found.loop.vars[i] for i in (*hidden, *rest)]
+    if not isinstance(step, Step):
+        raise LoopError("its first cell does not read a step of a sequence", depth=9)
+    return KerasLoop(
+        loop, cell, (step.graph, step.sequence), bool(masks), zero_output,
+        loop.vars[out_var] if out_var is not None else None, constants=reader.constants,
+        states=[loop.vars[i] for i in states],
+        stack=[(found[0], [loop.vars[i] for i in found[4]]) for found in cells],
+    )
 
 
 def _mask_source(e: Expr) -> object:
@@ -663,7 +696,7 @@ def _is_state(e: Expr) -> bool:
                 and any(isinstance(a, Const) and a.value.dtype.kind in "iu" for a in e.args))
 
 
-def _lstm(states: list[int], nexts: dict[int, Expr]):
+def _lstm(states: list[int], nexts: dict[int, Expr], source: Expr | None = None):
     if len(states) < 2:
         raise LoopError(f"{len(states)} carried state(s), an LSTM has 2")
     errors = []
@@ -672,13 +705,13 @@ def _lstm(states: list[int], nexts: dict[int, Expr]):
             if h_var == c_var:
                 continue
             try:
-                return _lstm_pair(h_var, c_var, nexts)
+                return _lstm_pair(h_var, c_var, nexts, source)
             except LoopError as err:
                 errors.append(err)
     raise max(errors, key=lambda e: e.depth)  # the pairing of h and c that matched furthest
 
 
-def _lstm_pair(h_var: int, c_var: int, nexts: dict[int, Expr]):
+def _lstm_pair(h_var: int, c_var: int, nexts: dict[int, Expr], source: Expr | None):
     h_new, h_mask = _unmask(nexts[h_var], h_var)
     c_new, c_mask = _unmask(nexts[c_var], c_var)
     if not (isinstance(c_new, Op) and c_new.kind == "add"):
@@ -687,12 +720,13 @@ def _lstm_pair(h_var: int, c_var: int, nexts: dict[int, Expr]):
     if len(keep) != 1:
         raise LoopError("the new cell state does not multiply the old one by a forget gate")
     try:
-        return _lstm_gates(h_var, c_var, h_new, h_mask, c_new, c_mask, keep[0])
+        return _lstm_gates(h_var, c_var, h_new, h_mask, c_new, c_mask, keep[0], source)
     except LoopError as err:  # c' = f*c + ... matched: this pairing is the one to explain
         raise LoopError(str(err), depth=1) from None
 
 
-def _lstm_gates(h_var: int, c_var: int, h_new: Expr, h_mask, c_new: Op, c_mask, keep: Expr):
+def _lstm_gates(h_var: int, c_var: int, h_new: Expr, h_mask, c_new: Op, c_mask, keep: Expr,
+                source: Expr | None):
     f = _mul_with(keep, Var(c_var))
     write = next(a for a in c_new.args if a is not keep)
     if not (isinstance(write, Op) and write.kind == "mul"):
@@ -710,8 +744,9 @@ def _lstm_gates(h_var: int, c_var: int, h_new: Expr, h_mask, c_new: Op, c_mask, 
     for name, e in gates.items():
         acts[name], p = _gate(e, name.replace("_", " "))
         pre[name] = _linear(p, f"the {name.replace('_', ' ')}'s sum")
-    step, *_ = _step_and_state(pre["input_gate"], Var(h_var), "input gate")
-    parts = {n: _step_and_state(p, Var(h_var), n.replace("_", " ")) for n, p in pre.items()}
+    step, *_ = _step_and_state(pre["input_gate"], Var(h_var), "input gate", source=source)
+    parts = {n: _step_and_state(p, Var(h_var), n.replace("_", " "), source=source)
+             for n, p in pre.items()}
     if any(s[0] is not step for s in parts.values()):
         raise LoopError("the gates read different step inputs")
     recurrent = {acts["input_gate"], acts["forget_gate"], acts["output_gate"]}
@@ -732,13 +767,27 @@ def _lstm_gates(h_var: int, c_var: int, h_new: Expr, h_mask, c_new: Op, c_mask, 
     )
     if (h_mask is None) != (c_mask is None):
         raise LoopError("only one of the two states is masked")
-    return cell, step, [m for m in (h_mask, c_mask) if m is not None], h_new
+    return cell, step, [m for m in (h_mask, c_mask) if m is not None], h_new, [h_var, c_var]
 
 
-def _gru(states: list[int], nexts: dict[int, Expr]):
-    if len(states) != 1:
-        raise LoopError(f"{len(states)} carried states, a GRU has 1")
-    h_var = states[0]
+def _one_state(build, states: list[int], nexts: dict[int, Expr], source: Expr | None, kind: str):
+    """A one-state cell on one of ``states`` (the one that matches furthest explains a miss)."""
+    if not states:
+        raise LoopError(f"no carried state, a {kind} has 1")
+    errors = []
+    for h_var in states:
+        try:
+            return build(h_var, nexts, source)
+        except LoopError as err:
+            errors.append(err)
+    raise max(errors, key=lambda e: e.depth)
+
+
+def _gru(states: list[int], nexts: dict[int, Expr], source: Expr | None = None):
+    return _one_state(_gru_on, states, nexts, source, "GRU")
+
+
+def _gru_on(h_var: int, nexts: dict[int, Expr], source: Expr | None):
     h = Var(h_var)
     h_new, mask = _unmask(nexts[h_var], h_var)
     if not (isinstance(h_new, Op) and h_new.kind == "add"):
@@ -759,15 +808,15 @@ def _gru(states: list[int], nexts: dict[int, Expr]):
     z_act, z_pre = _gate(z, "update gate")
     h_act, h_pre = _gate(candidate, "candidate")
     z_pre = _linear(z_pre, "the update gate's sum")
-    step, wz, uz = _step_and_state(z_pre, h, "update gate")
+    step, wz, uz = _step_and_state(z_pre, h, "update gate", source=source)
     r = None
     if isinstance(h_pre, Linear):  # reset_after=False: φ(x W_h + (r ⊙ h) U_h + b_h)
         reset_after = False
-        operands = [e for e, _ in h_pre.terms if not isinstance(e, Step)]
+        operands = [e for e, _ in h_pre.terms if not _is_input(e, source)]
         r = _mul_with(operands[0], h) if len(operands) == 1 else None
         if r is None:
             raise LoopError("the candidate's sum has no (r*h)·U term")
-        _, wh, uh = _step_and_state(h_pre, h, "candidate", recurrent=operands[0])
+        _, wh, uh = _step_and_state(h_pre, h, "candidate", recurrent=operands[0], source=source)
         bh, rbh = h_pre.bias, None
     elif isinstance(h_pre, Op) and h_pre.kind == "add":  # φ(x W_h + b_h + r ⊙ (h U_h + rb_h))
         reset_after = True
@@ -779,7 +828,7 @@ def _gru(states: list[int], nexts: dict[int, Expr]):
         if isinstance(r, Linear):
             r, h_part = h_part, r
         if not isinstance(h_part, Linear) or len(x_part.terms) != 1 or len(h_part.terms) != 1 \
-                or not isinstance(x_part.terms[0][0], Step) or not _same(h_part.terms[0][0], h):
+                or not _is_input(x_part.terms[0][0], source) or not _same(h_part.terms[0][0], h):
             raise LoopError("the candidate's sum is not x·W + r*(h·U)")
         wh, uh = x_part.terms[0][1], h_part.terms[0][1]
         bh, rbh = x_part.bias, h_part.bias
@@ -788,8 +837,9 @@ def _gru(states: list[int], nexts: dict[int, Expr]):
     else:
         raise LoopError(f"the candidate's sum is {_describe(h_pre)}")
     r_act, r_pre = _gate(r, "reset gate")
-    _, wr, ur = _step_and_state(_linear(r_pre, "the reset gate's sum"), h, "reset gate")
-    if _step_and_state(r_pre, h, "reset gate")[0] is not step:
+    r_input, wr, ur = _step_and_state(_linear(r_pre, "the reset gate's sum"), h, "reset gate",
+                                      source=source)
+    if r_input is not step:
         raise LoopError("the gates read different step inputs")
     if z_act != r_act:
         raise LoopError(f"the update and reset gates use different activations ({z_act}, {r_act})")
@@ -805,17 +855,18 @@ def _gru(states: list[int], nexts: dict[int, Expr]):
                         if reset_after else None),
         reset_after=reset_after, activation=h_act, recurrent_activation=z_act, layout="keras_gru",
     )
-    return cell, step, [mask] if mask is not None else [], h_new
+    return cell, step, [mask] if mask is not None else [], h_new, [h_var]
 
 
-def _simple_rnn(states: list[int], nexts: dict[int, Expr]):
-    if len(states) != 1:
-        raise LoopError(f"{len(states)} carried states, a SimpleRNN has 1")
-    h_var = states[0]
+def _simple_rnn(states: list[int], nexts: dict[int, Expr], source: Expr | None = None):
+    return _one_state(_simple_rnn_on, states, nexts, source, "SimpleRNN")
+
+
+def _simple_rnn_on(h_var: int, nexts: dict[int, Expr], source: Expr | None):
     h_new, mask = _unmask(nexts[h_var], h_var)
     act, pre = _gate(h_new, "the new state")
     pre = _linear(pre, "the new state's sum")
-    step, w, u = _step_and_state(pre, Var(h_var), "SimpleRNN")
+    step, w, u = _step_and_state(pre, Var(h_var), "SimpleRNN", source=source)
     cell = Cell(kind="simple_rnn", units=u.shape[1], kernel=w, recurrent_kernel=u,
                 bias=_bias(pre, u.shape[1], w.dtype), activation=act, layout="simple_rnn")
-    return cell, step, [mask] if mask is not None else [], h_new
+    return cell, step, [mask] if mask is not None else [], h_new, [h_var]
