@@ -103,6 +103,7 @@ def run_layer(
     initial_state: Mapping[str, np.ndarray] | None = None,
     seen: np.ndarray | None = None,
     need_output: bool = True,
+    given: Mapping[str, tuple[DirectionResult, np.ndarray | None]] | None = None,
 ) -> LayerResult:
     """Run every direction of ``layer`` and merge their outputs as Keras does.
 
@@ -112,12 +113,20 @@ def run_layer(
     continues a masked forward sequence: whether each sample had a used step before ``x``.
     Without ``need_output`` (no later layer reads it) the merged output is not built:
     ``LayerResult.output`` is ``None`` and only the recorded quantities and final states are.
+    ``given`` maps a direction name to its result and returned output (``None`` without
+    ``need_output``) computed elsewhere: that direction is not run (a reversed direction
+    replayed beforehand over step chunks, :mod:`lstm_trace.step_chunks`).
     """
     initial_state = initial_state or {}
     results: dict[str, DirectionResult] = {}
     returned: list[np.ndarray] = []
     for prefix, direction in layer.trace_prefixes():
         cell = direction.cell
+        if given is not None and direction.name in given:
+            results[direction.name], hand_on = given[direction.name]
+            if need_output:
+                returned.append(hand_on)
+            continue
         initial = tuple(initial_state.get(trace_key(prefix, state)) for state in ("hidden", "cell"))
         if getattr(cell, "conv", None) is not None:  # a ConvLSTM: its own step loop
             res = _run_conv_direction(layer, direction, x, mask, initial)
@@ -339,16 +348,79 @@ def run(
     return trace
 
 
+#: Results of directions computed beforehand, by layer name and direction name: each a
+#: :class:`DirectionResult` of the chunk's steps and the direction's returned output there.
+Given = Mapping[str, Mapping[str, tuple[DirectionResult, np.ndarray | None]]]
+
+
 def run_chunk(
-    plan: ReplayPlan, x: np.ndarray, carry: Carry | None = None
+    plan: ReplayPlan, x: np.ndarray, carry: Carry | None = None, *, given: Given | None = None
 ) -> tuple[Trace, Carry]:
     """Replay one chunk ``x`` (prepared by :meth:`ReplayPlan.prepare_input`) and record it.
 
     Without ``carry`` the chunk starts the sequences (initial states as given or wired in
     the model); with the :class:`Carry` of the chunk of steps just before, it continues
     them, so running the steps in consecutive chunks records exactly what one run records.
-    Only forward directions can continue (a reversed one starts at the last step).
+    Only forward directions can continue (a reversed one starts at the last step): the
+    results of reversed directions over these steps, computed beforehand from the end
+    (:mod:`lstm_trace.step_chunks`), come in ``given`` and are not run again.
     """
+    walk = _walk_chunk(plan, x, carry, given, plan.stop + 1)
+    network = plan.network
+    traced, not_taken = walk.traced, walk.not_taken
+    missing = [name for name in plan.wanted if name not in {t.name for t in traced}]
+    if missing and not plan.explicit and traced:
+        # A model with several inputs: trace what the given input reaches.
+        missing = []
+    if missing and all(name in not_taken for name in missing):
+        raise TraceError("; ".join(f"layer {name!r} does not run for this input: it lies in "
+                                   f"{not_taken[name]}" for name in sorted(missing)))
+    if missing:
+        raise TraceError(
+            f"layer {', '.join(map(repr, missing))} is not reached from the given input; "
+            "trace it on its own with --layer NAME --layer-input"
+        )
+    order = {layer.name: i for i, layer in enumerate(network.layers)}
+    traced.sort(key=lambda t: order[t.name])
+    return Trace(walk.arrays, traced), walk.carry
+
+
+def layer_input_chunk(
+    plan: ReplayPlan, index: int, x: np.ndarray, carry: Carry | None = None, *,
+    given: Given | None = None,
+) -> tuple[tuple[np.ndarray, np.ndarray | None] | None, Carry]:
+    """The input and mask ``plan.layers[index]`` receives for the chunk ``x``: the layers
+    before it replayed as :func:`run_chunk` does (``None``: the input does not reach it)."""
+    walk = _walk_chunk(plan, x, carry, given, index)
+    layer = plan.layers[index]
+    sources = plan.network.sources(index) or ("",)
+    if any(source not in walk.values for source in sources):
+        return None, walk.carry
+    if len(sources) != 1:
+        raise TraceError(f"recurrent layer {layer.name!r} has {len(sources)} inputs")
+    return walk.values[sources[0]], walk.carry
+
+
+@dataclass
+class _Walk:
+    """What replaying a chunk through some layers left: outputs by layer name, recorded
+    arrays, the layers recorded, the carry for the next chunk, and the layers in a model
+    branch this input does not take (with why)."""
+
+    values: dict[str, tuple[np.ndarray | tuple, np.ndarray | None]]
+    arrays: dict[str, np.ndarray]
+    traced: list[TracedLayer]
+    carry: Carry
+    not_taken: dict[str, str]
+
+
+def _walk_chunk(
+    plan: ReplayPlan, x: np.ndarray, carry: Carry | None, given: Given | None, end: int
+) -> _Walk:
+    """Replay layers ``plan.start`` up to (not including) ``end`` on the chunk ``x``.
+
+    Every replayed layer's output is built except the last replayed one's when ``end`` is
+    past ``plan.stop`` (nothing reads it)."""
     network = plan.network
     dtype = plan.dtype
     start, stop = plan.start, plan.stop
@@ -366,7 +438,8 @@ def run_chunk(
     traced: list[TracedLayer] = []
     carried = Carry({}, {})
     not_taken: dict[str, str] = {}  # layers in a model branch this input does not take: why
-    for index in range(start, stop + 1):
+    given = given or {}
+    for index in range(start, min(end, stop + 1)):
         layer = plan.layers[index]
         sources = network.sources(index) or ("",)
         if any(source not in values for source in sources):
@@ -384,11 +457,7 @@ def run_chunk(
         if len(inputs) != 1:
             raise TraceError(f"recurrent layer {layer.name!r} has {len(inputs)} inputs")
         lx, mask = inputs[0]
-        if lx.dtype.kind != "f":
-            raise TraceError(
-                f"layer {layer.name!r} needs float features but the input holds integers; "
-                "integer token ids need a model that starts with an Embedding"
-            )
+        check_float_input(layer, lx)
         if carry is None:
             state = _wired_initial_state(layer, plan.initial_state, values)
             seen = None
@@ -397,7 +466,7 @@ def run_chunk(
         # The last replayed layer's merged output is read by no one: not built (it is a copy
         # of whole sequences, as costly as a masked layer's step loop at small sizes).
         result = run_layer(layer, lx, mask=mask, initial_state=state, seen=seen,
-                           need_output=index < stop)
+                           need_output=index < stop or end <= stop, given=given.get(layer.name))
         carried.states[layer.name] = {
             trace_key(prefix, q): final
             for prefix, direction in layer.trace_prefixes()
@@ -416,21 +485,16 @@ def run_chunk(
         if result.output is not None:
             for k, value in enumerate(_keras_outputs(layer, result)):
                 values[f"{layer.name}:{k}" if k else layer.name] = value
-    missing = [name for name in plan.wanted if name not in {t.name for t in traced}]
-    if missing and not plan.explicit and traced:
-        # A model with several inputs: trace what the given input reaches.
-        missing = []
-    if missing and all(name in not_taken for name in missing):
-        raise TraceError("; ".join(f"layer {name!r} does not run for this input: it lies in "
-                                   f"{not_taken[name]}" for name in sorted(missing)))
-    if missing:
+    return _Walk(values, arrays, traced, carried, not_taken)
+
+
+def check_float_input(layer: RecurrentLayer, x: np.ndarray) -> None:
+    """A recurrent layer takes float features, never token ids."""
+    if x.dtype.kind != "f":
         raise TraceError(
-            f"layer {', '.join(map(repr, missing))} is not reached from the given input; "
-            "trace it on its own with --layer NAME --layer-input"
+            f"layer {layer.name!r} needs float features but the input holds integers; "
+            "integer token ids need a model that starts with an Embedding"
         )
-    order = {layer.name: i for i, layer in enumerate(network.layers)}
-    traced.sort(key=lambda t: order[t.name])
-    return Trace(arrays, traced), carried
 
 
 def _keras_outputs(

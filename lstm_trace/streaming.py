@@ -7,14 +7,16 @@ a block the steps run in consecutive chunks, each starting from the states (``h`
 every replayed direction ended the previous chunk in, and from which samples had a used
 step so far (for masks): the arrays equal those of one replay of the whole input.
 
-A network streams in step chunks when every replayed layer works step by step: forward
-recurrent layers, and upstream layers that map each step on its own (Embedding, Masking,
-Dense, TimeDistributed, Activation, normalization over features, elementwise merges...).
-A **reversed direction** (``Bidirectional``, ``go_backwards``) needs the last step first,
-so such a network is chunked **by samples only**: each chunk holds whole sequences and
-memory grows with the sequence length (not with the number of samples). The same holds for
-convolutions and pooling over time, reshapes, and states handed from one layer to another
-(``return_state`` → ``initial_state``). :attr:`TraceSource.step_chunked` says which.
+A network streams in step chunks when every replayed layer works step by step: recurrent
+layers, and upstream layers that map each step on its own (Embedding, Masking, Dense,
+TimeDistributed, Activation, normalization over features, elementwise merges...). A
+**reversed direction** (``Bidirectional``, ``go_backwards``) needs the last step first: it
+runs over the step chunks from the end in a pass of its own, its records spilled to a
+temporary file that the forward pass reads back (:mod:`lstm_trace.step_chunks`).
+Convolutions and pooling over time, reshapes, states handed from one layer to another
+(``return_state`` → ``initial_state``) and a reversed ConvLSTM are chunked **by samples
+only**: each chunk holds whole sequences and memory grows with the sequence length (not
+with the number of samples). :attr:`TraceSource.step_chunked` says which.
 
 Chunk sizes come from a memory budget (:data:`DEFAULT_BUDGET` bytes of recorded arrays
 per chunk) unless ``batch_size`` / ``chunk_steps`` are given.
@@ -32,10 +34,11 @@ from typing import Any
 import numpy as np
 
 from . import layers as L
-from .engine import Carry, ReplayPlan, check_initial_state_batch, plan_replay, run_chunk
+from .engine import ReplayPlan, check_initial_state_batch, plan_replay, run_chunk
 from .errors import OptionError
 from .inputs import InputError
 from .network import Network, RecurrentLayer
+from .step_chunks import block_chunks
 from .trace import Trace, TracedLayer
 
 #: Bytes of recorded arrays one chunk may hold when no size is given.
@@ -57,7 +60,7 @@ class TraceChunk:
 
     def step_counts(self) -> dict[str, int]:
         """Each traced layer's step count (:meth:`Trace.step_counts`)."""
-        return self._peek().trace.step_counts()
+        return self.trace.step_counts()
 
     @property
     def cells(self) -> int:
@@ -236,15 +239,15 @@ def trace_chunks(
         for s0 in range(0, batch, batch_size):
             s1 = min(batch, s0 + batch_size)
             block_plan = _for_samples(plan, s0, s1, batch)
-            carry: Carry | None = None
-            for t0 in range(0, steps, chunk_steps):
-                t1 = min(steps, t0 + chunk_steps)
+
+            def read(t0: int, t1: int, s0: int = s0, s1: int = s1, block_plan: ReplayPlan = block_plan):
                 part = _input_part(x, single, s0, s1, t0, t1)
+                _release(x)
                 if validate_chunk is not None:
                     part = validate_chunk(part, s0, t0)
-                part = block_plan.prepare_input(part)
-                trace, carry = run_chunk(block_plan, part, carry)
-                _release(x)
+                return block_plan.prepare_input(part)
+
+            for (t0, t1), trace in block_chunks(block_plan, read, s1 - s0, steps, chunk_steps):
                 # Unchunked in steps, the chunk covers the trace's own steps (fewer or more
                 # than INPUT's after a pooling, strided, padding or cropping layer).
                 traced = (t0, t1) if chunk_steps < steps else (0, trace.steps)
@@ -305,9 +308,11 @@ def step_streaming_blocker(plan: ReplayPlan) -> str | None:
         if any(":" in source for source in sources):
             return f"layer {layer.name!r} takes the final states of another layer"
         if isinstance(layer, RecurrentLayer):
-            reversed_ = [d.name for d in layer.directions if d.reverse]
-            if reversed_:
-                return f"layer {layer.name!r} runs backward in time"
+            for d in layer.directions:
+                if d.reverse and getattr(d.cell, "conv", None) is not None:
+                    return f"layer {layer.name!r} (a ConvLSTM) runs backward in time"
+                if layer.bidirectional and d.reverse != (d.name == "backward"):
+                    return f"layer {layer.name!r} runs its {d.name} direction the other way"
             if layer.initial_state_from:
                 return f"layer {layer.name!r} starts from states computed by other layers"
             if not layer.return_sequences and index != plan.stop:

@@ -3,6 +3,8 @@ the streaming tests (the one-shot replay of such networks is framework-checked e
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from lstm_trace import layers as L
@@ -23,6 +25,10 @@ def cell(kind: str, features: int, units: int, rng: np.random.Generator, **optio
         recurrent_kernel=rng.normal(0, 1 / np.sqrt(state), (state, g * units)).astype(np.float32),
         bias=rng.normal(0, 0.5, g * units).astype(np.float32), **extra, **options,
     )
+
+
+def contractive(c: Cell) -> Cell:
+    return replace(c, recurrent_kernel=c.recurrent_kernel * np.float32(0.5))
 
 
 def layer(name: str, c: Cell, *, backward: Cell | None = None, reverse: bool = False) -> RecurrentLayer:
@@ -68,6 +74,36 @@ def networks() -> dict[str, tuple[Network, np.ndarray]]:
         "bidirectional": (Network([layer("bi", cell("lstm", f, 4, rng), backward=cell("lstm", f, 4, rng)),
                                    layer("gru", cell("gru", 8, 3, rng))]), x),
         "go_backwards_masked": (Network([emb, layer("back", cell("gru", f, 4, rng), reverse=True)]), ids),
+        # Reversed directions over step chunks (lstm_trace.step_chunks): bidirectional layers
+        # stacked on masks, a forward layer before a bidirectional one (its input spilled),
+        # go_backwards layers handing on in processing order, merge modes.
+        "bidirectional_stacked_masked": (Network([
+            emb,
+            RecurrentLayer("bi_gru", [Direction("forward", cell("gru", f, 4, rng)),
+                                      Direction("backward", cell("gru", f, 4, rng), True)],
+                           bidirectional=True, merge_mode="sum", zero_output_for_mask=True),
+            # Recurrent kernels halved: a contractive recurrence, so that float32 rounding
+            # (chunk shapes, see test_streaming) is not amplified beyond 1e-6 over 37 steps.
+            layer("bi_rnn", contractive(cell("simple_rnn", 4, 3, rng)),
+                  backward=contractive(cell("simple_rnn", 4, 3, rng))),
+            layer("bi_lstm", cell("lstm", 6, 2, rng), backward=cell("lstm", 6, 2, rng)),
+        ]), ids),
+        "forward_then_bidirectional": (Network([
+            layer("lstm", cell("lstm", f, 5, rng)),
+            RecurrentLayer("bi", [Direction("forward", cell("lstm", 5, 3, rng)),
+                                  Direction("backward", cell("lstm", 5, 3, rng), True)],
+                           bidirectional=True, merge_mode="ave"),
+            L.Dense("dense", "Dense", kernel=rng.normal(0, 1, (3, 4)).astype(np.float32),
+                    bias=np.zeros(4, np.float32), activation="tanh"),
+            layer("gru", cell("gru", 4, 3, rng)),
+        ]), x),
+        "go_backwards_stack_masked": (Network([
+            emb,
+            layer("back", cell("lstm", f, 4, rng), reverse=True),
+            layer("gru", cell("gru", 4, 3, rng)),
+            RecurrentLayer("last", [Direction("forward", cell("simple_rnn", 3, 2, rng), True)],
+                           return_sequences=False),
+        ]), ids),
     }
 
 
