@@ -82,8 +82,13 @@ def block_chunks(
     """The trace of one block of ``samples`` samples, chunk of steps by chunk of steps.
 
     ``plan`` is cut to the block (initial states); ``read(t0, t1)`` reads its input.
-    Yields ``((t0, t1), trace)`` in step order.
+    Yields ``((t0, t1), trace)`` in step order. With one chunk of all steps (short inputs,
+    and networks that do not stream in steps) it is one replay: no pass, no spill.
     """
+    if chunk_steps >= steps:
+        trace, _ = run_chunk(plan, read(0, steps))
+        yield (0, steps), trace
+        return
     borders = [(t0, min(steps, t0 + chunk_steps)) for t0 in range(0, steps, chunk_steps)]
     spills: dict[str, ReversedRecords] = {}
     try:
