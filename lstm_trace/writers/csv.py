@@ -264,8 +264,17 @@ def write_behind(handle: Any, texts: Iterator[str | bytes | memoryview]) -> None
     pending: queue.Queue[Any] = queue.Queue(maxsize=1)
     failure: list[BaseException] = []
 
+    # Both sides wait with a timeout: a Ctrl-C that lands inside Queue.put after the item
+    # went in but before the reader was woken would otherwise leave each thread waiting for
+    # the other forever (seen: the CLI hung after SIGINT mid-CSV).
     def drain() -> None:
-        while (text := pending.get()) is not None:
+        while True:
+            try:
+                text = pending.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if text is None:
+                return
             if failure:
                 continue
             try:
@@ -281,7 +290,12 @@ def write_behind(handle: Any, texts: Iterator[str | bytes | memoryview]) -> None
                 break
             pending.put(text)
     finally:
-        pending.put(None)
+        while writer.is_alive():
+            try:
+                pending.put(None, timeout=0.1)
+                break
+            except queue.Full:
+                continue
         writer.join()
     if failure:
         raise failure[0]
