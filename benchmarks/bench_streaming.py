@@ -2,6 +2,7 @@
 pandas / pyarrow / polars, and the chunked engine against one replay. One run prints all.
 
     python benchmarks/bench_streaming.py [--repeats 3] [--engine-repeats 9] [--steps 20000 80000]
+        [--reverse-steps 20000 80000 320000] [--sections rss,reverse,writers,engine]
 
 Needs the test extra (TensorFlow builds the model once; pandas and pyarrow are compared):
 ``pip install -e '.[test]'`` (or ``pip install pandas pyarrow`` next to lstm-trace).
@@ -9,6 +10,10 @@ Needs the test extra (TensorFlow builds the model once; pandas and pyarrow are c
 1. **Peak RSS**: ``lstm-trace MODEL X.npy -o OUT.<format> --quiet`` for every format, each
    in its own process (peak resident set size from ``wait4``), on an LSTM(32) with 32
    features, batch 8, at two lengths 4x apart; with the wall time and the growth ratio.
+1b. **Peak RSS with reversed directions**: ``lstm-trace MODEL X.npy -o OUT.h5 --quiet`` for
+   a Bidirectional LSTM(32), a go_backwards LSTM(32) and two stacked Bidirectional LSTM(32)
+   (the upper one reads its input from a spill), one sample of 20,000, 80,000 and 320,000
+   steps, each in its own process.
 2. **Writer throughput** (values/s, a value = one quantity cell): the same tidy rows
    (``sample, layer, direction, step, unit`` + six float32 quantities) written as CSV and
    Parquet by lstm-trace's writers (from the in-memory trace: row building included) and by
@@ -36,18 +41,35 @@ UNITS, FEATURES, BATCH = 32, 32, 8
 TF_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "-1"}
 
 
-def worker_build(out: Path, lengths: list[int]) -> None:
-    """The LSTM(32) model (random Glorot weights) as .keras, and one input per length."""
+#: The networks of the reversed-directions table: file stem and description.
+REVERSED = (("bi", "Bidirectional(LSTM(32))"), ("back", "LSTM(32, go_backwards=True)"),
+            ("bi2", "2 x Bidirectional(LSTM(32))"))
+
+
+def worker_build(out: Path, lengths: list[int], reverse_lengths: list[int]) -> None:
+    """The LSTM(32) model (random Glorot weights) as .keras, and one input per length; the
+    reversed-direction models and their one-sample inputs."""
     import keras
     import numpy as np
 
     keras.utils.set_random_seed(0)
+    layers = keras.layers
     model = keras.Sequential([keras.Input((None, FEATURES)),
-                              keras.layers.LSTM(UNITS, return_sequences=True, name="lstm")])
+                              layers.LSTM(UNITS, return_sequences=True, name="lstm")])
     model.save(out / "lstm32.keras")
+    reversed_models = {
+        "bi": [layers.Bidirectional(layers.LSTM(UNITS, return_sequences=True), name="bi")],
+        "back": [layers.LSTM(UNITS, return_sequences=True, go_backwards=True, name="back")],
+        "bi2": [layers.Bidirectional(layers.LSTM(UNITS, return_sequences=True), name="bi"),
+                layers.Bidirectional(layers.LSTM(UNITS, return_sequences=True), name="bi_2")],
+    }
+    for stem, stack in reversed_models.items():
+        keras.Sequential([keras.Input((None, FEATURES)), *stack]).save(out / f"{stem}.keras")
     rng = np.random.default_rng(0)
     for steps in lengths:
         np.save(out / f"x{steps}.npy", rng.standard_normal((BATCH, steps, FEATURES)).astype(np.float32))
+    for steps in reverse_lengths:
+        np.save(out / f"one{steps}.npy", rng.standard_normal((1, steps, FEATURES)).astype(np.float32))
 
 
 def _median_s(fn, repeats: int) -> float:
@@ -175,14 +197,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="writer timings")
     parser.add_argument("--engine-repeats", type=int, default=9, help="engine timings")
     parser.add_argument("--steps", type=int, nargs=2, default=[20000, 80000])
-    parser.add_argument("--sections", default="rss,writers,engine",
-                        help="comma-separated: rss, writers, engine (default: all)")
+    parser.add_argument("--reverse-steps", type=int, nargs="+", default=[20000, 80000, 320000])
+    parser.add_argument("--sections", default="rss,reverse,writers,engine",
+                        help="comma-separated: rss, reverse, writers, engine (default: all)")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         kind, *rest = args.worker
         if kind == "build":
-            worker_build(Path(rest[0]), [int(s) for s in rest[1:]])
+            lengths, reverse_lengths = rest[1].split(","), rest[2].split(",")
+            worker_build(Path(rest[0]), [int(s) for s in lengths], [int(s) for s in reverse_lengths])
             print("{}")
         elif kind == "writers":
             print(json.dumps(worker_writers(Path(rest[0]), Path(rest[1]), Path(rest[2]), int(rest[3]))))
@@ -193,18 +217,22 @@ def main() -> None:
     short, long = args.steps
     with tempfile.TemporaryDirectory(prefix="bench-streaming-") as tmp:
         out = Path(tmp)
-        run_worker("build", str(out), str(short), str(long))
-        model = out / "lstm32.keras"
         sections = set(args.sections.split(","))
+        reverse_steps = args.reverse_steps if "reverse" in sections else []
+        run_worker("build", str(out), f"{short},{long}", ",".join(map(str, reverse_steps)))
+        model = out / "lstm32.keras"
         print(f"LSTM({UNITS}), batch {BATCH}, {FEATURES} features; "
               f"Python {sys.version.split()[0]}; peak RSS of each CLI run in its own process\n")
-        print(f"| format | {short:,} steps | {long:,} steps | growth ({long // short}x input) |")
-        print("|---|---|---|---|")
+        if "rss" in sections:
+            print(f"| format | {short:,} steps | {long:,} steps | growth ({long // short}x input) |")
+            print("|---|---|---|---|")
         for fmt in FORMATS if "rss" in sections else ():
             a_rss, a_wall = peak_rss(model, out / f"x{short}.npy", fmt, out)
             b_rss, b_wall = peak_rss(model, out / f"x{long}.npy", fmt, out)
             print(f"| {fmt} | {a_rss:.0f} MB, {a_wall:.1f} s | {b_rss:.0f} MB, {b_wall:.1f} s | "
                   f"{b_rss / a_rss:.2f}x |", flush=True)
+        if reverse_steps:
+            print_reversed(out, reverse_steps)
 
         if "writers" in sections:
             print_writers(run_worker("writers", str(model), str(out / f"x{short}.npy"), str(out),
@@ -215,6 +243,19 @@ def main() -> None:
                                         str(args.engine_repeats), env_extra=env)
                     for threads, env in blas}
             print_engine(runs, short, args.engine_repeats)
+
+
+def print_reversed(out: Path, lengths: list[int]) -> None:
+    """Peak RSS of one-sample traces into HDF5 through reversed directions, per length."""
+    growth = lengths[-1] // lengths[0]
+    print(f"\nReversed directions: one sample, {FEATURES} features, -o OUT.h5; "
+          "peak RSS and wall time of each CLI run in its own process\n")
+    print("| network | " + " | ".join(f"{n:,} steps" for n in lengths) + f" | growth ({growth}x input) |")
+    print("|---|" + "---|" * len(lengths) + "---|")
+    for stem, name in REVERSED:
+        runs = [peak_rss(out / f"{stem}.keras", out / f"one{n}.npy", "h5", out) for n in lengths]
+        cells = " | ".join(f"{rss:.0f} MB, {wall:.1f} s" for rss, wall in runs)
+        print(f"| {name} | {cells} | {runs[-1][0] / runs[0][0]:.2f}x |", flush=True)
 
 
 def print_writers(w: dict, short: int, repeats: int) -> None:

@@ -142,8 +142,11 @@ def write_stream(
         extra.setdefault("name", os.path.basename(os.fspath(output).rstrip("/")) or "lstm-trace")
     elif vocab is not None:
         raise OptionError("--vocab applies to --format lstmvis (and plot), not to --format " + fmt)
-    with progress(source, quiet=quiet):
-        write_source(source, fmt, output, **extra)
+    try:
+        with progress(source, quiet=quiet):
+            write_source(source, fmt, output, **extra)
+    finally:
+        source.close()  # a writer that failed before iterating: the replay's spills go now
     return source
 
 

@@ -153,6 +153,16 @@ class TraceSource:
             self._emit(chunk)
             yield chunk
 
+    def close(self) -> None:
+        """Stop the replay and release what it holds now (the spill files of reversed
+        directions), for a writer that fails or stops early; a source that is dropped does
+        it when it is garbage-collected. (Explicit, not in a ``finally`` of ``__iter__``:
+        clean-up run by the garbage collector would swallow a Ctrl-C landing in it.)"""
+        self._first = None
+        close = getattr(getattr(self, "_iter", None), "close", None)
+        if close is not None:
+            close()
+
     def _emit(self, chunk: TraceChunk) -> None:
         if self.on_chunk is not None:
             self.on_chunk(chunk)
@@ -247,11 +257,12 @@ def trace_chunks(
                     part = validate_chunk(part, s0, t0)
                 return block_plan.prepare_input(part)
 
-            for (t0, t1), trace in block_chunks(block_plan, read, s1 - s0, steps, chunk_steps):
-                # Unchunked in steps, the chunk covers the trace's own steps (fewer or more
-                # than INPUT's after a pooling, strided, padding or cropping layer).
-                traced = (t0, t1) if chunk_steps < steps else (0, trace.steps)
-                yield TraceChunk((s0, s1), traced, trace)
+            with contextlib.closing(block_chunks(block_plan, read, s1 - s0, steps, chunk_steps)) as chunks:
+                for (t0, t1), trace in chunks:
+                    # Unchunked in steps, the chunk covers the trace's own steps (fewer or more
+                    # than INPUT's after a pooling, strided, padding or cropping layer).
+                    traced = (t0, t1) if chunk_steps < steps else (0, trace.steps)
+                    yield TraceChunk((s0, s1), traced, trace)
 
     return TraceSource(batch, steps, batch_size, chunk_steps, blocker is None and chunk_steps < steps,
                        make)
