@@ -93,6 +93,9 @@ class TraceSource:
     _make: Callable[[], Iterator[TraceChunk]] = field(repr=False)
     _first: TraceChunk | None = field(default=None, repr=False)
     _iterating: bool = field(default=False, repr=False)
+    #: The first chunk's layers, key shapes and step counts (kept after it is handed out).
+    _meta: tuple[tuple[TracedLayer, ...], dict[str, KeyInfo], dict[str, int]] | None = field(
+        default=None, repr=False)
     #: Called with each chunk as it is handed out (progress bars).
     on_chunk: Callable[[TraceChunk], None] | None = field(default=None, repr=False)
 
@@ -104,27 +107,38 @@ class TraceSource:
                 # A layer before the traced one may change the step count (pooling, strides,
                 # padding, cropping): the trace has the steps of the first chunk, not INPUT's.
                 self.steps = self._first.steps[1]
+            self._describe(self._first.trace)
         return self._first
+
+    def _describe(self, first: Trace) -> None:
+        """Keep what the first chunk says about the whole trace, so that asking again after
+        the iteration (the CLI's ``wrote`` line) does not replay the first chunk again."""
+        # Unchunked in steps, each key has its own layer's steps (a seq2seq decoder's, or a
+        # layer's after a pooling one, differ from the others').
+        self._meta = (first.layers, {
+            key: KeyInfo((self.batch, self.steps if self.step_chunked else a.shape[1],
+                          *a.shape[2:]), a.dtype)
+            for key, a in first.items()
+        }, first.step_counts())
+
+    def _metadata(self) -> tuple[tuple[TracedLayer, ...], dict[str, KeyInfo], dict[str, int]]:
+        if self._meta is None:
+            self._peek()
+        assert self._meta is not None
+        return self._meta
 
     @property
     def layers(self) -> tuple[TracedLayer, ...]:
-        return self._peek().trace.layers
+        return self._metadata()[0]
 
     @property
     def keys(self) -> dict[str, KeyInfo]:
         """Every trace key with its full shape ``(batch, steps, units)`` and dtype, in trace order."""
-        first = self._peek().trace
-        # Unchunked in steps, each key has its own layer's steps (a seq2seq decoder's, or a
-        # layer's after a pooling one, differ from the others').
-        return {
-            key: KeyInfo((self.batch, self.steps if self.step_chunked else a.shape[1],
-                          *a.shape[2:]), a.dtype)
-            for key, a in first.items()
-        }
+        return dict(self._metadata()[1])
 
     def step_counts(self) -> dict[str, int]:
         """Each traced layer's step count (:meth:`Trace.step_counts`)."""
-        return self._peek().trace.step_counts()
+        return dict(self._metadata()[2])
 
     @property
     def cells(self) -> int:
