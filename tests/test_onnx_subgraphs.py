@@ -180,7 +180,7 @@ def test_a_loop_of_plain_ops_is_named_with_what_its_body_computes(subgraphs):
     _one_error_line(run("inspect", subgraphs / "unrolled_loop.onnx"),
                     "no LSTM, GRU or RNN node (its ops: Loop); Loop node 'rnn_loop' runs a body of "
                     "Add, Gather, Identity, MatMul, Tanh once per step: a recurrent layer unrolled "
-                    "into plain ops (tf2onnx writes Keras SimpleRNN")
+                    "into plain ops, not the simple RNN cell lstm-trace reads from a loop")
 
 
 def test_stacked_nodes_in_a_branch_not_taken_both_say_why(subgraphs):

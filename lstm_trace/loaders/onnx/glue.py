@@ -104,6 +104,9 @@ class OnnxOps(UpstreamLayer):
     direction: int = 0
     units: int = 0
     opset: int = 1
+    #: A loop read as a recurrent node: the tensor holding how many steps it runs, which
+    #: must be X's steps.
+    steps: str = ""
     #: The node on the path that lstm-trace cannot replay (``replayable`` is then false).
     blocker: str = ""
     feeds: str = ""
@@ -148,6 +151,12 @@ class OnnxOps(UpstreamLayer):
             return self._state(value, batch), None
         if self.sequence_lens:
             evaluate(self.sequence_lens, env, self.producer, self.opset)
+        if self.steps:
+            runs = np.asarray(evaluate(self.steps, env, self.producer, self.opset)).reshape(-1)
+            length = value.shape[0 if self.layout == 0 else 1] if value.ndim == 3 else None
+            if runs.size != 1 or int(runs[0]) != length:
+                raise ValueError(f"the loop {self.feeds!r} runs {runs.tolist()} steps over a "
+                                 f"sequence of {length}; lstm-trace traces loops over the whole sequence")
         return self._sequence(value, env)
 
     def _state(self, value: np.ndarray, batch: int | None) -> np.ndarray:

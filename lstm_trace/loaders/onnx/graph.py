@@ -26,6 +26,7 @@ from ...network import Network
 from ..errors import LoadError
 from .feeds import OnnxInputs, type_text
 from .glue import OnnxOps, RecurrentSource, TensorSource, input_key
+from .loops import simple_rnn_loop
 from .ops import OPS, run_node
 from .proto import DTYPE_NAMES, Graph, Model, Node
 from .recurrent import RECURRENT_OPS, NodeError, recurrent_layer
@@ -66,6 +67,35 @@ class GraphBuilder:
         self.used_nodes: set[int] = set()
         #: Graph input -> which If condition it decides (for the "also needs" message).
         self.chooses: dict[str, str] = {}
+        #: id(RNN node read from a Loop) -> (the Loop node, the tensor of its step count).
+        self.loops: dict[int, tuple[Node, str]] = {}
+        self.loop_names: dict[int, dict[str, tuple[str, ...]]] = {}
+        self._read_loops()
+
+    def _read_loops(self) -> None:
+        """Loops that are a simple RNN cell over a sequence (tf2onnx's Keras SimpleRNN)
+        become the ``RNN`` node they compute, in the loop's place (:mod:`.loops`)."""
+        count = 0
+        for node in list(self.flat.nodes):
+            if node.op_type != "Loop" or node.domain not in ("", "ai.onnx"):
+                continue
+            name = node.name or f"Loop_{count}"
+            count += 1
+            try:
+                found = simple_rnn_loop(node, self.const, name)
+            except (ValueError, TypeError, IndexError):  # a malformed body: not that cell
+                found = None
+            if found is None:
+                continue
+            self.initializers.update(found.initializers)
+            for tensor in found.initializers:
+                self._const.pop(tensor, None)
+            rnn = found.node
+            self.flat.nodes.insert(self.flat.nodes.index(node), rnn)
+            self.flat.scopes[id(rnn)] = self.flat.scope(node)
+            self.loops[id(rnn)] = (node, found.steps)
+            self.loop_names[id(rnn)] = found.tensor_names
+        self._order = {id(n): k for k, n in enumerate(self.flat.nodes)}
 
     # ---------------------------------------------------------------- constants
 
@@ -307,9 +337,9 @@ class GraphBuilder:
             label = f"{loop.op_type} node {loop.name!r}" if loop.name else f"a {loop.op_type} node"
             inside = (f"; {label} runs a body of {', '.join(body[:10])}"
                       f"{', ...' if len(body) > 10 else ''} once per step: a recurrent layer "
-                      "unrolled into plain ops (tf2onnx writes Keras SimpleRNN, "
-                      "GRU(reset_after=False) and masked layers so), which lstm-trace does not "
-                      "trace; trace the Keras model itself")
+                      "unrolled into plain ops, not the simple RNN cell lstm-trace reads from "
+                      "a loop (tf2onnx writes Keras GRU(reset_after=False) and masked layers "
+                      "so); trace the Keras model itself")
         raise LoadError(
             f"{self.name}: the ONNX graph has no LSTM, GRU or RNN node "
             f"(its ops: {', '.join(ops) or 'none'}){inside}"
@@ -358,6 +388,12 @@ class GraphBuilder:
                 layer = recurrent_layer(node, name, lambda k, n=node: self.const(n.input(k)), self.opset)
             except NodeError as err:
                 raise LoadError(f"{self.name}: {node.op_type} node {name!r}: {err}") from None
+            loop, steps = self.loops.get(id(node), (None, ""))
+            if loop is not None:
+                layer.options["loop"] = (f"Loop {loop.name!r} read as the RNN node it computes "
+                                         "(tf2onnx's Keras SimpleRNN)")
+                layer.directions[0].cell.tensor_names = self.loop_names[id(node)]
+                self.used_nodes.add(id(loop))
             if scope:
                 layer.options["branch"] = " > ".join(map(str, scope))
                 self.used_nodes.update(id(self.flat.ifs[b.node]) for b in scope if b.node in self.flat.ifs)
@@ -365,8 +401,8 @@ class GraphBuilder:
             if not node.input(0):
                 raise LoadError(f"{self.name}: {node.op_type} node {name!r} has no input X")
             x_layer, x_keys = self.ops_layer(
-                f"{name}/X", name, [node.input(0), node.input(4)], guards, scope,
-                result="sequence", layout=layout, sequence_lens=node.input(4),
+                f"{name}/X", name, [node.input(0), node.input(4), steps], guards, scope,
+                result="sequence", layout=layout, sequence_lens=node.input(4), steps=steps,
             )
             add(x_layer, x_keys)
             state_sources: list[str] = []
