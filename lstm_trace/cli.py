@@ -33,7 +33,7 @@ from .errors import OptionError
 from .extract import ExportError
 from .inputs import InputError
 from .layers import LayerReplayError
-from .loaders import LoadError, LoadOptions, load
+from .loaders import LoadError, LoadOptions, hdf5_guard, load
 from .network import Network
 from .trace import require_one_step_count
 
@@ -73,7 +73,8 @@ class DefaultToTrace(click.Group):
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
         try:
-            result = super().main(*args, standalone_mode=False, **kwargs)
+            with hdf5_guard.enabled():  # the command's process: HDF5 files get a first read in a child
+                result = super().main(*args, standalone_mode=False, **kwargs)
         except click.ClickException as err:
             if type(err).__name__ == "NoArgsIsHelpError":  # bare `lstm-trace`: the help, as click does
                 err.show()

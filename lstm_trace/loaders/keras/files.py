@@ -21,6 +21,7 @@ import h5py
 import numpy as np
 
 from ...safe_zip import ZipLimitError, read_member
+from .. import hdf5_guard
 from ..errors import LoadError
 from ..options import LoadOptions
 from .config import build_network, parse_config, unique_names
@@ -217,6 +218,7 @@ def load_keras_archive(path: Path, options: LoadOptions):  # -> Network
     version = metadata.get("keras_version") if isinstance(metadata, dict) else None
     specs, input_shape, input_dtype = parse_config(config, where)
     ctx = KerasContext(keras_major(version, 3), options, [], f"Keras {version or '3'} .keras")
+    hdf5_guard.check(weights_bytes, f"{where}: {weights_member}")
     try:
         h5 = h5py.File(io.BytesIO(weights_bytes), "r")
     except OSError as err:

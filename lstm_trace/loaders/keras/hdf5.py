@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...network import Network
+from .. import hdf5_guard
 from ..errors import LoadError
 from ..options import LoadOptions
 
@@ -40,6 +41,7 @@ def open(path: Path, options: LoadOptions) -> Network:  # noqa: A001 - the regis
     from .files import load_keras_h5_model, load_weights_with_config
     from .weights_only import load_keras2_weights_h5, load_keras3_weights_h5
 
+    hdf5_guard.check(path, path.name)
     try:
         h5 = h5py.File(path, "r")
     except OSError as err:
