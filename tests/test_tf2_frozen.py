@@ -172,3 +172,23 @@ def test_frozen_keras_decoder_starts_from_the_encoders_final_states(frozen_tf2, 
     err = float(np.abs(trace["dec/hidden"][:, -1] - np.load(directory / "initial_state_output.npy")).max())
     assert err < ATOL, err
     record_error("TF2 frozen graphs", f"{backend}/initial_state", err)
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_frozen_serving_signature_and_its_savedmodel_match_keras(frozen_tf2, backend):
+    """``convert_variables_to_constants_v2`` of a SavedModel's ``serving_default`` (Keras 3
+    ``model.export``, tf_keras ``model.save``): the layers sit behind an inlined
+    ``StatefulPartitionedCall``, which names no layer. The SavedModel directory itself is read
+    by the SavedModel loader from its variables (no loop needed)."""
+    directory = frozen_tf2[backend]
+    files = _case(directory, "extras")["files"]
+    x = np.load(directory / "extras_input.npy")
+    want = np.load(directory / "served_output.npy")
+    for name in ("served_lowered", "served_functional", "served_savedmodel"):
+        network = lstm_trace.load(directory / files[name])
+        assert [layer.name for layer in network.recurrent_layers] == ["enc", "bi"], name
+        trace = network.trace(x)
+        final = np.concatenate([trace["bi/forward/hidden"][:, -1], trace["bi/backward/hidden"][:, 0]], -1)
+        err = float(np.abs(final - want).max())
+        assert err < ATOL, (name, err)
+        record_error("TF2 frozen graphs", f"{backend}/{name}", err)

@@ -236,7 +236,8 @@ def graph_mode(out: Path) -> None:
 def _extras(keras, tf, np, out: Path, freeze) -> dict:
     """Graphs lstm-trace must refuse in one line (``Bidirectional(RNN(StackedRNNCells))``,
     ``unroll=True``,
-    a hostile loop), a ``Conv1D`` before an LSTM (traced with ``--layer-input``: the conv's
+    a hostile loop), a SavedModel's serving signature frozen (and the SavedModel itself), a
+    ``Conv1D`` before an LSTM (traced with ``--layer-input``: the conv's
     output, and what the frozen graph returned), and a decoder started from an encoder's
     final states (``initial_state=[h, c]``; the model's output on ``extras_input.npy``)."""
     from common import randomize
@@ -275,6 +276,24 @@ def _extras(keras, tf, np, out: Path, freeze) -> dict:
         if name == "conv_front":
             np.save(out / "conv_front_layer_input.npy", np.asarray(layers[0](x)))
             np.save(out / "conv_front_output.npy", np.asarray(model(x)))
+    # A SavedModel's serving signature frozen (the model's function behind a
+    # StatefulPartitionedCall): Keras 3 model.export, tf_keras model.save.
+    inputs = keras.Input((STEPS, FEATURES), name="feats")
+    served = keras.Model(inputs, L.Bidirectional(L.GRU(3), name="bi")(
+        L.LSTM(4, return_sequences=True, name="enc")(inputs)))
+    randomize(served, seed=7)
+    export = out / "served_savedmodel"
+    served.export(str(export)) if hasattr(served, "export") else served.save(str(export))
+    loaded = tf.saved_model.load(str(export))  # kept alive: the signature reads its variables
+    signature = loaded.signatures["serving_default"]
+    for lower in (True, False):
+        name = f"served_{'lowered' if lower else 'functional'}"
+        (out / f"{name}.pb").write_bytes(
+            freeze(signature, lower_control_flow=lower).graph.as_graph_def().SerializeToString())
+        files[name] = f"{name}.pb"
+    files["served_savedmodel"] = export.name
+    np.save(out / "served_output.npy", np.asarray(served(x)))
+
     # A hostile loop: 600 nested adds, deeper than any cell (refused, never a crash).
     @tf.function(input_signature=[spec])
     def deep(t):

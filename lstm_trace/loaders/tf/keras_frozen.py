@@ -38,6 +38,7 @@ from .meta_graph import ACTIVATION_OPS, MetaGraph, Tensor, _Graph, _Node, tensor
 _PASS = frozenset({"Identity", "Snapshot", "StopGradient"})
 _CELL_SCOPE = re.compile(r"(?:^|/)([A-Za-z0-9_]*cell(?:_\d+)*)/")
 _SUFFIX = re.compile(r"_\d+$")
+_CALL = re.compile(r"^(?:Stateful)?PartitionedCall(?:_\d+)?$")
 _MAX_WALK = 200
 
 
@@ -109,7 +110,10 @@ def _scope(meta: MetaGraph, loop: Loop) -> str:
         if callers:
             name = f"{callers[0][1].name}/{name}"
     name = re.sub(r"/while(?:_\d+)?$", "", name)
-    return re.sub(r"/PartitionedCall(?:_\d+)?$", "", name)
+    # Function calls inlined by the freezer name no layer: a serving signature's
+    # StatefulPartitionedCall/..., tf_keras's <layer>/PartitionedCall/while.
+    parts = [p for p in name.split("/") if not _CALL.match(p)]
+    return "/".join(parts) or name
 
 
 def _keras3_evidence(meta: MetaGraph, loop: Loop) -> bool:
