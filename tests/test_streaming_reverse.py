@@ -27,6 +27,7 @@ from workflow_common import assert_user_error, invoke
 
 import lstm_trace
 from lstm_trace import stream_output, streaming
+from lstm_trace.engine import plan_replay
 from lstm_trace.writers import write_trace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -255,3 +256,50 @@ def test_peak_memory_of_a_bidirectional_trace_does_not_grow_with_the_steps(tmp_p
                                   "-o", str(tmp_path / "t.h5"), "--quiet"], env))
         (tmp_path / "t.h5").unlink()
     assert peaks[1] - peaks[0] < 20, f"peak RSS {peaks[0]:.0f} MB -> {peaks[1]:.0f} MB"
+
+
+# ------------------------------------------------------------------ models saved by the frameworks
+
+#: Keras 3 models (tests/builders/keras_layers.py) and TF1 graphs (tests/builders/tf1_cells.py)
+#: with reversed directions: Bidirectional in every merge mode, go_backwards, masks, initial
+#: states, custom backward layers, RNN cells, TF1 fw/bw cells and fw/bw MultiRNNCell stacks.
+KERAS_REVERSED = ["bidi_ave", "bidi_concat", "bidi_custom_backward", "bidi_last", "bidi_mul", "bidi_none",
+                  "bidi_sum", "embedding_functional", "embedding_text", "go_backwards", "initial_state",
+                  "initial_state_masked", "mask_bidi", "mask_bidi_mul_ave", "mask_go_backwards",
+                  "rnn_cells", "rnn_stacked_backwards"]
+TF1_REVERSED = ["bidirectional", "bidirectional_stacks"]
+
+
+def framework_case(case: str) -> tuple[lstm_trace.Network, np.ndarray]:
+    from conftest import build_fixtures
+
+    if case.startswith("tf1:"):
+        from test_tf1_checkpoint import CASE
+
+        name = case[4:]
+        tf1 = build_fixtures("tf1_cells", legacy_keras=True)
+        return (lstm_trace.load(tf1 / name / "model", **CASE[name]["options"]),
+                np.load(tf1 / f"{name}_input.npy"))
+    keras = build_fixtures("keras_layers")
+    return lstm_trace.load(keras / f"{case}.keras"), np.load(keras / f"{case}_input.npy")
+
+
+@pytest.mark.parametrize("case", KERAS_REVERSED + [f"tf1:{n}" for n in TF1_REVERSED])
+def test_framework_models_with_reversed_directions_stream_in_steps(case):
+    """Every chunking of the steps records the one-shot trace (itself checked against the
+    framework in test_keras_layers / test_tf1_checkpoint): float32 to 1e-6, float64 to 1e-12."""
+    network, x = framework_case(case)
+    assert streaming.step_streaming_blocker(plan_replay(network)) is None
+    steps = x.shape[-2] if x.dtype.kind == "f" else x.shape[-1]
+    for dtype, tol in (("float32", 1e-6), ("float64", 1e-12)):
+        expected = network.trace(x, dtype=dtype)
+        for batch_size, chunk_steps in [(1, 1), (2, 2), (len(x), 3), (1, max(1, steps - 1))]:
+            source = streaming.trace_chunks(network, x, batch_size=batch_size, chunk_steps=chunk_steps,
+                                            dtype=dtype)
+            assert source.step_chunked
+            got = source.to_trace()
+            assert list(got) == list(expected)
+            for key in expected:
+                np.testing.assert_allclose(got[key], expected[key], rtol=tol, atol=tol,
+                                           err_msg=f"{key} at {batch_size} x {chunk_steps}")
+
