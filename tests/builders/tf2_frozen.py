@@ -31,14 +31,15 @@ from pathlib import Path
 CASES: list[dict] = [
     {"name": "stack", "layers": [
         ("LSTM", 5, {"name": "enc", "recurrent_activation": "hard_sigmoid", "implementation": 1}),
-        ("GRU", 4, {"name": "mid", "reset_after": True}),
+        ("GRU", 4, {"name": "mid", "reset_after": True, "activation": "softsign",
+                    "recurrent_activation": "tanh"}),
         ("SimpleRNN", 3, {"name": "last", "activation": "relu"}),
     ]},
     {"name": "backwards", "layers": [
         ("Dense", 4, {"name": "proj", "activation": "tanh"}),
         ("GRU", 4, {"name": "back_gru", "reset_after": False, "go_backwards": True,
                     "use_bias": False}),
-        ("LSTM", 3, {"name": "after"}),
+        ("LSTM", 3, {"name": "after", "activation": None}),
     ]},
     {"name": "masked_bi", "masked_steps": 2, "layers": [
         ("Masking", 0, {"name": "pad"}),

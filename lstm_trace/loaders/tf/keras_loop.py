@@ -525,6 +525,8 @@ def _gate(e: Expr, what: str) -> tuple[str, Expr]:
     """(activation name, pre-activation) of ``act(pre)`` (one op, or a Keras hard sigmoid)."""
     if isinstance(e, Op) and e.kind == "act":
         return e.name, e.args[0]
+    if isinstance(e, Linear):  # activation=None / "linear": no op at all
+        return "linear", e
     hard = _hard_sigmoid(e)
     if hard is not None:
         return hard
@@ -532,9 +534,9 @@ def _gate(e: Expr, what: str) -> tuple[str, Expr]:
 
 
 def _describe(e: Expr) -> str:
-    if isinstance(e, Op):
-        return f"a {e.kind.lstrip('?')} op" + (f" ({e.name})" if e.name else "")
-    return f"a {type(e).__name__.lower()}"
+    what = f"{e.kind.lstrip('?')} op" + (f" ({e.name})" if e.name else "") if isinstance(e, Op) \
+        else type(e).__name__.lower()
+    return f"{'an' if what[0] in 'aeiou' else 'a'} {what}"
 
 
 def _mul_with(e: Expr, target: Expr) -> Expr | None:
@@ -737,6 +739,8 @@ def _lstm_gates(h_var: int, c_var: int, h_new: Expr, h_mask, c_new: Op, c_mask, 
         for a, b in (h_new.args, h_new.args[::-1]):
             if isinstance(b, Op) and b.kind == "act" and b.args[0] is c_new:
                 o, out_act = a, b.name
+            elif b is c_new:  # activation=None: h' = o * c'
+                o, out_act = a, "linear"
     if o is None:
         raise LoopError("the new hidden state is not o*φ(c')")
     gates = {"input_gate": i, "forget_gate": f, "candidate": g, "output_gate": o}
