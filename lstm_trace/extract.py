@@ -175,7 +175,9 @@ def torch_layer(layer: RecurrentLayer, masked: bool = False) -> TorchLayer:
     elif directions[0].reverse:
         notes.append(
             f"{layer.name}: go_backwards=True has no PyTorch flag: feed the module x.flip(1); "
-            "its output is then in Keras's (processing) order"
+            + ("flip its output back (output.flip(1)) before the next cell of this stack, which "
+               "read it by input position" if layer.feeds_stacked_cell else
+               "its output is then in Keras's (processing) order")
         )
     notes.extend(_output_notes(layer, masked))
 
@@ -326,6 +328,11 @@ class KerasLayer:
     weights: dict[str, np.ndarray]
     bidirectional: bool = False
     notes: list[str] = field(default_factory=list)
+    #: A reversed cell of a stack (Keras ``StackedRNNCells``, TF1 ``MultiRNNCell``) that feeds
+    #: the next cell: a ``go_backwards`` layer returns its sequence last step first, but the
+    #: next cell read it by input position, so the layer's output must be flipped along
+    #: time (``keras.ops.flip(y, axis=1)``) before the next layer to reproduce the model.
+    flip_output: bool = False
 
     def constructor(self) -> str:
         """The Keras 3 expression that builds this layer (``extract --to keras`` prints it)."""
@@ -392,7 +399,12 @@ def keras_layer(layer: RecurrentLayer) -> KerasLayer:
                      f"{KERAS_ACTIVATION_CODE[name]}")
     if layer.bidirectional and layer.merge_mode != "concat":
         notes.append(f"{layer.name}: merge_mode={layer.merge_mode!r}")
-    return KerasLayer(layer.name, class_name, kwargs, weights, layer.bidirectional, notes)
+    flip = layer.feeds_stacked_cell and kwargs.get("go_backwards", False)
+    if flip:
+        notes.append(f"{layer.name}: go_backwards=True returns the sequence last step first, but "
+                     "the next cell of this stack read it by input position: flip it before the "
+                     "next layer: y = keras.ops.flip(layer(x), axis=1)")
+    return KerasLayer(layer.name, class_name, kwargs, weights, layer.bidirectional, notes, flip)
 
 
 def _keras_weights(cell: Cell, prefix: str, where: str) -> dict[str, np.ndarray]:

@@ -1,0 +1,95 @@
+"""``extract --to keras`` of a reversed cell stack prints what reproduces the stack in Keras.
+
+Found on real models: a ``go_backwards`` stack (Keras ``RNN(StackedRNNCells([...]),
+go_backwards=True)``, a TF1 ``bidirectional_dynamic_rnn`` bw ``MultiRNNCell``) is exported as
+one ``go_backwards=True`` layer per cell. A Keras ``go_backwards`` layer returns its sequence
+last step first, but the next cell of the stack read its outputs by input position, so the
+printed layers chained as they are give other numbers. Each such layer now carries a
+``note:`` saying to flip its output (``keras.ops.flip(y, axis=1)``) before the next layer.
+
+The test does what the output says in a Keras 3 process (TensorFlow never enters the
+pytest process): the printed constructors, the extracted arrays, the flip where a note asks
+for it; every layer's output must equal lstm-trace's trace of the source file (and the last
+one Keras's own output of the original model), atol 1e-5.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import build_fixtures
+from error_record import record_error
+
+import lstm_trace
+from lstm_trace.cli import main
+from lstm_trace.extract import to_keras
+
+ATOL = 1e-5
+FLIP = "keras.ops.flip(layer(x), axis=1)"
+KERAS_SCRIPT = """
+import json, sys
+import numpy as np
+import keras
+
+job = json.load(open(sys.argv[1]))
+weights = np.load(job["weights"])
+x = np.load(job["input"])
+outputs = {}
+for name, code, keys, flip in job["layers"]:
+    layer = eval(code)  # the printed constructor, as a user runs it
+    y = layer(x)
+    layer.set_weights([weights[k] for k in keys])
+    y = layer(x)
+    x = keras.ops.flip(y, axis=1) if flip else y  # what the note says
+    outputs[name] = keras.ops.convert_to_numpy(y)
+np.savez(job["output"], **outputs)
+"""
+
+
+@pytest.fixture(scope="module")
+def keras3_layers():
+    return build_fixtures("keras_layers")
+
+
+def test_reversed_stack_cells_flipped_as_noted_reproduce_the_trace(keras3_layers, tmp_path):
+    model = keras3_layers / "rnn_stacked_backwards.keras"
+    x = keras3_layers / "rnn_stacked_backwards_input.npy"
+    reference = np.load(keras3_layers / "rnn_stacked_backwards_reference.npz")
+    weights = tmp_path / "w.npz"
+    result = CliRunner().invoke(main, ["extract", str(model), "--to", "keras", "-o", str(weights)])
+    assert result.exit_code == 0, result.output
+    constructors = dict(line.strip().split(": ", 1) for line in result.stdout.splitlines()
+                        if ": keras.layers." in line)
+    flipped = {line.split(": ")[1] for line in result.stderr.splitlines() if FLIP in line}
+    assert flipped == {"stack/cell_0"}  # the last cell's output is Keras's own (reversed) one
+    network = lstm_trace.load(model)
+    exported = to_keras(network)
+    assert [e.name for e in exported if e.flip_output] == ["stack/cell_0"]
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps({
+        "weights": str(weights), "input": str(x), "output": str(tmp_path / "keras3.npz"),
+        "layers": [[e.name, constructors[e.name], list(e.weights), e.name in flipped]
+                   for e in exported],
+    }))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="-1")
+    env.pop("TF_USE_LEGACY_KERAS", None)
+    proc = subprocess.run([sys.executable, "-c", KERAS_SCRIPT, str(job)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    keras_out = np.load(tmp_path / "keras3.npz")
+    trace = network.trace(np.load(x))
+    worst = 0.0
+    for e in exported:
+        y = keras_out[e.name]
+        if e.kwargs.get("go_backwards"):
+            y = y[:, ::-1]  # trace arrays are by input position
+        worst = max(worst, float(np.max(np.abs(y - trace[f"{e.name}/hidden"]))))
+    worst = max(worst, float(np.max(np.abs(keras_out["after"] - reference["after/__output__"]))))
+    record_error("extract --to keras vs framework", "rnn_stacked_backwards chained", worst)
+    assert worst < ATOL
