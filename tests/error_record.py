@@ -50,7 +50,7 @@ FAMILIES: dict[str, float] = {
     "ONNX tf2onnx exports vs Keras": 6e-7,  # worst 1.8e-7
     "PyTorch files": 1.5e-6,  # worst 4.8e-7
     "TF1 frozen graphs": 1e-6,  # worst 2.7e-7
-    "TF2 frozen graphs": 1e-6,  # worst 2.4e-7 (Keras 3 and tf_keras, lowered and While loops)
+    "TF2 frozen graphs": 1e-6,  # worst 3.7e-7 (Keras 3 and tf_keras, lowered and While loops)
     "Keras 3 ConvLSTM": 1.5e-6,  # worst 4.8e-7
     "tf_keras ConvLSTM": 1.5e-6,  # worst 4.8e-7
 }
