@@ -59,6 +59,13 @@ def describe(network: Network) -> dict[str, Any]:
     indices = [i for i, layer in enumerate(network.layers) if isinstance(layer, RecurrentLayer)]
     first, last = (indices[0], indices[-1]) if indices else (len(network.layers), -1)
     layers: list[dict[str, Any]] = []
+    for name, class_name in getattr(network, "front", None) or []:
+        # Before the first recurrent layer, not read by the loader: INPUT starts after them.
+        layers.append({"name": name, "class_name": class_name, "role": "upstream",
+                       "position": "before", "replayable": False, "description": class_name,
+                       "reason": f"the trace starts at {_start_after(network, name)}: INPUT "
+                                 "is its input (as with --layer-input)",
+                       "parameters": network.layer_parameters.get(name), "inputs": []})
     for i, layer in enumerate(network.layers):
         inputs = list(network.sources(i)) or ["(model input)"]
         if isinstance(layer, RecurrentLayer):
@@ -88,6 +95,15 @@ def describe(network: Network) -> dict[str, Any]:
         "notes": list(network.notes),
         "unexplained": list(getattr(network, "unexplained", []) or []),
     }
+
+
+def _start_after(network: Network, front: str) -> str:
+    """The layer a trace starts at instead of the unread ``front`` module: the first
+    recurrent layer under the same top-level module (a sibling model's own), else the
+    network's first layer."""
+    top = front.split(".")[0] + "."
+    return next((layer.name for layer in network.recurrent_layers if layer.name.startswith(top)),
+                network.layers[0].name if network.layers else "the first recurrent layer")
 
 
 def describe_upstream(layer: UpstreamLayer, stored: int | None = None) -> dict[str, Any]:

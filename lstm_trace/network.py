@@ -286,6 +286,10 @@ class Network:
     #: Layers of the file that feed no recurrent layer (heads after the last one, side
     #: branches), each ``(name, class name)``: never replayed, listed by ``inspect``.
     downstream: list[tuple[str, str]] = field(default_factory=list)
+    #: Layers of the file before the first recurrent layer that the loader does not replay
+    #: (a PyTorch conv front: the trace starts at the first recurrent module, INPUT is its
+    #: input), each ``(name, class name)``: listed by ``inspect`` as ``(before)``.
+    front: list[tuple[str, str]] = field(default_factory=list)
     #: How many values each non-recurrent layer stores in the file (Keras's
     #: ``count_params``), by layer name, where the loader read them; ``inspect`` adds them
     #: to the recurrent layers' count for the model's total.

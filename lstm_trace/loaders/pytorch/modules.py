@@ -352,18 +352,47 @@ def chain_by_size(built: list[Built], ordered: bool = True) -> tuple[list[Built]
     return chain, rest
 
 
-def heads_after(weights: Weights, used: set[str], last_recurrent: int
-                ) -> tuple[list[tuple[str, str]], dict[str, int]]:
-    """Modules stored after the last recurrent module (a ``Linear`` head...): never replayed,
-    listed by ``inspect`` with their class (where the file says it) and parameter count."""
+def modules_around(weights: Weights, used: set[str], built: list[Built], ordered: bool = True
+                   ) -> tuple[list[tuple[str, str]], list[tuple[str, str]], dict[str, int]]:
+    """Modules stored before the first recurrent module (a conv or ``Linear`` front) and
+    after the last one (a ``Linear`` head...): never replayed, listed by ``inspect`` with
+    their class (where the file says it) and parameter count. Returns ``(front, heads,
+    parameters by path)``.
+
+    Sibling models in one file (``_model.*`` and ``_model_8k.*``, each with its own
+    recurrent module) are placed apart: a module is before or after the recurrent modules
+    of its own top-level module. Without a meaningful order (``ordered=False``: safetensors
+    sorts names) no module is called a front.
+    """
+    siblings = any(parallel_copies(a, b) for a in built for b in built if a is not b)
+
+    def top(path: str) -> str:
+        return path.split(".")[0] if siblings and "." in path else ""
+
+    spans: dict[str, tuple[int, int]] = {}
+    for b in built:
+        group = top(b.module.path)
+        lo, hi = spans.get(group, (b.module.first_key, b.module.first_key))
+        spans[group] = (min(lo, b.module.first_key), max(hi, b.module.first_key))
+    overall = (min(lo for lo, _ in spans.values()), max(hi for _, hi in spans.values()))
+    front: dict[str, int] = {}
     heads: dict[str, int] = {}
-    for key in list(weights.tensors)[last_recurrent:]:
+    for position, (key, tensor) in enumerate(weights.tensors.items()):
         path = key.rpartition(".")[0]
-        if key not in used and path and not _PARAM.match(key):
-            heads[path] = heads.get(path, 0) + int(np.prod(weights.tensors[key].shape, dtype=np.int64))
-    classes = {path: (weights.modules[path].short_class if path in weights.modules
-                      and weights.modules[path].class_name else "unknown") for path in heads}
-    return [(path, classes[path]) for path in heads], heads
+        if key in used or not path or _PARAM.match(key):
+            continue
+        first, last = spans.get(top(path), overall)
+        size = int(np.prod(tensor.shape, dtype=np.int64))
+        if position > last:
+            heads[path] = heads.get(path, 0) + size
+        elif position < first and ordered:
+            front[path] = front.get(path, 0) + size
+
+    def classes(paths: dict[str, int]) -> list[tuple[str, str]]:
+        return [(path, weights.modules[path].short_class if path in weights.modules
+                 and weights.modules[path].class_name else "unknown") for path in paths]
+
+    return classes(front), classes(heads), {**front, **heads}
 
 
 def assemble(weights: Weights, options: LoadOptions, source: str, ordered: bool = True) -> Network:
@@ -424,7 +453,7 @@ def assemble(weights: Weights, options: LoadOptions, source: str, ordered: bool 
         if b.settings.batch_first:
             notes.append(f"{b.module.path or b.layers[0].name}: batch_first=True; lstm-trace "
                          "always takes (batch, steps, features)")
-    downstream, layer_parameters = heads_after(weights, used, max(b.module.first_key for b in built))
+    front, downstream, layer_parameters = modules_around(weights, used, built, ordered)
     used |= {key for key in weights.tensors if key.rpartition(".")[0] in layer_parameters}
     unexplained = [f"{key} ({'x'.join(map(str, t.shape))})"
                    for key, t in weights.tensors.items() if key not in used]
@@ -437,6 +466,6 @@ def assemble(weights: Weights, options: LoadOptions, source: str, ordered: bool 
         input_shape, input_dtype = (None, first.input_size), "float32"
     network = Network(layers=layers, source=source, input_shape=input_shape,
                       input_dtype=input_dtype, notes=notes, inbound=inbound,
-                      unexplained=unexplained, downstream=downstream,
+                      unexplained=unexplained, front=front, downstream=downstream,
                       layer_parameters=layer_parameters)
     return network
