@@ -129,8 +129,9 @@ class OnnxOps(UpstreamLayer):
         if self.blocker:
             raise LayerReplayError(
                 f"{self.blocker} on the way to {self.feeds!r} cannot be replayed in NumPy; "
-                f"pass --layer {self.feeds} --layer-input with INPUT being that node's input "
-                "as (batch, steps, features)"
+                f"pass --layer {self.feeds} --layer-input with INPUT being the X input of the "
+                f"recurrent node {self.feeds!r} itself (not the input of {self.blocker}), as "
+                "(batch, steps, features)"
             )
         if self.result == "zeros":
             return np.zeros((xs[0].shape[0], self.units), dtype=xs[0].dtype), None

@@ -34,6 +34,9 @@ from .replay import if_label, truth
 from .scopes import LOOP_OPS, Branch, Scope, branch_graph, flatten, is_if
 
 WEIGHT_INPUTS = (1, 2, 3, 7)  # W, R, B, P of LSTM/GRU/RNN
+#: onnxruntime's quantized recurrent ops (int8 weights with scales): refused with a pointer
+#: to the float model.
+QUANTIZED_RECURRENT_OPS = frozenset({"DynamicQuantizeLSTM"})
 
 #: Ops through which an all-zero constant stays all zeros (initial states made of zeros).
 _ZERO_PRESERVING = {"Expand", "Tile", "Identity", "Cast", "Reshape", "Unsqueeze", "Squeeze",
@@ -322,6 +325,16 @@ class GraphBuilder:
             raise LoadError(
                 f"{self.name}: the ONNX graph's recurrent nodes lie only in If branches whose "
                 f"constant conditions never choose them ({where})")
+        quantized = [n for n in self.flat.nodes if n.op_type in QUANTIZED_RECURRENT_OPS]
+        if quantized:
+            node = quantized[0]
+            label = f"{node.op_type} node {node.name!r}" if node.name else f"a {node.op_type} node"
+            raise LoadError(
+                f"{self.name}: the graph's recurrent layer is a quantized LSTM ({label}, "
+                f"onnxruntime's {node.domain or 'com.microsoft'} op with int8 weights), which "
+                "lstm-trace does not read; trace the float model it was quantized from (the "
+                ".onnx before onnxruntime.quantization.quantize_dynamic, or the framework's model)"
+            )
         ops = sorted({n.op_type for n in self.flat.nodes})
         inside = ""
         if self.flat.in_loops:
