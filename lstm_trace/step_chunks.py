@@ -54,6 +54,8 @@ from .trace import Trace
 
 #: ``read(t0, t1)``: steps ``[t0, t1)`` of the block's input, prepared for the engine.
 ReadPart = Callable[[int, int], Any]
+#: Called with the sample-steps each chunk of a backward or input-spilling pass covered.
+Progress = Callable[[int], None]
 
 
 def reversed_layers(plan: ReplayPlan) -> list[int]:
@@ -63,6 +65,19 @@ def reversed_layers(plan: ReplayPlan) -> list[int]:
         if isinstance(plan.layers[index], RecurrentLayer)
         and any(d.reverse for d in plan.layers[index].directions)
     ]
+
+
+def pass_count(plan: ReplayPlan) -> int:
+    """Passes over the steps of a block when they run in chunks: the forward one, one
+    backward pass per layer with a reversed direction, and one forward pass spilling the
+    input of each such layer that has recurrent layers before it."""
+    return 1 + sum(2 if _recurrent_before(plan, index) else 1 for index in reversed_layers(plan))
+
+
+def _recurrent_before(plan: ReplayPlan, index: int) -> bool:
+    """Whether a recurrent layer is replayed before ``plan.layers[index]`` (then its input
+    is spilled by a forward pass; else it is recomputed from INPUT chunk by chunk)."""
+    return any(isinstance(other, RecurrentLayer) for other in plan.layers[plan.start:index])
 
 
 def hands_on_in_processing_order(layer: RecurrentLayer, direction: Direction) -> bool:
@@ -77,13 +92,16 @@ def hands_on_in_processing_order(layer: RecurrentLayer, direction: Direction) ->
 
 
 def block_chunks(
-    plan: ReplayPlan, read: ReadPart, samples: int, steps: int, chunk_steps: int
+    plan: ReplayPlan, read: ReadPart, samples: int, steps: int, chunk_steps: int,
+    progress: Progress | None = None,
 ) -> Iterator[tuple[tuple[int, int], Trace]]:
     """The trace of one block of ``samples`` samples, chunk of steps by chunk of steps.
 
     ``plan`` is cut to the block (initial states); ``read(t0, t1)`` reads its input.
     Yields ``((t0, t1), trace)`` in step order. With one chunk of all steps (short inputs,
     and networks that do not stream in steps) it is one replay: no pass, no spill.
+    ``progress`` is told the sample-steps of each chunk the passes before the forward one
+    replay (the yielded chunks are the forward pass's progress).
     """
     if chunk_steps >= steps:
         trace, _ = run_chunk(plan, read(0, steps))
@@ -93,7 +111,8 @@ def block_chunks(
     spills: dict[str, ReversedRecords] = {}
     try:
         for index in reversed_layers(plan):
-            records = _backward_pass(plan, index, read, borders, spills, samples, steps)
+            records = _backward_pass(plan, index, read, borders, spills, samples, steps,
+                                     progress or (lambda cells: None))
             if records is not None:
                 spills[plan.layers[index].name] = records
         carry: Carry | None = None
@@ -199,7 +218,7 @@ class _CapturedInput:
 
 def _capture_input(
     plan: ReplayPlan, index: int, read: ReadPart, borders: list[tuple[int, int]],
-    spills: Mapping[str, ReversedRecords], samples: int, steps: int,
+    spills: Mapping[str, ReversedRecords], samples: int, steps: int, progress: Progress,
 ) -> _CapturedInput | None:
     """A forward pass over the layers before ``index``, storing the input it receives
     (``None``: the input does not reach the layer)."""
@@ -215,6 +234,7 @@ def _capture_input(
             if captured is None:
                 captured = _CapturedInput(samples, steps, x, mask)
             captured.write(t0, x, mask)
+            progress(samples * (t1 - t0))
     except BaseException:
         if captured is not None:
             captured.close()
@@ -224,14 +244,14 @@ def _capture_input(
 
 def _backward_pass(
     plan: ReplayPlan, index: int, read: ReadPart, borders: list[tuple[int, int]],
-    spills: Mapping[str, ReversedRecords], samples: int, steps: int,
+    spills: Mapping[str, ReversedRecords], samples: int, steps: int, progress: Progress,
 ) -> ReversedRecords | None:
     """Run the reversed directions of ``plan.layers[index]`` over the chunks from the last
     to the first, into a :class:`ReversedRecords` (``None``: the input does not reach it)."""
     layer: RecurrentLayer = plan.layers[index]
     backward = replace(layer, directions=[d for d in layer.directions if d.reverse])
-    runs_before = any(isinstance(other, RecurrentLayer) for other in plan.layers[plan.start:index])
-    captured = (_capture_input(plan, index, read, borders, spills, samples, steps)
+    runs_before = _recurrent_before(plan, index)
+    captured = (_capture_input(plan, index, read, borders, spills, samples, steps, progress)
                 if runs_before else None)
     if runs_before and captured is None:
         return None
@@ -257,6 +277,7 @@ def _backward_pass(
                 for d in backward.directions
             } if records.hand_on else {}
             records.write(t0, t1, result.directions, returned)
+            progress(samples * (t1 - t0))
             state = {
                 trace_key(prefix, q): final
                 for prefix, d in backward.trace_prefixes()

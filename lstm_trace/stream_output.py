@@ -172,15 +172,21 @@ def progress(source: TraceSource, *, quiet: bool = False) -> Iterator[None]:
         TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
         console=Console(file=sys.stderr), transient=True,
     )
-    task = bar.add_task("trace", total=source.cells, rate="")
+    # Reversed directions replay the steps in passes of their own before the forward one:
+    # each pass counts (sample-steps times passes).
+    task = bar.add_task("trace", total=source.cells * source.passes, rate="")
 
-    def advance(chunk: TraceChunk) -> None:
-        bar.advance(task, chunk.cells)
+    def advance_by(cells: int) -> None:
+        bar.advance(task, cells)
         speed = bar.tasks[0].speed
         if speed:
             bar.update(task, rate=f"{speed:,.0f}/s")
 
+    def advance(chunk: TraceChunk) -> None:
+        advance_by(chunk.cells)
+
     source.on_chunk = advance
+    source.on_work = advance_by
     with bar:
         yield
 

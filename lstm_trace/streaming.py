@@ -38,7 +38,7 @@ from .engine import ReplayPlan, check_initial_state_batch, plan_replay, run_chun
 from .errors import OptionError
 from .inputs import InputError
 from .network import Network, RecurrentLayer
-from .step_chunks import block_chunks
+from .step_chunks import block_chunks, pass_count
 from .trace import Trace, TracedLayer
 
 #: Bytes of recorded arrays one chunk may hold when no size is given.
@@ -98,6 +98,11 @@ class TraceSource:
         default=None, repr=False)
     #: Called with each chunk as it is handed out (progress bars).
     on_chunk: Callable[[TraceChunk], None] | None = field(default=None, repr=False)
+    #: Passes over the input: 1, plus the backward (and input-spilling) passes of reversed
+    #: directions when the steps are chunked (:func:`lstm_trace.step_chunks.pass_count`).
+    passes: int = 1
+    #: Called with the sample-steps each chunk of those extra passes covered.
+    on_work: Callable[[int], None] | None = field(default=None, repr=False)
 
     def _peek(self) -> TraceChunk:
         if self._first is None:
@@ -180,6 +185,10 @@ class TraceSource:
     def _emit(self, chunk: TraceChunk) -> None:
         if self.on_chunk is not None:
             self.on_chunk(chunk)
+
+    def _work(self, cells: int) -> None:
+        if self.on_work is not None:
+            self.on_work(cells)
 
     def to_trace(self) -> Trace:
         """All chunks assembled into one in-memory :class:`Trace` (for small inputs and tests)."""
@@ -271,15 +280,18 @@ def trace_chunks(
                     part = validate_chunk(part, s0, t0)
                 return block_plan.prepare_input(part)
 
-            with contextlib.closing(block_chunks(block_plan, read, s1 - s0, steps, chunk_steps)) as chunks:
+            blocks = block_chunks(block_plan, read, s1 - s0, steps, chunk_steps, source._work)
+            with contextlib.closing(blocks) as chunks:
                 for (t0, t1), trace in chunks:
                     # Unchunked in steps, the chunk covers the trace's own steps (fewer or more
                     # than INPUT's after a pooling, strided, padding or cropping layer).
                     traced = (t0, t1) if chunk_steps < steps else (0, trace.steps)
                     yield TraceChunk((s0, s1), traced, trace)
 
-    return TraceSource(batch, steps, batch_size, chunk_steps, blocker is None and chunk_steps < steps,
-                       make)
+    step_chunked = blocker is None and chunk_steps < steps
+    source = TraceSource(batch, steps, batch_size, chunk_steps, step_chunked, make,
+                         passes=pass_count(plan) if step_chunked else 1)
+    return source
 
 
 def _input_part(x: Any, single: bool, s0: int, s1: int, t0: int, t1: int) -> np.ndarray:
