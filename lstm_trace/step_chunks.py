@@ -216,6 +216,20 @@ class _CapturedInput:
         self._store.close()
 
 
+def _read_from_the_end(read: ReadPart, borders: list[tuple[int, int]], t0: int, t1: int) -> Any:
+    """``read(t0, t1)`` in a backward pass. If reading fails (a NaN the input check found),
+    the chunks before it are read first, in order: the error names the first bad value, as
+    a forward-only replay's would, not the last."""
+    try:
+        return read(t0, t1)
+    except Exception:
+        for a, b in borders:
+            if a >= t0:
+                break
+            read(a, b)
+        raise
+
+
 def _capture_input(
     plan: ReplayPlan, index: int, read: ReadPart, borders: list[tuple[int, int]],
     spills: Mapping[str, ReversedRecords], samples: int, steps: int, progress: Progress,
@@ -265,7 +279,7 @@ def _backward_pass(
             if captured is not None:
                 x, mask = captured.read(t0, t1)
             else:
-                got, _ = layer_input_chunk(plan, index, read(t0, t1))
+                got, _ = layer_input_chunk(plan, index, _read_from_the_end(read, borders, t0, t1))
                 if got is None:
                     records.close()
                     return None

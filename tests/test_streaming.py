@@ -200,3 +200,19 @@ def test_npy_of_objects_is_refused_without_unpickling(tmp_path):
     np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(ValueError, match="never loads"):
         open_npy(path)
+
+
+@pytest.mark.parametrize(("layers", "layer_input"), [(["bi_rnn"], True), (["bi_rnn", "bi_lstm"], True),
+                                                     (["bi_gru"], False), (["bi_lstm"], False)])
+def test_reversed_directions_with_a_layer_selection(layers, layer_input):
+    """--layer (a reversed layer traced after untraced ones, or stopping before others) and
+    --layer-input (INPUT is the reversed layer's own input, read from the end)."""
+    network, ids = NETWORKS["bidirectional_stacked_masked"]
+    x = np.random.default_rng(5).normal(0, 1, (5, 37, 4)).astype(np.float32) if layer_input else ids
+    expected = network.trace(x, layers=layers, layer_input=layer_input)
+    source = trace_chunks(network, x, layers=layers, layer_input=layer_input, batch_size=2, chunk_steps=5)
+    assert source.step_chunked
+    got = source.to_trace()
+    assert list(got) == list(expected)
+    for key in expected:
+        np.testing.assert_allclose(got[key], expected[key], rtol=1e-6, atol=1e-6, err_msg=key)

@@ -186,14 +186,17 @@ def test_progress_counts_every_pass_over_the_steps(name, passes):
 
 
 def test_nan_late_in_a_bidirectional_input_fails_with_no_output(model, long_input, tmp_path, small_budget):
+    """The backward pass meets the last bad value first; the error still names the first,
+    as for a forward-only model."""
     path, x = long_input
     x = x.copy()
-    x[1, 650, 2] = np.nan
+    x[1, 600, 2] = np.nan  # step chunk [576, 640)
+    x[0, 690, 0] = np.inf  # step chunk [640, 704): the backward pass reads it first
     np.save(path, x)
     for fmt in ("csv", "h5"):
         out = tmp_path / f"out.{fmt}"
         result = invoke(model, path, "-o", out, "--batch-size", "2")
-        assert_user_error(result, "expected finite numbers, found nan at sample 1, step 650, feature 2")
+        assert_user_error(result, "expected finite numbers, found nan at sample 1, step 600, feature 2")
         assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]
 
