@@ -355,7 +355,32 @@ def to_keras(network: Network, layers: Iterable[str] | None = None) -> list[Kera
     then recurrent row): PyTorch's ``nn.GRU`` is exactly that. Raises :class:`ExportError`
     for what Keras layers cannot express (projections, peepholes, clipping).
     """
-    return [keras_layer(layer) for layer in select_layers(network, layers)]
+    index = {layer.name: i for i, layer in enumerate(network.layers)}
+    exported = []
+    for layer in select_layers(network, layers):
+        keras = keras_layer(layer)
+        keras.notes.extend(_input_notes(network, index[layer.name]))
+        exported.append(keras)
+    return exported
+
+
+def _input_notes(network: Network, i: int) -> list[str]:
+    """A note when ``layers[i]`` does not take the output of the layer listed before it
+    (a TF1 bw stack reads the model input, not the fw stack's output; a second input; a
+    decoder), so the printed layers are not chained blindly."""
+    sources = network.sources(i)
+    if i == 0 or sources == (network.layers[i - 1].name,):
+        return []
+
+    def label(source: str) -> str:
+        if not source:
+            return "the model input"
+        layer, _, k = source.rpartition(":")
+        return f"{layer}'s final states (output {k})" if layer and k.isdigit() else source
+
+    what = ", ".join(label(s) for s in sources) if sources else "the model input"
+    return [f"{network.layers[i].name}: takes {what}, not the output of "
+            f"{network.layers[i - 1].name} listed before it"]
 
 
 def keras_layer(layer: RecurrentLayer) -> KerasLayer:

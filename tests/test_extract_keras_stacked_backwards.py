@@ -41,8 +41,11 @@ job = json.load(open(sys.argv[1]))
 weights = np.load(job["weights"])
 x = np.load(job["input"])
 outputs = {}
-for name, code, keys, flip in job["layers"]:
+model_input = x
+for name, code, keys, flip, from_input in job["layers"]:
     layer = eval(code)  # the printed constructor, as a user runs it
+    if from_input:  # a note: takes the model input, not the previous layer's output
+        x = model_input
     y = layer(x)
     layer.set_weights([weights[k] for k in keys])
     y = layer(x)
@@ -57,24 +60,31 @@ def keras3_layers():
     return build_fixtures("keras_layers")
 
 
-def test_reversed_stack_cells_flipped_as_noted_reproduce_the_trace(keras3_layers, tmp_path):
-    model = keras3_layers / "rnn_stacked_backwards.keras"
-    x = keras3_layers / "rnn_stacked_backwards_input.npy"
-    reference = np.load(keras3_layers / "rnn_stacked_backwards_reference.npz")
+@pytest.fixture(scope="module")
+def tf1_cells():
+    return build_fixtures("tf1_cells", legacy_keras=True)
+
+
+def run_printed(model, x, tmp_path) -> tuple[dict, list, dict[str, np.ndarray]]:
+    """``extract --to keras`` of ``model``, then its printed layers in Keras 3, chained as the
+    notes say: ``(notes by layer, exported layers, Keras output of each layer)``."""
     weights = tmp_path / "w.npz"
     result = CliRunner().invoke(main, ["extract", str(model), "--to", "keras", "-o", str(weights)])
     assert result.exit_code == 0, result.output
     constructors = dict(line.strip().split(": ", 1) for line in result.stdout.splitlines()
                         if ": keras.layers." in line)
-    flipped = {line.split(": ")[1] for line in result.stderr.splitlines() if FLIP in line}
-    assert flipped == {"stack/cell_0"}  # the last cell's output is Keras's own (reversed) one
-    network = lstm_trace.load(model)
-    exported = to_keras(network)
-    assert [e.name for e in exported if e.flip_output] == ["stack/cell_0"]
+    notes: dict[str, list[str]] = {}
+    for line in result.stderr.splitlines():
+        if line.startswith("note: ") and ": " in line[6:]:
+            layer, _, text = line[6:].partition(": ")
+            notes.setdefault(layer, []).append(text)
+    exported = to_keras(lstm_trace.load(model))
     job = tmp_path / "job.json"
     job.write_text(json.dumps({
         "weights": str(weights), "input": str(x), "output": str(tmp_path / "keras3.npz"),
-        "layers": [[e.name, constructors[e.name], list(e.weights), e.name in flipped]
+        "layers": [[e.name, constructors[e.name], list(e.weights),
+                    any(FLIP in n for n in notes.get(e.name, [])),
+                    any(n.startswith("takes the model input") for n in notes.get(e.name, []))]
                    for e in exported],
     }))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="-1")
@@ -82,14 +92,51 @@ def test_reversed_stack_cells_flipped_as_noted_reproduce_the_trace(keras3_layers
     proc = subprocess.run([sys.executable, "-c", KERAS_SCRIPT, str(job)], env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    keras_out = np.load(tmp_path / "keras3.npz")
-    trace = network.trace(np.load(x))
+    return notes, exported, dict(np.load(tmp_path / "keras3.npz"))
+
+
+def worst_against_trace(exported, keras_out, trace) -> float:
     worst = 0.0
     for e in exported:
         y = keras_out[e.name]
         if e.kwargs.get("go_backwards"):
             y = y[:, ::-1]  # trace arrays are by input position
         worst = max(worst, float(np.max(np.abs(y - trace[f"{e.name}/hidden"]))))
+    return worst
+
+
+def test_reversed_stack_cells_flipped_as_noted_reproduce_the_trace(keras3_layers, tmp_path):
+    model = keras3_layers / "rnn_stacked_backwards.keras"
+    x = keras3_layers / "rnn_stacked_backwards_input.npy"
+    reference = np.load(keras3_layers / "rnn_stacked_backwards_reference.npz")
+    notes, exported, keras_out = run_printed(model, x, tmp_path)
+    flipped = [name for name, texts in notes.items() if any(FLIP in n for n in texts)]
+    assert flipped == ["stack/cell_0"]  # the last cell's output is Keras's own (reversed) one
+    assert [e.name for e in exported if e.flip_output] == ["stack/cell_0"]
+    trace = lstm_trace.load(model).trace(np.load(x))
+    worst = worst_against_trace(exported, keras_out, trace)
     worst = max(worst, float(np.max(np.abs(keras_out["after"] - reference["after/__output__"]))))
     record_error("extract --to keras vs framework", "rnn_stacked_backwards chained", worst)
+    assert worst < ATOL
+
+
+def test_tf1_bw_multi_rnn_cell_chained_as_noted_reproduces_tensorflow(tf1_cells, tmp_path):
+    """fw and bw MultiRNNCell stacks of a bidirectional_dynamic_rnn: the bw stack's first cell
+    reads the model input (a note says so), its first cell's output is flipped (a note)."""
+    model = tf1_cells / "bidirectional_stacks"
+    x = tf1_cells / "bidirectional_stacks_input.npy"
+    reference = np.load(tf1_cells / "bidirectional_stacks_reference.npz")
+    bw = "bidirectional_rnn/bw/multi_rnn_cell/cell_{}/gru_cell"
+    fw1 = "bidirectional_rnn/fw/multi_rnn_cell/cell_1/lstm_cell"
+    notes, exported, keras_out = run_printed(model, x, tmp_path)
+    assert any(FLIP in n for n in notes[bw.format(0)])
+    assert any(n.startswith("takes the model input") for n in notes[bw.format(0)])
+    assert not any(FLIP in n for n in notes.get(bw.format(1), []))
+    trace = lstm_trace.load(model).trace(np.load(x))
+    worst = worst_against_trace(exported, keras_out, trace)
+    # TensorFlow's own outputs: output_fw, and output_bw flipped back to input positions.
+    worst = max(worst, float(np.max(np.abs(keras_out[fw1] - reference[f"{fw1}/output"]))),
+                float(np.max(np.abs(keras_out[bw.format(1)][:, ::-1]
+                                    - reference[f"{bw.format(1)}/output"]))))
+    record_error("extract --to keras vs framework", "TF1 bw MultiRNNCell chained", worst)
     assert worst < ATOL
