@@ -140,8 +140,12 @@ def to_pytorch(network: Network, layers: Iterable[str] | None = None) -> list[To
     from .inspect import mask_source
 
     index = {layer.name: i for i, layer in enumerate(network.layers)}
-    return [torch_layer(layer, masked=mask_source(network, index[layer.name]) is not None)
-            for layer in select_layers(network, layers)]
+    exported = []
+    for layer in select_layers(network, layers):
+        torch = torch_layer(layer, masked=mask_source(network, index[layer.name]) is not None)
+        torch.notes.extend(_input_notes(network, index[layer.name]))
+        exported.append(torch)
+    return exported
 
 
 def torch_layer(layer: RecurrentLayer, masked: bool = False) -> TorchLayer:

@@ -140,3 +140,37 @@ def test_tf1_bw_multi_rnn_cell_chained_as_noted_reproduces_tensorflow(tf1_cells,
                                     - reference[f"{bw.format(1)}/output"]))))
     record_error("extract --to keras vs framework", "TF1 bw MultiRNNCell chained", worst)
     assert worst < ATOL
+
+
+def test_reversed_stack_cells_as_torch_modules_chained_as_noted(keras3_layers, tmp_path):
+    """``--to pytorch`` of the same stack: each reversed module is fed ``x.flip(1)`` and the
+    stacked cell's output flipped back before the next cell, as the notes say."""
+    import torch
+
+    model = keras3_layers / "rnn_stacked_backwards.keras"
+    x = np.load(keras3_layers / "rnn_stacked_backwards_input.npy")
+    out = tmp_path / "w.npz"
+    result = CliRunner().invoke(main, ["extract", str(model), "--to", "pytorch", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "stack/cell_0: go_backwards=True has no PyTorch flag: feed the module x.flip(1); " \
+           "flip its output back (output.flip(1)) before the next cell" in result.stderr
+    constructors = dict(line.strip().split(": ", 1) for line in result.stdout.splitlines()
+                        if ": torch.nn." in line)
+    arrays = dict(np.load(out))
+    trace = lstm_trace.load(model).trace(x)
+    h = torch.from_numpy(x)
+    worst = 0.0
+    for name, code in constructors.items():
+        module = eval(code, {"torch": torch})  # the printed constructor, as a user runs it
+        module.load_state_dict({k.rpartition("/")[2]: torch.from_numpy(v)
+                                for k, v in arrays.items() if k.rpartition("/")[0] == name})
+        reverse = name.startswith("stack/")
+        with torch.no_grad():
+            y, _ = module(h.flip(1) if reverse else h)
+        if name == "stack/cell_0":
+            y = y.flip(1)  # the note: flip back before the next cell of the stack
+        by_position = y.flip(1) if name == "stack/cell_1" else y
+        worst = max(worst, float(np.abs(by_position.numpy() - trace[f"{name}/hidden"]).max()))
+        h = y
+    record_error("PyTorch export vs Keras", "rnn_stacked_backwards chained", worst)
+    assert worst < ATOL
