@@ -17,22 +17,21 @@ the output grid. States and every recorded quantity are ``(batch, *grid, filters
 trace arrays ``(batch, steps, *grid, filters)`` (channels last, whatever the layer's
 ``data_format``; the output handed to the next layer follows ``data_format``).
 
-A convolution is one matrix product over sliding windows (im2col): the windows of every
-position are gathered with :func:`numpy.lib.stride_tricks.sliding_window_view` into a
-``(positions, kernel_elements * channels)`` matrix and multiplied by the kernel reshaped to
-``(kernel_elements * channels, 4 * filters)``. The input convolution runs once for all steps;
-each step does one recurrent product, writing its windows into a buffer reused every step.
+A convolution is one matrix product over sliding windows (im2col, :mod:`lstm_trace.convolution`):
+the windows of every position are gathered into a ``(positions, kernel_elements * channels)``
+matrix and multiplied by the kernel reshaped to ``(kernel_elements * channels, 4 * filters)``.
+The input convolution runs once for all steps; each step does one recurrent product, writing
+its windows into a buffer reused every step.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from .activations import get_activation
+from .convolution import Window, convolve, windows
 from .gates import gate_slices
 from .network import Cell
 
@@ -40,37 +39,10 @@ CLASS_RANKS = {"ConvLSTM1D": 1, "ConvLSTM2D": 2, "ConvLSTM3D": 3}
 
 
 @dataclass(frozen=True)
-class ConvSpec:
-    """The input convolution of a ConvLSTM: per spatial axis sizes, and the tensor layout."""
+class ConvSpec(Window):
+    """The input convolution of a ConvLSTM: its window, and the tensor layout."""
 
-    kernel_size: tuple[int, ...]
-    strides: tuple[int, ...]
-    dilation_rate: tuple[int, ...]
-    padding: str = "valid"  # "valid" | "same"
     data_format: str = "channels_last"  # "channels_last" | "channels_first"
-
-    @property
-    def rank(self) -> int:
-        return len(self.kernel_size)
-
-    def output_grid(self, grid: tuple[int, ...]) -> tuple[int, ...]:
-        """The output grid of the input convolution for an input grid ``grid``."""
-        out = []
-        for n, k, s, d in zip(grid, self.kernel_size, self.strides, self.dilation_rate, strict=True):
-            span = (k - 1) * d + 1
-            out.append(math.ceil(n / s) if self.padding == "same" else (n - span) // s + 1)
-        return tuple(out)
-
-    def pads(self, grid: tuple[int, ...]) -> list[tuple[int, int]]:
-        """``(before, after)`` zero padding per spatial axis (TensorFlow's ``SAME`` rule)."""
-        if self.padding != "same":
-            return [(0, 0)] * self.rank
-        pads = []
-        for n, o, k, s, d in zip(grid, self.output_grid(grid), self.kernel_size, self.strides,
-                                 self.dilation_rate, strict=True):
-            total = max((o - 1) * s + (k - 1) * d + 1 - n, 0)
-            pads.append((total // 2, total - total // 2))
-        return pads
 
     def to_channels_last(self, x: np.ndarray) -> np.ndarray:
         """``(batch, steps, C, *grid)`` -> ``(batch, steps, *grid, C)`` for channels_first."""
@@ -130,38 +102,14 @@ class ConvLSTMCell(Cell):
         return out
 
 
-def _windows(padded: np.ndarray, kernel_size: tuple[int, ...], strides: tuple[int, ...],
-             dilation: tuple[int, ...], grid: tuple[int, ...]) -> np.ndarray:
-    """``(N, *grid, *kernel_size, C)`` view of the windows of ``padded`` ``(N, *padded_grid, C)``."""
-    rank = len(kernel_size)
-    spans = [(k - 1) * d + 1 for k, d in zip(kernel_size, dilation, strict=True)]
-    view = sliding_window_view(padded, spans, axis=tuple(range(1, rank + 1)))
-    # view: (N, *positions, C, *spans): take strides over positions, dilation over windows.
-    index = (slice(None),) + tuple(slice(None, o * s, s) for o, s in zip(grid, strides, strict=True))
-    index += (slice(None),) + tuple(slice(None, None, d) for d in dilation)
-    view = view[index]
-    return np.moveaxis(view, rank + 1, -1)
-
-
 def input_projection(cell: ConvLSTMCell, x: np.ndarray) -> np.ndarray:
     """``x * W + b`` for every step at once: ``x`` ``(batch, steps, *grid, C)`` (channels last)
     -> ``(batch, steps, *out_grid, 4*filters)``, one matrix product over all windows."""
-    conv = cell.conv
     batch, steps, *grid, channels = x.shape
-    out_grid = conv.output_grid(tuple(grid))
-    if any(n <= 0 for n in out_grid):
-        raise ValueError(
-            f"input grid {tuple(grid)} is smaller than the kernel {conv.kernel_size} "
-            f"(dilation {conv.dilation_rate}) with padding 'valid'"
-        )
-    flat = x.reshape(batch * steps, *grid, channels)
-    padded = np.pad(flat, [(0, 0), *conv.pads(tuple(grid)), (0, 0)])
-    windows = _windows(padded, conv.kernel_size, conv.strides, conv.dilation_rate, out_grid)
-    width = 4 * cell.units
-    xw = windows.reshape(-1, cell.kernel[..., 0].size) @ cell.kernel.reshape(-1, width)
+    xw = convolve(x.reshape(batch * steps, *grid, channels), cell.kernel, cell.conv)
     if cell.bias is not None:
         xw += cell.bias
-    return xw.reshape(batch, steps, *out_grid, width)
+    return xw.reshape(batch, steps, *xw.shape[1:])
 
 
 def run_conv_lstm(
@@ -199,7 +147,7 @@ def run_conv_lstm(
     # h is written into the interior of a zero-padded buffer; its windows into a reused matrix.
     padded = np.zeros((batch, *(n + a + b for n, (a, b) in zip(out_grid, pads, strict=True)), f), dtype)
     interior = (slice(None),) + tuple(slice(a, a + n) for n, (a, _) in zip(out_grid, pads, strict=True))
-    windows = _windows(padded, k, (1,) * len(k), (1,) * len(k), tuple(out_grid))
+    state_windows = windows(padded, Window(k, (1,) * len(k), (1,) * len(k)), tuple(out_grid))
     patches = np.empty((batch, *out_grid, *k, f), dtype)
     patches_2d = patches.reshape(-1, U.shape[0])
     z = np.empty((patches_2d.shape[0], 4 * f), dtype)
@@ -209,7 +157,7 @@ def run_conv_lstm(
     order = range(steps - 1, -1, -1) if reverse else range(steps)
     for t in order:
         padded[interior] = h
-        np.copyto(patches, windows)
+        np.copyto(patches, state_windows)
         np.matmul(patches_2d, U, out=z)
         z_grid += xw[:, t]
         i = sigma(z_grid[..., :f])

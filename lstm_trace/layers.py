@@ -4,7 +4,8 @@ Each layer maps ``(x, mask) -> (x, mask)`` at inference time: ``x`` is
 ``(batch, steps, features)`` (or ``(batch, steps)`` token ids before an Embedding)
 and ``mask`` is ``(batch, steps)`` booleans or ``None``. Masks propagate as Keras
 propagates them: layers that support masking pass the mask on, Embedding and Masking
-make one, and the others (Conv1D, pooling, Reshape, Permute, RepeatVector) drop it.
+make one, and the others (convolutions, pooling, Reshape, Permute, RepeatVector) drop it.
+Convolutions and pooling over 2 or 3 spatial axes take ``(batch, *grid, channels)``.
 
 The classes know no file format: ``lstm_trace.loaders.keras.upstream`` builds them from
 Keras configs and weights.
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .activations import get_activation
+from .convolution import Window, convolve, pool
 
 Mask = np.ndarray | None
 
@@ -386,6 +388,71 @@ class Pooling1D(UpstreamLayer):
     def describe(self) -> str:
         return (f"{self.class_name} (pool {self.pool_size}, strides {self.strides}, "
                 f"{self.padding})")
+
+
+@dataclass
+class ConvND(UpstreamLayer):
+    """Convolution over 2 or 3 spatial axes (Keras ``Conv2D``/``Conv3D``), then the activation.
+
+    ``x`` ``(batch, *grid, channels)`` (``channels_first`` is transposed and back), ``kernel``
+    ``(*kernel_size, channels / groups, filters)``: :func:`lstm_trace.convolution.convolve`
+    plus the bias. Masks are dropped, as in Keras.
+    """
+
+    kernel: np.ndarray = field(default_factory=lambda: np.zeros((1, 1, 0, 0)), repr=False)
+    bias: np.ndarray | None = field(default=None, repr=False)
+    window: Window = field(default_factory=lambda: Window((1, 1), (1, 1), (1, 1)))
+    groups: int = 1
+    activation: str = "linear"
+    channels_first: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kernel.shape[:self.window.rank] != self.window.kernel_size:
+            raise ValueError(f"kernel of shape {self.kernel.shape} for a window of {self.window.kernel_size}")
+
+    def apply(self, x: np.ndarray, mask: Mask) -> tuple[np.ndarray, Mask]:
+        x = _grid_input(x, self.window.rank, self.class_name, self.channels_first)
+        y = convolve(x, self.kernel.astype(x.dtype, copy=False), self.window, self.groups)
+        if self.bias is not None:
+            y += self.bias.astype(x.dtype, copy=False)
+        y = _activate(self.activation, y)
+        return np.ascontiguousarray(_grid_output(y, self.channels_first)), None
+
+    def describe(self) -> str:
+        w = self.window
+        return (f"{self.class_name} {self.kernel.shape[-1]} filters, kernel {w.kernel_size}, {w.padding}, "
+                f"strides {w.strides}, dilation {w.dilation_rate}, groups {self.groups} ({self.activation})")
+
+
+@dataclass
+class PoolingND(UpstreamLayer):
+    """Max or average pooling over 2 or 3 spatial axes (Keras ``MaxPooling2D``...);
+    ``same`` averages only the real (unpadded) positions."""
+
+    mode: str = "max"  # "max" or "average"
+    window: Window = field(default_factory=lambda: Window((2, 2), (2, 2), (1, 1)))
+    channels_first: bool = False
+
+    def apply(self, x: np.ndarray, mask: Mask) -> tuple[np.ndarray, Mask]:
+        x = _grid_input(x, self.window.rank, self.class_name, self.channels_first)
+        y = pool(x, self.window, self.mode)
+        return np.ascontiguousarray(_grid_output(y, self.channels_first)), None
+
+    def describe(self) -> str:
+        w = self.window
+        return f"{self.class_name} (pool {w.kernel_size}, strides {w.strides}, {w.padding})"
+
+
+def _grid_input(x: np.ndarray, rank: int, what: str, channels_first: bool) -> np.ndarray:
+    """``x`` as ``(batch, *grid, channels)`` with ``rank`` spatial axes."""
+    if x.ndim != rank + 2:
+        raise ValueError(f"{what} expects input (batch, {', '.join(['size'] * rank)}, channels), "
+                         f"got shape {tuple(x.shape)}")
+    return np.moveaxis(x, 1, -1) if channels_first else x
+
+
+def _grid_output(y: np.ndarray, channels_first: bool) -> np.ndarray:
+    return np.moveaxis(y, -1, 1) if channels_first else y
 
 
 @dataclass

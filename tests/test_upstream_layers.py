@@ -98,7 +98,9 @@ def test_time_distributed_applies_inner_layer_per_step():
     ("Dense", {}, [np.ones((2, 2))], "expected 2 weight arrays"),
     ("Embedding", {}, [np.ones((2, 2, 2))], "quantized"),
     ("Lambda", {}, [], "holds code"),
-    ("Conv2D", {}, [], "does not replay this layer class"),
+    ("Conv2DTranspose", {}, [], "does not replay this layer class"),
+    ("Conv2D", {"padding": "causal"}, [np.ones((2, 2, 1, 1)), np.ones(1)], "padding 'causal'"),
+    ("MaxPooling2D", {"padding": "full"}, [], "padding 'full'"),
     ("TimeDistributed", {"layer": {"class_name": "Conv2D", "config": {}}}, [], "inner Conv2D"),
 ])
 def test_configurations_outside_the_replay_become_unsupported(class_name, config, weights, reason):

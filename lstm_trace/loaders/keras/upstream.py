@@ -17,11 +17,13 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ...activations import keras_activation_name
+from ...convolution import Window
 from ...layers import (
     ELU,
     Activation,
     BatchNormalization,
     Conv1D,
+    ConvND,
     Dense,
     Embedding,
     Identity,
@@ -30,6 +32,7 @@ from ...layers import (
     Merge,
     Permute,
     Pooling1D,
+    PoolingND,
     PReLU,
     ReLU,
     RepeatVector,
@@ -250,6 +253,59 @@ def pooling1d(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> 
                      channels_first=_channels_first(cfg))
 
 
+def _per_axis(cfg: dict, key: str, rank: int, default: int) -> tuple[int, ...]:
+    value = cfg.get(key, default)
+    if value is None:
+        return ()
+    values = (value,) * rank if isinstance(value, int) else tuple(value)
+    if len(values) != rank or not all(isinstance(v, int) and v >= 1 for v in values):
+        raise _Skip(f"{key} {value!r}")
+    return values
+
+
+@register_upstream("Conv2D", "Convolution2D", "Conv3D", "Convolution3D")
+@_guard
+def conv_nd(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
+    """``Conv2D``/``Conv3D``: weights ``[kernel (*kernel_size, channels/groups, filters), bias?]``."""
+    cfg = spec.config
+    rank = 3 if "3D" in spec.class_name else 2
+    use_bias = cfg.get("use_bias", True)
+    ws = _weights(weights, 2 if use_bias else 1, "kernel, bias" if use_bias else "kernel")
+    if ws[0].ndim != rank + 2:
+        raise _Skip(f"kernel of shape {ws[0].shape}")
+    padding = str(cfg.get("padding", "valid")).lower()
+    if padding not in ("valid", "same"):
+        raise _Skip(f"padding {padding!r}")
+    groups = int(cfg.get("groups", 1) or 1)
+    if ws[0].shape[-1] % groups:
+        raise _Skip(f"{ws[0].shape[-1]} filters do not split into {groups} groups")
+    strides = _per_axis(cfg, "strides", rank, 1)
+    dilation = _per_axis(cfg, "dilation_rate", rank, 1)
+    if any(s > 1 for s in strides) and any(d > 1 for d in dilation):
+        raise _Skip("strides > 1 together with dilation_rate > 1")
+    window = Window(tuple(ws[0].shape[:rank]), strides, dilation, padding)
+    return ConvND(spec.name, spec.class_name, kernel=ws[0], bias=ws[1] if use_bias else None,
+                  window=window, groups=groups, activation=_activation(cfg, ctx),
+                  channels_first=_channels_first(cfg))
+
+
+@register_upstream("MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D",
+                   "MaxPooling3D", "MaxPool3D", "AveragePooling3D", "AvgPool3D")
+@_guard
+def pooling_nd(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
+    cfg = spec.config
+    rank = 3 if "3D" in spec.class_name else 2
+    pool_size = _per_axis(cfg, "pool_size", rank, 2)
+    strides = _per_axis(cfg, "strides", rank, 1) if cfg.get("strides") is not None else pool_size
+    padding = str(cfg.get("padding", "valid")).lower()
+    if padding not in ("valid", "same"):
+        raise _Skip(f"padding {padding!r}")
+    mode = "max" if spec.class_name.startswith("Max") else "average"
+    return PoolingND(spec.name, spec.class_name, mode=mode,
+                     window=Window(pool_size, strides, (1,) * rank, padding),
+                     channels_first=_channels_first(cfg))
+
+
 @register_upstream("ZeroPadding1D", "Cropping1D")
 @_guard
 def time_padding1d(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
@@ -404,11 +460,11 @@ NOT_REPLAYED: dict[str, tuple[str, ...]] = {
         "RandomFlip", "RandomRotation", "RandomZoom", "RandomCrop", "RandomTranslation",
         "RandomContrast", "RandomBrightness"),
     _NOT_YET: (
-        "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
+        "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
         "SeparableConv1D", "SeparableConv2D", "DepthwiseConv1D", "DepthwiseConv2D",
         "UpSampling1D", "UpSampling2D", "ZeroPadding2D", "Cropping2D", "Flatten",
         "GlobalAveragePooling1D", "GlobalMaxPooling1D",
-        "GlobalAveragePooling2D", "GlobalMaxPooling2D", "MaxPooling2D", "AveragePooling2D",
+        "GlobalAveragePooling2D", "GlobalMaxPooling2D",
         "GroupNormalization", "UnitNormalization", "SpectralNormalization", "Dot",
         "EinsumDense", "Wrapper"),
 }

@@ -1,0 +1,107 @@
+"""Convolution and pooling fronts over 2-D and 3-D grids before a recurrent layer (CRNN shapes),
+built by Keras 3 or tf_keras (Keras 2).
+
+    python keras_image_fronts.py OUTDIR
+    TF_USE_LEGACY_KERAS=1 python keras_image_fronts.py OUTDIR
+
+The shape of OCR / spectrogram models (keras.io's captcha OCR: Conv2D, MaxPooling2D,
+Reshape, Dense, Bidirectional LSTM): an image ``(width, height, channels)`` whose width
+becomes time. Each case is saved as ``.h5`` (and ``.keras`` in Keras 3) with
+``<name>_input.npy`` and ``<name>_reference.npz``: ``__input__`` (the recurrent layer's input
+as Keras computed it) and ``hidden`` (its output at every step; a Bidirectional layer's two
+directions concatenated).
+
+``CASES`` is plain data (no TensorFlow import): name -> (input shape, front layers as
+``(class name, options)``, recurrent layer ``(class name, units, bidirectional)``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+CASES: dict[str, tuple[tuple[int, ...], list[tuple[str, dict]], tuple[str, int, bool]]] = {
+    # keras.io captcha OCR, small: same-padded relu convs, 2x2 max pools, width as time
+    "ocr": ((24, 12, 1), [
+        ("Conv2D", {"filters": 4, "kernel_size": (3, 3), "padding": "same", "activation": "relu"}),
+        ("MaxPooling2D", {"pool_size": (2, 2)}),
+        ("Conv2D", {"filters": 6, "kernel_size": (3, 3), "padding": "same", "activation": "relu"}),
+        ("MaxPooling2D", {"pool_size": (2, 2)}),
+        ("Reshape", {"target_shape": (6, 3 * 6)}),
+        ("Dense", {"units": 8, "activation": "relu"}),
+    ], ("LSTM", 5, True)),
+    # valid padding, strides and a dilation, no bias, a batch norm, average pooling 'same'
+    "strided": ((20, 10, 2), [
+        ("Conv2D", {"filters": 4, "kernel_size": (3, 2), "strides": (1, 2), "use_bias": False}),
+        ("BatchNormalization", {}),
+        ("Conv2D", {"filters": 3, "kernel_size": (2, 2), "dilation_rate": (2, 1), "activation": "tanh"}),
+        ("AveragePooling2D", {"pool_size": (3, 2), "strides": (1, 2), "padding": "same"}),
+        ("Reshape", {"target_shape": (16, 2 * 3)}),
+    ], ("GRU", 4, False)),
+    # grouped convolution, max pooling 'same' with odd sizes
+    "grouped": ((15, 7, 4), [
+        ("Conv2D", {"filters": 6, "kernel_size": (2, 3), "groups": 2, "padding": "same"}),
+        ("MaxPooling2D", {"pool_size": (2, 3), "strides": (1, 2), "padding": "same"}),
+        ("Reshape", {"target_shape": (15, 4 * 6)}),
+    ], ("SimpleRNN", 3, False)),
+    # a 3-D grid: (time, height, width, channels) video-like, Conv3D + MaxPooling3D
+    "volume": ((8, 6, 5, 2), [
+        ("Conv3D", {"filters": 3, "kernel_size": (2, 3, 3), "padding": "same", "activation": "relu"}),
+        ("MaxPooling3D", {"pool_size": (1, 2, 2), "padding": "same"}),
+        ("Reshape", {"target_shape": (8, 3 * 3 * 3)}),
+    ], ("LSTM", 4, False)),
+}
+BATCH = 3
+
+
+def build(keras, name: str):
+    L = keras.layers
+    shape, front, (rnn_class, units, bidirectional) = CASES[name]
+    x = keras.Input(shape)
+    y = x
+    for k, (class_name, options) in enumerate(front):
+        y = getattr(L, class_name)(name=f"front_{k}", **options)(y)
+    rnn = getattr(L, rnn_class)(units, return_sequences=True)
+    y = (L.Bidirectional(rnn, name="rnn") if bidirectional else getattr(L, rnn_class)(
+        units, return_sequences=True, name="rnn"))(y)
+    y = L.Dense(2, name="head")(y)
+    return keras.Model(x, y, name=name)
+
+
+def main(out: Path) -> None:
+    import os
+
+    import numpy as np
+    from common import randomize, write_manifest
+
+    legacy = os.environ.get("TF_USE_LEGACY_KERAS") == "1"
+    if legacy:
+        import tf_keras as keras
+    else:
+        import keras
+    manifest = []
+    for index, name in enumerate(CASES):
+        model = build(keras, name)
+        randomize(model, seed=70 + index, scale=1.0)
+        for layer in model.layers:  # a batch norm's moving variance must stay positive
+            if type(layer).__name__ == "BatchNormalization":
+                gamma, beta, mean, variance = layer.get_weights()
+                layer.set_weights([gamma, beta, mean, np.abs(variance) + 0.5])
+        x = np.random.default_rng(700 + index).random((BATCH, *CASES[name][0])).astype(np.float32)
+        rnn = model.get_layer("rnn")
+        reference = {"__input__": np.asarray(keras.Model(model.inputs, rnn.input)(x)),
+                     "hidden": np.asarray(keras.Model(model.inputs, rnn.output)(x))}
+        np.save(out / f"{name}_input.npy", x)
+        np.savez(out / f"{name}_reference.npz", **reference)
+        files = {"h5": f"{name}.h5"}
+        if not legacy:
+            files["keras"] = f"{name}.keras"
+        for file in files.values():
+            model.save(out / file)
+        manifest.append({"name": name, "files": files, "input": f"{name}_input.npy",
+                         "reference": f"{name}_reference.npz"})
+    write_manifest(out, manifest)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
