@@ -443,6 +443,95 @@ class PoolingND(UpstreamLayer):
         return f"{self.class_name} (pool {w.kernel_size}, strides {w.strides}, {w.padding})"
 
 
+@dataclass
+class GridPadding(UpstreamLayer):
+    """``ZeroPadding2D/3D`` / ``Cropping2D/3D``: ``(before, after)`` zeros added to each
+    spatial axis (``crop=False``) or positions removed from it (``crop=True``)."""
+
+    amounts: tuple[tuple[int, int], ...] = ((0, 0), (0, 0))
+    crop: bool = False
+    channels_first: bool = False
+
+    def apply(self, x: np.ndarray, mask: Mask) -> tuple[np.ndarray, Mask]:
+        x = _grid_input(x, len(self.amounts), self.class_name, self.channels_first)
+        if not self.crop:
+            y = np.pad(x, [(0, 0), *self.amounts, (0, 0)])
+        else:
+            index = [slice(None)]
+            for n, (before, after) in zip(x.shape[1:-1], self.amounts, strict=True):
+                if before + after >= n:
+                    raise ValueError(f"cropping {before} + {after} leaves nothing of an axis of {n}")
+                index.append(slice(before, n - after))
+            y = x[tuple(index)]
+        return np.ascontiguousarray(_grid_output(y, self.channels_first)), None
+
+    def describe(self) -> str:
+        return f"{self.class_name} ({'crops' if self.crop else 'zero-pads'} {self.amounts} per axis)"
+
+
+@dataclass
+class UpSampling(UpstreamLayer):
+    """``UpSampling1D/2D/3D`` (nearest): each position repeated ``size[k]`` times along axis k."""
+
+    size: tuple[int, ...] = (2,)
+    channels_first: bool = False
+
+    def apply(self, x: np.ndarray, mask: Mask) -> tuple[np.ndarray, Mask]:
+        x = _grid_input(x, len(self.size), self.class_name, self.channels_first)
+        for axis, n in enumerate(self.size, start=1):
+            x = np.repeat(x, n, axis=axis)
+        return np.ascontiguousarray(_grid_output(x, self.channels_first)), None
+
+    def describe(self) -> str:
+        return f"{self.class_name} (nearest, size {self.size})"
+
+
+@dataclass
+class GlobalPooling(UpstreamLayer):
+    """``GlobalAveragePooling1D/2D/3D`` / ``GlobalMaxPooling*``: the mean or maximum over
+    every spatial axis, ``(batch, *grid, channels) -> (batch, channels)`` (``keepdims`` keeps
+    the axes as 1). A 1-D average over a masked sequence counts only the unmasked steps, as
+    Keras does (its maximum ignores the mask); the mask is dropped."""
+
+    mode: str = "average"
+    rank: int = 1
+    keepdims: bool = False
+    channels_first: bool = False
+
+    def apply(self, x: np.ndarray, mask: Mask) -> tuple[np.ndarray, Mask]:
+        x = _grid_input(x, self.rank, self.class_name, self.channels_first)
+        axes = tuple(range(1, 1 + self.rank))
+        if mask is not None and self.rank == 1 and self.mode == "average":
+            keep = mask.astype(x.dtype)[:, :, None]
+            y = ((x * keep).sum(axis=1, keepdims=True) / np.maximum(keep.sum(axis=1, keepdims=True), 1))
+            y = y.astype(x.dtype, copy=False)
+        else:
+            reduce = np.mean if self.mode == "average" else np.max
+            y = reduce(x, axis=axes, keepdims=True)
+        if not self.keepdims:
+            return np.ascontiguousarray(y.reshape(y.shape[0], y.shape[-1])), None
+        return np.ascontiguousarray(_grid_output(y, self.channels_first)), None
+
+    def describe(self) -> str:
+        return f"{self.class_name} ({self.mode} over {self.rank} axes)"
+
+
+@dataclass
+class Flatten(UpstreamLayer):
+    """``Flatten``: ``(batch, ...) -> (batch, features)``; ``channels_first`` inputs are made
+    channels-last first, as Keras does (so the order matches a channels-last model's)."""
+
+    channels_first: bool = False
+
+    def apply(self, x: np.ndarray, mask: Mask) -> tuple[np.ndarray, Mask]:
+        if self.channels_first and x.ndim > 2:
+            x = np.moveaxis(x, 1, -1)
+        return np.ascontiguousarray(x).reshape(x.shape[0], -1), None
+
+    def describe(self) -> str:
+        return "Flatten"
+
+
 def _grid_input(x: np.ndarray, rank: int, what: str, channels_first: bool) -> np.ndarray:
     """``x`` as ``(batch, *grid, channels)`` with ``rank`` spatial axes."""
     if x.ndim != rank + 2:

@@ -18,7 +18,7 @@ from error_record import record_error
 
 import lstm_trace
 from lstm_trace.convolution import Window
-from lstm_trace.layers import ConvND, PoolingND
+from lstm_trace.layers import ConvND, GlobalPooling, PoolingND
 
 ATOL = 1e-5
 
@@ -83,3 +83,16 @@ def test_a_grid_of_the_wrong_rank_is_one_clear_error():
         conv.apply(np.ones((1, 4, 1), np.float32), None)
     with pytest.raises(ValueError, match="smaller than the window"):
         conv.apply(np.ones((1, 1, 4, 1), np.float32), None)
+
+
+def test_global_average_over_a_masked_sequence_counts_only_its_steps():
+    """Keras 3 on Embedding(mask_zero=True) rows [1, 2, 0, 0] and [3, 0, 0, 0] of the embedding
+    [[9, 9], [1, -1], [2, -5], [3, 3], [-4, 4]] gives [[1.5, -3], [3, 3]] (average: only the
+    unmasked steps) and [[9, 9], [9, 9]] (maximum: the mask is ignored)."""
+    table = np.array([[9, 9], [1, -1], [2, -5], [3, 3], [-4, 4]], np.float32)
+    ids = np.array([[1, 2, 0, 0], [3, 0, 0, 0]])
+    x, mask = table[ids], ids != 0
+    average = GlobalPooling("g", "GlobalAveragePooling1D", mode="average").apply(x, mask)[0]
+    np.testing.assert_array_equal(average, [[1.5, -3.0], [3.0, 3.0]])
+    maximum = GlobalPooling("g", "GlobalMaxPooling1D", mode="max").apply(x, mask)[0]
+    np.testing.assert_array_equal(maximum, [[9.0, 9.0], [9.0, 9.0]])

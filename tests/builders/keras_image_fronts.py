@@ -50,6 +50,30 @@ CASES: dict[str, tuple[tuple[int, ...], list[tuple[str, dict]], tuple[str, int, 
         ("MaxPooling3D", {"pool_size": (1, 2, 2), "padding": "same"}),
         ("Reshape", {"target_shape": (8, 3 * 3 * 3)}),
     ], ("LSTM", 4, False)),
+    # zero padding and cropping per axis around a valid conv, nearest up-sampling
+    "padded": ((12, 8, 1), [
+        ("ZeroPadding2D", {"padding": ((1, 2), (0, 1))}),
+        ("Conv2D", {"filters": 3, "kernel_size": (3, 3), "activation": "relu"}),
+        ("Cropping2D", {"cropping": ((1, 0), (1, 1))}),
+        ("UpSampling2D", {"size": (1, 2)}),
+        ("Reshape", {"target_shape": (12, 10 * 3)}),
+    ], ("GRU", 4, False)),
+    # an image summarised by global pooling, repeated as a sequence (an image-to-sequence decoder)
+    "global": ((8, 8, 2), [
+        ("Conv2D", {"filters": 5, "kernel_size": (3, 3), "padding": "same", "activation": "relu"}),
+        ("GlobalMaxPooling2D", {}),
+        ("RepeatVector", {"n": 4}),
+    ], ("LSTM", 3, False)),
+    "flatten": ((6, 4, 2), [
+        ("Conv2D", {"filters": 2, "kernel_size": (2, 2), "padding": "same"}),
+        ("Flatten", {}),
+        ("RepeatVector", {"n": 3}),
+    ], ("SimpleRNN", 4, False)),
+    "sequence_summary": ((10, 4), [
+        ("UpSampling1D", {"size": 2}),
+        ("GlobalAveragePooling1D", {}),
+        ("RepeatVector", {"n": 5}),
+    ], ("GRU", 3, False)),
 }
 BATCH = 3
 

@@ -26,6 +26,9 @@ from ...layers import (
     ConvND,
     Dense,
     Embedding,
+    Flatten,
+    GlobalPooling,
+    GridPadding,
     Identity,
     LayerNormalization,
     Masking,
@@ -41,6 +44,7 @@ from ...layers import (
     TimeDistributed,
     TimePadding1D,
     Unsupported,
+    UpSampling,
     UpstreamLayer,
 )
 from .spec import IDENTITY_CLASSES, KerasContext, LayerSpec
@@ -306,6 +310,57 @@ def pooling_nd(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) ->
                      channels_first=_channels_first(cfg))
 
 
+def _pairs(cfg: dict, key: str, rank: int) -> tuple[tuple[int, int], ...]:
+    """Keras's padding / cropping forms: an int, one int per axis, or (before, after) per axis."""
+    value = cfg.get(key, 1)
+    if isinstance(value, int):
+        value = [value] * rank
+    value = list(value)
+    pairs = [(v, v) if isinstance(v, int) else tuple(v) for v in value]
+    if len(pairs) != rank or not all(len(p) == 2 and all(isinstance(n, int) and n >= 0 for n in p)
+                                     for p in pairs):
+        raise _Skip(f"{key} {cfg.get(key)!r}")
+    return tuple((int(a), int(b)) for a, b in pairs)
+
+
+@register_upstream("ZeroPadding2D", "ZeroPadding3D", "Cropping2D", "Cropping3D")
+@_guard
+def grid_padding(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
+    crop = spec.class_name.startswith("Cropping")
+    rank = 3 if spec.class_name.endswith("3D") else 2
+    amounts = _pairs(spec.config, "cropping" if crop else "padding", rank)
+    return GridPadding(spec.name, spec.class_name, amounts=amounts, crop=crop,
+                       channels_first=_channels_first(spec.config))
+
+
+@register_upstream("UpSampling1D", "UpSampling2D", "UpSampling3D")
+@_guard
+def up_sampling(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
+    cfg = spec.config
+    rank = int(spec.class_name[-2])
+    if str(cfg.get("interpolation", "nearest")).lower() != "nearest":
+        raise _Skip(f"interpolation {cfg.get('interpolation')!r}")
+    size = _per_axis(cfg, "size", rank, 2) if rank > 1 else (_one(cfg.get("size", 2)),)
+    return UpSampling(spec.name, spec.class_name, size=size, channels_first=_channels_first(cfg))
+
+
+@register_upstream("GlobalAveragePooling1D", "GlobalAvgPool1D", "GlobalMaxPooling1D", "GlobalMaxPool1D",
+                   "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPooling2D", "GlobalMaxPool2D",
+                   "GlobalAveragePooling3D", "GlobalAvgPool3D", "GlobalMaxPooling3D", "GlobalMaxPool3D")
+@_guard
+def global_pooling(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
+    mode = "max" if "Max" in spec.class_name else "average"
+    return GlobalPooling(spec.name, spec.class_name, mode=mode, rank=int(spec.class_name[-2]),
+                         keepdims=bool(spec.config.get("keepdims", False)),
+                         channels_first=_channels_first(spec.config))
+
+
+@register_upstream("Flatten")
+@_guard
+def flatten(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
+    return Flatten(spec.name, spec.class_name, channels_first=_channels_first(spec.config))
+
+
 @register_upstream("ZeroPadding1D", "Cropping1D")
 @_guard
 def time_padding1d(spec: LayerSpec, weights: list[np.ndarray], ctx: KerasContext) -> UpstreamLayer:
@@ -462,9 +517,6 @@ NOT_REPLAYED: dict[str, tuple[str, ...]] = {
     _NOT_YET: (
         "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
         "SeparableConv1D", "SeparableConv2D", "DepthwiseConv1D", "DepthwiseConv2D",
-        "UpSampling1D", "UpSampling2D", "ZeroPadding2D", "Cropping2D", "Flatten",
-        "GlobalAveragePooling1D", "GlobalMaxPooling1D",
-        "GlobalAveragePooling2D", "GlobalMaxPooling2D",
         "GroupNormalization", "UnitNormalization", "SpectralNormalization", "Dot",
         "EinsumDense", "Wrapper"),
 }
