@@ -98,11 +98,7 @@ def trace_dask(
     import dask
     import dask.array as da
 
-    if x.ndim not in (2, 3):
-        raise ValueError(f"expected (batch, steps, features) or token ids (batch, steps), got {x.shape}")
-    if samples_per_block is not None:
-        x = x.rechunk({0: samples_per_block})
-    x = x.rechunk({i: -1 for i in range(1, x.ndim)})
+    x = _whole_sequences(x, samples_per_block)
     options: dict[str, Any] = {"layers": list(layers) if layers else None, "layer_input": layer_input,
                                "dtype": dtype}
     if integer_ids is None:
@@ -120,6 +116,37 @@ def trace_dask(
             blocks[key].append(da.from_delayed(result[key], shape=(size, steps, *rest), dtype=kind))
         start += size
     return {key: da.concatenate(parts, axis=0) for key, parts in blocks.items()}
+
+
+def _whole_sequences(x: Any, samples_per_block: int | None) -> Any:
+    """``x`` rechunked to blocks of whole sequences (``samples_per_block`` samples each)."""
+    if x.ndim not in (2, 3):
+        raise ValueError(f"expected (batch, steps, features) or token ids (batch, steps), got {x.shape}")
+    if samples_per_block is not None:
+        x = x.rechunk({0: samples_per_block})
+    return x.rechunk({i: -1 for i in range(1, x.ndim)})
+
+
+def _check_block(block: np.ndarray, check: tuple[str, int, bool]) -> None:
+    from .stream_output import check_values
+
+    name, start, integer_ids = check
+    check_values(np.asarray(block), start, 0, name, integer_ids)
+
+
+def check_input(x: Any, *, samples_per_block: int | None = None, input_name: str = "INPUT",
+                integer_ids: bool | None = None) -> None:
+    """Check every block of ``x`` on the cluster (as :func:`trace_dask`'s workers do) and
+    raise the first block's :class:`~lstm_trace.inputs.InputError` before anything is written."""
+    import dask
+
+    x = _whole_sequences(x, samples_per_block)
+    if integer_ids is None:
+        integer_ids = np.dtype(x.dtype).kind in "iu"
+    starts = np.cumsum((0, *x.chunks[0][:-1]))
+    checks = [dask.delayed(_check_block, pure=True)(part, (input_name, int(start), integer_ids))
+              for start, part in zip(starts, x.to_delayed().ravel(), strict=True)]
+    dask.compute(*checks)
 
 
 def _cut(state: Mapping[str, np.ndarray] | None, s0: int, s1: int, batch: int) -> dict | None:
@@ -166,8 +193,9 @@ def trace_to_zarr(
 ) -> dict[str, tuple[int, ...]]:
     """Compute :func:`trace_dask` on the cluster at ``scheduler`` (``None``: the current
     client) and write it as the Zarr store ``output``, one array per trace key; atomically
-    (a temporary store beside ``output``, renamed when every block is written).
-    Returns each key's shape."""
+    (a temporary store beside ``output``, renamed when every block is written). The input's
+    values are checked on the cluster first (:func:`check_input`), so a bad input leaves
+    nothing behind. Returns each key's shape."""
     import dask.array as da
     import zarr
     from distributed import Client
@@ -177,6 +205,10 @@ def trace_to_zarr(
     arrays = trace_dask(network, x, **options)
     client = Client(scheduler, timeout=CONNECT_TIMEOUT) if scheduler else None
     try:
+        # Input errors first, before any block is written: a failed store returns while other
+        # workers may still be writing blocks into the temporary store it then removes.
+        check_input(x, **{k: options[k] for k in ("samples_per_block", "input_name", "integer_ids")
+                          if k in options})
         with atomic_path(output, directory=True) as tmp:
             root = zarr.open_group(str(tmp), mode="w")
             targets = []
