@@ -5,7 +5,9 @@ CRNN models (OCR, spectrograms) read an image whose width becomes time: ``Conv2D
 ``Reshape``, ``Dense``, then the recurrent layer. The fixtures
 (tests/builders/keras_image_fronts.py) build such models with random weights in Keras 3 and
 tf_keras (same and valid padding, strides, a dilation, groups, no bias, ``same`` average
-pooling over odd sizes, a 3-D grid); the recurrent layer's output at every step is compared
+pooling over odd sizes, a 3-D grid, padding / cropping / up-sampling, global pooling or Flatten
+then RepeatVector, and the video CNN-LSTM: TimeDistributed Conv2D / MaxPooling2D / Flatten per
+frame); the recurrent layer's output at every step is compared
 with the framework's (atol 1e-5), traced from the image itself.
 """
 

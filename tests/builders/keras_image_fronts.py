@@ -69,6 +69,13 @@ CASES: dict[str, tuple[tuple[int, ...], list[tuple[str, dict]], tuple[str, int, 
         ("Flatten", {}),
         ("RepeatVector", {"n": 3}),
     ], ("SimpleRNN", 4, False)),
+    # the video CNN-LSTM: each frame through TimeDistributed convolution, pooling and Flatten
+    "video": ((5, 8, 6, 1), [
+        ("TimeDistributed", {"layer": ("Conv2D", {"filters": 3, "kernel_size": (3, 3), "padding": "same",
+                                                  "activation": "relu"})}),
+        ("TimeDistributed", {"layer": ("MaxPooling2D", {"pool_size": (2, 2)})}),
+        ("TimeDistributed", {"layer": ("Flatten", {})}),
+    ], ("LSTM", 4, True)),
     "sequence_summary": ((10, 4), [
         ("UpSampling1D", {"size": 2}),
         ("GlobalAveragePooling1D", {}),
@@ -84,6 +91,9 @@ def build(keras, name: str):
     x = keras.Input(shape)
     y = x
     for k, (class_name, options) in enumerate(front):
+        if "layer" in options:  # a wrapper: the wrapped layer's (class name, options)
+            inner_class, inner_options = options["layer"]
+            options = {**options, "layer": getattr(L, inner_class)(**inner_options)}
         y = getattr(L, class_name)(name=f"front_{k}", **options)(y)
     rnn = getattr(L, rnn_class)(units, return_sequences=True)
     y = (L.Bidirectional(rnn, name="rnn") if bidirectional else getattr(L, rnn_class)(
