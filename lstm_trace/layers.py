@@ -124,23 +124,14 @@ def _broadcast_param(param: np.ndarray, axes: tuple[int, ...], shape: tuple[int,
     return param.reshape(view)
 
 
-def _same_padding(length: int, window: int, stride: int) -> tuple[int, int]:
-    """TensorFlow's ``SAME`` padding: output ``ceil(length / stride)``, extra on the right."""
-    out = -(-length // stride)
-    total = max((out - 1) * stride + window - length, 0)
-    return total // 2, total - total // 2
-
-
-def _windows(x: np.ndarray, window: int, stride: int, dilation: int) -> np.ndarray:
-    """``(batch, out, window, channels)`` views: output ``j`` sees ``x[j*stride + m*dilation]``."""
-    span = (window - 1) * dilation + 1
-    out = (x.shape[1] - span) // stride + 1
-    if out < 1:
-        raise ValueError(
-            f"the sequence is too short ({x.shape[1]} steps) for a window spanning {span} steps"
-        )
-    index = np.arange(out)[:, None] * stride + np.arange(window)[None, :] * dilation
-    return x[:, index]
+def _time_window(x: np.ndarray, size: int, stride: int, dilation: int, padding: str) -> Window:
+    """The :class:`~lstm_trace.convolution.Window` over the time axis of ``x`` ``(batch, steps,
+    channels)``; a ``valid`` window longer than the sequence is refused by name."""
+    window = Window((size,), (stride,), (dilation,), padding)
+    span = (size - 1) * dilation + 1
+    if window.output_grid((x.shape[1],))[0] < 1:
+        raise ValueError(f"the sequence is too short ({x.shape[1]} steps) for a window spanning {span} steps")
+    return window
 
 
 def _check_time_input(x: np.ndarray, what: str) -> None:
@@ -322,27 +313,13 @@ class Conv1D(UpstreamLayer):
         _check_time_input(x, "Conv1D")
         if self.channels_first:
             x = x.transpose(0, 2, 1)
-        width, per_group, filters = self.kernel.shape
-        if x.shape[-1] != per_group * self.groups:
-            raise ValueError(f"expects {per_group * self.groups} channels, got shape {tuple(x.shape)}")
-        span = (width - 1) * self.dilation_rate + 1
-        if self.padding == "causal":
-            pad = (span - 1, 0)
-        elif self.padding == "same":
-            pad = _same_padding(x.shape[1], span, self.strides)
-        else:
-            pad = (0, 0)
-        if any(pad):
-            x = np.pad(x, ((0, 0), pad, (0, 0)))
-        patches = _windows(x, width, self.strides, self.dilation_rate)  # (b, out, k, c)
-        kernel = self.kernel.astype(x.dtype, copy=False)
-        out_per_group = filters // self.groups
-        parts = []
-        for g in range(self.groups):
-            chans = slice(g * per_group, (g + 1) * per_group)
-            cols = slice(g * out_per_group, (g + 1) * out_per_group)
-            parts.append(np.einsum("bokc,kcf->bof", patches[..., chans], kernel[:, :, cols]))
-        y = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
+        width = self.kernel.shape[0]
+        padding = self.padding
+        if padding == "causal":  # (k-1)·dilation zeros on the left, then a valid window
+            x = np.pad(x, ((0, 0), ((width - 1) * self.dilation_rate, 0), (0, 0)))
+            padding = "valid"
+        window = _time_window(x, width, self.strides, self.dilation_rate, padding)
+        y = convolve(x, self.kernel.astype(x.dtype, copy=False), window, self.groups)
         if self.bias is not None:
             y += self.bias.astype(x.dtype, copy=False)
         y = _activate(self.activation, y)
@@ -370,17 +347,7 @@ class Pooling1D(UpstreamLayer):
         _check_time_input(x, self.class_name)
         if self.channels_first:
             x = x.transpose(0, 2, 1)
-        pad = _same_padding(x.shape[1], self.pool_size, self.strides) if self.padding == "same" else (0, 0)
-        if self.mode == "max":
-            fill = -np.inf
-            padded = np.pad(x, ((0, 0), pad, (0, 0)), constant_values=fill) if any(pad) else x
-            y = _windows(padded, self.pool_size, self.strides, 1).max(axis=2)
-        else:
-            padded = np.pad(x, ((0, 0), pad, (0, 0))) if any(pad) else x
-            real = np.pad(np.ones(x.shape[1], x.dtype), pad)[None, :, None]
-            total = _windows(padded, self.pool_size, self.strides, 1).sum(axis=2)
-            count = _windows(real, self.pool_size, self.strides, 1).sum(axis=2)
-            y = total / count
+        y = pool(x, _time_window(x, self.pool_size, self.strides, 1, self.padding), self.mode)
         if self.channels_first:
             y = y.transpose(0, 2, 1)
         return np.ascontiguousarray(y.astype(x.dtype, copy=False)), None
