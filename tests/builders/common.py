@@ -96,5 +96,22 @@ def save_every_format(model, out: Path, name: str, *, legacy: bool, weights: boo
     return files
 
 
+def save_layer_case(keras, model, out: Path, name: str, x: np.ndarray, layer: str, legacy: bool) -> dict:
+    """Save ``model`` as ``NAME.h5`` (and ``NAME.keras`` in Keras 3), ``x`` as
+    ``NAME_input.npy`` and, as ``NAME_reference.npz``, the input (``__input__``) and output
+    (``hidden``) of its layer ``layer`` as Keras computes them; return the manifest entry."""
+    traced = model.get_layer(layer)
+    reference = {"__input__": np.asarray(keras.Model(model.inputs, traced.input)(x)),
+                 "hidden": np.asarray(keras.Model(model.inputs, traced.output)(x))}
+    np.save(out / f"{name}_input.npy", x)
+    np.savez(out / f"{name}_reference.npz", **reference)
+    files = {"h5": f"{name}.h5"}
+    if not legacy:
+        files["keras"] = f"{name}.keras"
+    for file in files.values():
+        model.save(out / file)
+    return {"name": name, "files": files, "input": f"{name}_input.npy", "reference": f"{name}_reference.npz"}
+
+
 def write_manifest(out: Path, cases: list[dict]) -> None:
     (out / "manifest.json").write_text(json.dumps({"cases": cases}, indent=1))

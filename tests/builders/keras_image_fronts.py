@@ -106,7 +106,7 @@ def main(out: Path) -> None:
     import os
 
     import numpy as np
-    from common import randomize, write_manifest
+    from common import randomize, save_layer_case, write_manifest
 
     legacy = os.environ.get("TF_USE_LEGACY_KERAS") == "1"
     if legacy:
@@ -122,18 +122,7 @@ def main(out: Path) -> None:
                 gamma, beta, mean, variance = layer.get_weights()
                 layer.set_weights([gamma, beta, mean, np.abs(variance) + 0.5])
         x = np.random.default_rng(700 + index).random((BATCH, *CASES[name][0])).astype(np.float32)
-        rnn = model.get_layer("rnn")
-        reference = {"__input__": np.asarray(keras.Model(model.inputs, rnn.input)(x)),
-                     "hidden": np.asarray(keras.Model(model.inputs, rnn.output)(x))}
-        np.save(out / f"{name}_input.npy", x)
-        np.savez(out / f"{name}_reference.npz", **reference)
-        files = {"h5": f"{name}.h5"}
-        if not legacy:
-            files["keras"] = f"{name}.keras"
-        for file in files.values():
-            model.save(out / file)
-        manifest.append({"name": name, "files": files, "input": f"{name}_input.npy",
-                         "reference": f"{name}_reference.npz"})
+        manifest.append(save_layer_case(keras, model, out, name, x, "rnn", legacy))
     write_manifest(out, manifest)
 
 

@@ -59,7 +59,7 @@ def main(out: Path) -> None:
     import os
 
     import numpy as np
-    from common import randomize, write_manifest
+    from common import randomize, save_layer_case, write_manifest
 
     legacy = os.environ.get("TF_USE_LEGACY_KERAS") == "1"
     if legacy:
@@ -72,18 +72,7 @@ def main(out: Path) -> None:
         randomize(model, seed=90 + index, scale=1.0)
         x = np.random.default_rng(900 + index).standard_normal((BATCH, STEPS, FEATURES))
         x = x.astype(np.float32)
-        gru = model.get_layer("gru")
-        reference = {"__input__": np.asarray(keras.Model(model.inputs, gru.input)(x)),
-                     "hidden": np.asarray(keras.Model(model.inputs, gru.output)(x))}
-        np.save(out / f"{name}_input.npy", x)
-        np.savez(out / f"{name}_reference.npz", **reference)
-        files = {"h5": f"{name}.h5"}
-        if not legacy:
-            files["keras"] = f"{name}.keras"
-        for file in files.values():
-            model.save(out / file)
-        manifest.append({"name": name, "files": files, "input": f"{name}_input.npy",
-                         "reference": f"{name}_reference.npz"})
+        manifest.append(save_layer_case(keras, model, out, name, x, "gru", legacy))
     write_manifest(out, manifest)
 
 
