@@ -196,6 +196,11 @@ def _read_npz(name: str, key: str | None) -> np.ndarray:
             if key is None:
                 if not keys:
                     raise InputError(f"{name}: the archive holds no arrays")
+                if len(keys) > 1 and not any(m.endswith(".npy") for m in archive.zip.namelist()):
+                    raise InputError(  # not "choose one with --input-key": none is an array
+                        f"{name}: a zip archive of {_some(keys)}, not of .npy arrays (a model file? "
+                        "MODEL comes first, then INPUT); INPUT is a .npy, .npz or .csv file"
+                    )
                 if len(keys) > 1:
                     raise InputError(
                         f"{name}: the archive holds {len(keys)} arrays ({_some(keys)}); "

@@ -10,6 +10,8 @@ import pytest
 
 from lstm_trace.inputs import InputError, detect_format, load_input, read_input, validate_input
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 class _Trap:
     """Unpickling this touches a marker file: proof that nothing was unpickled."""
@@ -265,3 +267,14 @@ def test_nan_in_float_token_ids_is_refused():
     message = _error(validate_input, np.array([[1.0, np.nan]]), features=None, integer_ids=True,
                      path="ids.npy")
     assert "found nan at sample 0, step 1" in message
+
+
+def test_a_model_zip_given_as_input_is_named_as_not_an_npz(tmp_path):
+    """``lstm-trace model.keras model.keras``: the .keras zip holds no .npy arrays."""
+    import shutil
+
+    model = tmp_path / "model.keras"
+    shutil.copy(ROOT / "sample_models" / "brackets.keras", model)
+    with pytest.raises(InputError, match=r"model.keras: a zip archive of .*config.json.*not of \.npy "
+                                         r"arrays \(a model file\? MODEL comes first, then INPUT\)"):
+        read_input(model)
